@@ -1,0 +1,121 @@
+"""Argument checks for the public boundary; each message names the argument and the value."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_ndim",
+    "check_positive",
+    "check_nonnegative",
+    "check_probability",
+    "check_choice",
+    "to_pair",
+    "to_int",
+]
+
+
+def _describe(value) -> str:
+    """A short description of a value for an error message."""
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def as_float_array(name: str, x, *, allow_none: bool = False):
+    """Return `x` as a floating ndarray: float32/float64 kept, bool/integer/float16 to float32."""
+    if x is None and allow_none:
+        return None
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}: {_describe(x)}")
+    if x.dtype == np.float32 or x.dtype == np.float64:
+        return x
+    if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.integer) or x.dtype == np.float16:
+        return x.astype(np.float32)
+    raise TypeError(
+        f"{name} must hold real numbers (float32, float64, integer or bool), got dtype {x.dtype}"
+    )
+
+
+def check_ndim(name: str, x: np.ndarray, allowed: tuple[int, ...], what: str = "") -> None:
+    """Raise ValueError unless `x.ndim` is one of `allowed`."""
+    if x.ndim not in allowed:
+        dims = " or ".join(str(d) for d in allowed)
+        hint = f" {what}" if what else ""
+        raise ValueError(f"{name} must have {dims} dimensions{hint}, got shape {x.shape}")
+
+
+def to_int(name: str, value) -> int:
+    """Return `value` as a Python int; bools, floats and other types raise TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {_describe(value)}")
+    return int(value)
+
+
+def to_pair(name: str, value) -> tuple[int, int]:
+    """Return an int or a pair of ints as a pair `(h, w)`."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {_describe(value)}")
+        try:
+            return to_int(name, value[0]), to_int(name, value[1])
+        except TypeError:
+            raise TypeError(
+                f"{name} must be an int or a pair of ints, got {_describe(value)}"
+            ) from None
+    try:
+        v = to_int(name, value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {_describe(value)}") from None
+    return v, v
+
+
+def check_positive(name: str, value) -> tuple[int, int]:
+    """Return `value` as a pair of ints, each >= 1."""
+    pair = to_pair(name, value)
+    if min(pair) < 1:
+        raise ValueError(f"{name} must be >= 1, got {_describe(value)}")
+    return pair
+
+
+def check_nonnegative(name: str, value) -> tuple[int, int]:
+    """Return `value` as a pair of ints, each >= 0."""
+    pair = to_pair(name, value)
+    if min(pair) < 0:
+        raise ValueError(f"{name} must be >= 0, got {_describe(value)}")
+    return pair
+
+
+def check_probability(name: str, value) -> float:
+    """Return `value` as a float in [0, 1]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1], got {_describe(value)}")
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+def check_choice(name: str, value, choices) -> str:
+    """Return `value` if it is one of `choices`, else raise ValueError listing them."""
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}, got {_describe(value)}")
+    return value
+
+
+def check_real(name: str, value, *, minimum=None, exclusive=False) -> float:
+    """Return `value` as a float, optionally bounded below."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value <= minimum if exclusive else value < minimum):
+        op = ">" if exclusive else ">="
+        raise ValueError(f"{name} must be {op} {minimum}, got {value}")
+    return value
