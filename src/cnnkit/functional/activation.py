@@ -1,0 +1,184 @@
+"""Elementwise and normalising activations: forward and backward.
+
+Each ``*_forward`` returns ``(out, cache)``; each ``*_backward(grad_output, cache)``
+returns the gradient with respect to the input.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from cnnkit._validation import as_float_array, check_real
+
+__all__ = [
+    "relu", "relu_forward", "relu_backward",
+    "leaky_relu", "leaky_relu_forward", "leaky_relu_backward",
+    "sigmoid", "sigmoid_forward", "sigmoid_backward",
+    "softmax", "softmax_forward", "softmax_backward",
+    "log_softmax", "log_softmax_forward", "log_softmax_backward",
+]  # fmt: skip
+
+
+def _check_grad(grad_output, shape, dtype) -> np.ndarray:
+    grad_output = as_float_array("grad_output", grad_output)
+    if grad_output.shape != shape:
+        raise ValueError(f"grad_output must have shape {shape}, got shape {grad_output.shape}")
+    return grad_output.astype(dtype, copy=False)
+
+
+def _check_axis(x: np.ndarray, axis) -> int:
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis must be an int, got {axis!r}")
+    if x.ndim == 0:
+        raise ValueError("x must have at least one dimension, got a 0-d array")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis must be in [{-x.ndim}, {x.ndim}) for x of shape {x.shape}, got {axis}")
+    return int(axis) % x.ndim
+
+
+def relu_forward(x):
+    """:func:`relu` and its cache."""
+    x = as_float_array("x", x)
+    out = np.maximum(x, 0)
+    return out, out
+
+
+def relu_backward(grad_output, cache):
+    """Gradient of :func:`relu`: passes where the output is positive."""
+    out = cache
+    return _check_grad(grad_output, out.shape, out.dtype) * (out > 0)
+
+
+def relu(x):
+    """Rectified linear unit, ``max(x, 0)``.
+
+    Parameters
+    ----------
+    x : ndarray of any shape
+
+    Returns
+    -------
+    ndarray, the shape and float dtype of `x`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> relu(np.array([-2.0, 0.0, 3.0]))
+    array([0., 0., 3.])
+    """
+    return relu_forward(x)[0]
+
+
+def leaky_relu_forward(x, negative_slope=0.01):
+    """:func:`leaky_relu` and its cache."""
+    x = as_float_array("x", x)
+    slope = check_real("negative_slope", negative_slope)
+    positive = x > 0
+    out = np.where(positive, x, x * x.dtype.type(slope))
+    return out, (positive, x.dtype.type(slope))
+
+
+def leaky_relu_backward(grad_output, cache):
+    """Gradient of :func:`leaky_relu`: 1 where the input is positive, the slope elsewhere."""
+    positive, slope = cache
+    grad = _check_grad(grad_output, positive.shape, slope.dtype)
+    return np.where(positive, grad, grad * slope)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """Leaky ReLU: `x` where positive, ``negative_slope * x`` elsewhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> leaky_relu(np.array([-2.0, 3.0]), 0.1)
+    array([-0.2,  3. ])
+    """
+    return leaky_relu_forward(x, negative_slope)[0]
+
+
+def sigmoid_forward(x):
+    """:func:`sigmoid` and its cache."""
+    x = as_float_array("x", x)
+    # exp(-|x|) <= 1 never overflows; the two branches are the same function
+    e = np.exp(-np.abs(x))
+    out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    return out, out
+
+
+def sigmoid_backward(grad_output, cache):
+    """Gradient of :func:`sigmoid`: ``s * (1 - s)``."""
+    out = cache
+    return _check_grad(grad_output, out.shape, out.dtype) * out * (1 - out)
+
+
+def sigmoid(x):
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, without overflow for any finite input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    array([0. , 0.5, 1. ])
+    """
+    return sigmoid_forward(x)[0]
+
+
+def softmax_forward(x, axis=-1):
+    """:func:`softmax` and its cache."""
+    x = as_float_array("x", x)
+    axis = _check_axis(x, axis)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    out = e / e.sum(axis=axis, keepdims=True)
+    return out, (out, axis)
+
+
+def softmax_backward(grad_output, cache):
+    """Gradient of :func:`softmax`: ``s * (g - sum(g * s))`` along the axis."""
+    out, axis = cache
+    grad = _check_grad(grad_output, out.shape, out.dtype)
+    return out * (grad - (grad * out).sum(axis=axis, keepdims=True))
+
+
+def softmax(x, axis=-1):
+    """Softmax along `axis`: ``exp(x) / sum(exp(x))``, stable for any finite input.
+
+    The maximum is subtracted first, so no exponential overflows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> softmax(np.array([1000.0, 1000.0]))
+    array([0.5, 0.5])
+    """
+    return softmax_forward(x, axis)[0]
+
+
+def log_softmax_forward(x, axis=-1):
+    """:func:`log_softmax` and its cache."""
+    x = as_float_array("x", x)
+    axis = _check_axis(x, axis)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return out, (out, axis)
+
+
+def log_softmax_backward(grad_output, cache):
+    """Gradient of :func:`log_softmax`: ``g - softmax * sum(g)`` along the axis."""
+    out, axis = cache
+    grad = _check_grad(grad_output, out.shape, out.dtype)
+    return grad - np.exp(out) * grad.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    """Logarithm of :func:`softmax`, computed without forming the softmax.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> log_softmax(np.array([0.0, 0.0]))
+    array([-0.69314718, -0.69314718])
+    """
+    return log_softmax_forward(x, axis)[0]

@@ -1,0 +1,69 @@
+"""Dense (fully connected, `linear`) layer: forward and backward."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnkit._validation import as_float_array
+
+__all__ = ["linear", "linear_forward", "linear_backward"]
+
+
+def linear_forward(x, weight, bias=None):
+    """:func:`linear` and the cache :func:`linear_backward` needs."""
+    x = as_float_array("x", x)
+    weight = as_float_array("weight", weight)
+    bias = as_float_array("bias", bias, allow_none=True)
+    if weight.ndim != 2:
+        raise ValueError(f"weight must have shape (out_features, in_features), got shape {weight.shape}")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"x must have {weight.shape[1]} features in its last axis for weight of shape "
+            f"{weight.shape}, got x of shape {x.shape}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), got shape {bias.shape}")
+    dtype = np.result_type(x, weight, *([] if bias is None else [bias]))
+    weight = weight.astype(dtype, copy=False)
+    out = np.matmul(x.astype(dtype, copy=False), weight.T)
+    if bias is not None:
+        out += bias
+    return out, (x, weight, bias is not None)
+
+
+def linear_backward(grad_output, cache):
+    """Gradients of :func:`linear` with respect to `x`, `weight` and `bias` (None without one)."""
+    x, weight, has_bias = cache
+    expected = x.shape[:-1] + (weight.shape[0],)
+    grad_output = as_float_array("grad_output", grad_output)
+    if grad_output.shape != expected:
+        raise ValueError(f"grad_output must have shape {expected}, got shape {grad_output.shape}")
+    grad = grad_output.astype(weight.dtype, copy=False)
+    grad_2d = grad.reshape(-1, weight.shape[0])  # (rows, out)
+    x_2d = x.reshape(-1, weight.shape[1]).astype(weight.dtype, copy=False)  # (rows, in)
+    grad_x = np.matmul(grad, weight)
+    grad_weight = grad_2d.T @ x_2d
+    grad_bias = grad_2d.sum(axis=0) if has_bias else None
+    return grad_x, grad_weight, grad_bias
+
+
+def linear(x, weight, bias=None):
+    """Affine map ``x @ weight.T + bias`` over the last axis.
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., in_features)
+    weight : ndarray of shape (out_features, in_features)
+    bias : ndarray of shape (out_features,), optional
+
+    Returns
+    -------
+    ndarray of shape (..., out_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> linear(np.array([1.0, 2.0]), np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([0.5, 0.0]))
+    array([3.5, 2. ])
+    """
+    return linear_forward(x, weight, bias)[0]

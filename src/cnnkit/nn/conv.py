@@ -1,0 +1,109 @@
+"""Convolution layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnkit import functional as F
+from cnnkit._validation import check_choice, check_nonnegative, check_positive, to_int
+from cnnkit.nn.init import uniform_fan_in
+from cnnkit.nn.module import Module, Parameter
+
+__all__ = ["Conv2d"]
+
+
+class Conv2d(Module):
+    """2-D convolution layer with PyTorch's parameters, defaults and initialisation.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, dilation : int or (int, int)
+    padding : int, (int, int), "valid" or "same"
+    groups : int
+    bias : bool
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+    rng : numpy.random.Generator, int or None, keyword-only
+        Source of the initial weights (None: cnnkit's default generator).
+
+    Attributes
+    ----------
+    weight : Parameter of shape (out_channels, in_channels / groups, kH, kW), float32
+    bias : Parameter of shape (out_channels,), or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conv = Conv2d(3, 8, 3, padding=1, rng=0)
+    >>> out = conv(np.ones((2, 3, 5, 5), dtype=np.float32))
+    >>> out.shape, conv.backward(np.ones_like(out)).shape, conv.weight.grad.shape
+    ((2, 8, 5, 5), (2, 3, 5, 5), (8, 3, 3, 3))
+    """
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        *,
+        rng=None,
+    ):
+        super().__init__()
+        self.in_channels = to_int("in_channels", in_channels)
+        self.out_channels = to_int("out_channels", out_channels)
+        self.kernel_size = check_positive("kernel_size", kernel_size)
+        self.stride = check_positive("stride", stride)
+        self.padding = padding if isinstance(padding, str) else check_nonnegative("padding", padding)
+        if isinstance(padding, str):
+            check_choice("padding", padding, ("valid", "same"))
+        self.dilation = check_positive("dilation", dilation)
+        self.groups = to_int("groups", groups)
+        self.padding_mode = check_choice("padding_mode", padding_mode, F.conv.PADDING_MODES)
+        for name in ("in_channels", "out_channels", "groups"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"groups={self.groups} must divide in_channels={self.in_channels} "
+                f"and out_channels={self.out_channels}"
+            )
+        kh, kw = self.kernel_size
+        fan_in = self.in_channels // self.groups * kh * kw
+        shape = (self.out_channels, self.in_channels // self.groups, kh, kw)
+        self.weight = Parameter(uniform_fan_in(shape, fan_in, rng))
+        if bias:
+            self.bias = Parameter(uniform_fan_in((self.out_channels,), fan_in, rng))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        out, self._cache = F.conv2d_forward(
+            x,
+            self.weight.data,
+            None if self.bias is None else self.bias.data,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.padding_mode,
+        )
+        return out
+
+    def backward(self, grad_output):
+        grad_x, grad_weight, grad_bias = F.conv2d_backward(grad_output, self._last_cache())
+        self.weight.accumulate(grad_weight)
+        if self.bias is not None:
+            self.bias.accumulate(grad_bias)
+        return grad_x
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )

@@ -1,0 +1,260 @@
+"""`Parameter`, `Module` and `Sequential`: the stateful shell around :mod:`cnnkit.functional`."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+__all__ = ["Parameter", "Module", "Sequential"]
+
+
+class Parameter:
+    """A trainable array: `data`, and `grad` (same shape, or None before any backward).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Parameter(np.zeros(3, dtype=np.float32))
+    >>> p.shape, p.grad is None
+    ((3,), True)
+    """
+
+    def __init__(self, data: np.ndarray):
+        if not isinstance(data, np.ndarray):
+            raise TypeError(f"data must be a numpy.ndarray, got {type(data).__name__}")
+        self.data = data
+        self.grad: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def accumulate(self, grad: np.ndarray) -> None:
+        """Add `grad` into `self.grad` (created on first use), in this parameter's dtype."""
+        grad = np.asarray(grad).reshape(self.data.shape)
+        if self.grad is None:
+            self.grad = grad.astype(self.data.dtype, copy=True)
+        else:
+            self.grad += grad.astype(self.data.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of layers: parameters, buffers and sub-modules registered by attribute.
+
+    Subclasses implement ``forward(x)`` and ``backward(grad_output)``. `backward`
+    returns the gradient with respect to the input of the last `forward` and adds the
+    parameters' gradients into their ``.grad`` (gradients accumulate until
+    :meth:`zero_grad`). `state_dict` keys follow PyTorch (``"0.weight"``,
+    ``"1.running_mean"``), so weights move both ways between the two.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_cache", None)
+
+    def __setattr__(self, name: str, value) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"call Module.__init__() in {type(self).__name__}.__init__ before assigning {name}")
+        for registry in (self._parameters, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif name in self._buffers:
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"buffer {name} must be a numpy.ndarray, got {type(value).__name__}")
+            self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_parameter(self, name: str, parameter: Parameter | None) -> None:
+        """Register `parameter` under `name`; None records an absent one (``bias=False``)."""
+        object.__setattr__(self, name, parameter)
+        self._parameters[name] = parameter
+
+    def register_buffer(self, name: str, array: np.ndarray) -> None:
+        """Register a non-trainable array saved in the state dict (e.g. running statistics)."""
+        self._buffers[name] = array
+        object.__setattr__(self, name, array)
+
+    # -- computation ------------------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, grad_output):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def _last_cache(self):
+        """The cache of the last forward; backward before any forward is an error."""
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._cache
+
+    # -- parameters and state ---------------------------------------------------------
+    def named_modules(self, prefix: str = ""):
+        """Yield ``(qualified name, module)`` for this module and every descendant."""
+        yield prefix, self
+        for name, module in self._modules.items():
+            yield from module.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self):
+        """Yield ``(qualified name, Parameter)``, each parameter once."""
+        seen = set()
+        for prefix, module in self.named_modules():
+            for name, parameter in module._parameters.items():
+                if parameter is not None and id(parameter) not in seen:
+                    seen.add(id(parameter))
+                    yield (f"{prefix}.{name}" if prefix else name), parameter
+
+    def parameters(self) -> list[Parameter]:
+        """Every trainable parameter of this module and its descendants."""
+        return [parameter for _, parameter in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        """Forget accumulated gradients (set each ``.grad`` to None, as PyTorch does)."""
+        for parameter in self.parameters():
+            parameter.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (dropout active, batch statistics) on this module and its children."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"mode must be a bool, got {mode!r}")
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Set evaluation mode; same as ``train(False)``."""
+        return self.train(False)
+
+    def astype(self, dtype) -> Module:
+        """Convert floating parameters and buffers to `dtype` in place (e.g. np.float64)."""
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"dtype must be a floating type, got {dtype}")
+        for _, module in self.named_modules():
+            for parameter in module._parameters.values():
+                if parameter is not None:
+                    parameter.data = parameter.data.astype(dtype)
+                    parameter.grad = None if parameter.grad is None else parameter.grad.astype(dtype)
+            for name, buffer in list(module._buffers.items()):
+                if buffer.dtype.kind == "f":
+                    setattr(module, name, buffer.astype(dtype))
+        return self
+
+    def state_dict(self) -> OrderedDict:
+        """Copies of every parameter and buffer, keyed as PyTorch keys them."""
+        state = OrderedDict()
+        for prefix, module in self.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            for name, parameter in module._parameters.items():
+                if parameter is not None:
+                    state[dot + name] = parameter.data.copy()
+            for name, buffer in module._buffers.items():
+                state[dot + name] = buffer.copy()
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> None:
+        """Copy arrays from `state_dict` (e.g. a PyTorch state dict converted to NumPy) in place.
+
+        Values keep each parameter's dtype. With `strict`, missing or unexpected keys
+        are an error; shapes must always match.
+        """
+        targets = {}
+        for prefix, module in self.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            for name, parameter in module._parameters.items():
+                if parameter is not None:
+                    targets[dot + name] = (module, name, True)
+            for name in module._buffers:
+                targets[dot + name] = (module, name, False)
+        missing = [k for k in targets if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in targets]
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f"state_dict does not match {type(self).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
+            )
+        for key, (module, name, is_parameter) in targets.items():
+            if key not in state_dict:
+                continue
+            value = np.asarray(state_dict[key])
+            current = module._parameters[name].data if is_parameter else module._buffers[name]
+            if value.shape != current.shape:
+                raise ValueError(
+                    f"state_dict[{key!r}] has shape {value.shape}, expected {current.shape}"
+                )
+            if not np.can_cast(value.dtype, current.dtype, casting="same_kind"):
+                raise TypeError(f"state_dict[{key!r}] has dtype {value.dtype}, expected {current.dtype}")
+            current[...] = value
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, module in self._modules.items():
+            child = repr(module).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Module):
+    """Layers applied in order; backward runs them in reverse.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnkit import nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2, rng=0))
+    >>> model(np.ones((5, 1, 4, 4))).shape
+    (5, 2)
+    >>> list(model.state_dict())
+    ['0.weight', '0.bias', '3.weight', '3.bias']
+    """
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"layer {index} must be a cnnkit.nn.Module, got {type(layer).__name__}")
+            setattr(self, str(index), layer)
+
+    def __getitem__(self, index):
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def backward(self, grad_output):
+        for layer in reversed(self._modules.values()):
+            grad_output = layer.backward(grad_output)
+        return grad_output

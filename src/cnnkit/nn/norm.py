@@ -1,0 +1,75 @@
+"""Batch normalisation layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnkit import functional as F
+from cnnkit._validation import as_float_array, check_ndim, check_real, to_int
+from cnnkit.nn.module import Module, Parameter
+
+__all__ = ["BatchNorm2d"]
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation over the channels of (N, C, H, W) inputs, as PyTorch's.
+
+    In training, each batch is normalised with its own statistics and the running
+    statistics are updated (``num_batches_tracked`` counts the updates); in evaluation
+    the running statistics are used.
+
+    Attributes
+    ----------
+    weight, bias : Parameter of shape (C,)
+        Initialised to ones and zeros.
+    running_mean, running_var : ndarray of shape (C,)
+        Initialised to zeros and ones.
+    num_batches_tracked : 0-d int64 ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bn = BatchNorm2d(3)
+    >>> out = bn(np.random.default_rng(0).normal(5.0, 2.0, size=(4, 3, 2, 2)))
+    >>> bool(abs(out.mean()) < 1e-6), bn.running_mean.round(1), int(bn.num_batches_tracked)
+    (True, array([0.5, 0.5, 0.5], dtype=float32), 1)
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1):
+        super().__init__()
+        self.num_features = to_int("num_features", num_features)
+        if self.num_features < 1:
+            raise ValueError(f"num_features must be >= 1, got {self.num_features}")
+        self.eps = check_real("eps", eps, minimum=0.0)
+        self.momentum = check_real("momentum", momentum)
+        self.weight = Parameter(np.ones(self.num_features, dtype=np.float32))
+        self.bias = Parameter(np.zeros(self.num_features, dtype=np.float32))
+        self.register_buffer("running_mean", np.zeros(self.num_features, dtype=np.float32))
+        self.register_buffer("running_var", np.ones(self.num_features, dtype=np.float32))
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+
+    def forward(self, x):
+        x = as_float_array("x", x)
+        check_ndim("x", x, (4,), "(N, C, H, W)")
+        out, self._cache = F.batch_norm_forward(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight.data,
+            self.bias.data,
+            training=self.training,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
+        if self.training:
+            self.num_batches_tracked += 1
+        return out
+
+    def backward(self, grad_output):
+        grad_x, grad_weight, grad_bias = F.batch_norm_backward(grad_output, self._last_cache())
+        self.weight.accumulate(grad_weight)
+        self.bias.accumulate(grad_bias)
+        return grad_x
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
