@@ -1,0 +1,328 @@
+"""conv2d against PyTorch (forward and autograd), a naive loop, and finite differences."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import cnnkit.functional as F
+from cnnkit.functional import conv as conv_module
+
+import reference
+
+TORCH_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+
+
+def resolve_pads(padding, h, w, kernel, stride, dilation):
+    """(top, bottom, left, right), computed independently of cnnkit."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        return reference.same_pads(h, kernel[0], stride[0], dilation[0]) + reference.same_pads(
+            w, kernel[1], stride[1], dilation[1]
+        )
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    return (ph, ph, pw, pw)
+
+
+def pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def torch_conv(x, weight, bias, stride, pads, dilation, groups, mode, grad_output=None):
+    """PyTorch's result (and gradients when grad_output is given): F.pad then F.conv2d."""
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(weight, requires_grad=True)
+    bt = None if bias is None else torch.tensor(bias, requires_grad=True)
+    top, bottom, left, right = pads
+    xp = TF.pad(xt, (left, right, top, bottom), mode=TORCH_MODES[mode]) if any(pads) else xt
+    out = TF.conv2d(xp, wt, bt, stride=stride, padding=0, dilation=dilation, groups=groups)
+    if grad_output is None:
+        return out.detach().numpy()
+    out.backward(torch.tensor(grad_output))
+    grads = (xt.grad.numpy(), wt.grad.numpy(), None if bt is None else bt.grad.numpy())
+    return out.detach().numpy(), grads
+
+
+# n, c, h, w, o, kernel, stride, padding, dilation, groups, padding_mode
+CASES = [
+    (2, 3, 7, 9, 4, (3, 3), 1, 0, 1, 1, "zeros"),
+    (1, 1, 6, 6, 1, (3, 3), 3, 0, 1, 1, "zeros"),  # the walkthrough's stride 3
+    (2, 4, 8, 7, 6, (3, 2), (2, 1), (1, 2), 1, 2, "zeros"),
+    (3, 6, 9, 9, 6, (3, 3), 1, 1, 1, 6, "zeros"),  # depthwise
+    (2, 4, 9, 9, 8, (3, 3), 2, 1, 1, 4, "reflect"),  # depthwise, multiplier 2
+    (1, 2, 5, 5, 3, (5, 5), 1, 0, 1, 1, "zeros"),  # kernel equal to the input
+    (2, 3, 11, 10, 4, (3, 3), 2, 2, 2, 1, "replicate"),
+    (2, 2, 6, 5, 2, (2, 3), 3, (2, 1), 1, 2, "circular"),
+    (1, 3, 7, 8, 5, (1, 1), 1, 0, 1, 1, "zeros"),
+    (2, 3, 10, 13, 4, (4, 3), (3, 2), "same", (1, 2), 1, "zeros"),
+    (1, 2, 9, 8, 2, (2, 2), 1, "same", 1, 1, "reflect"),
+    (2, 3, 8, 8, 3, (3, 3), 2, "valid", 1, 3, "zeros"),
+    (4, 1, 5, 5, 2, (3, 3), 1, 1, 1, 1, "circular"),
+    (2, 2, 7, 7, 4, (3, 3), 2, "same", 1, 2, "replicate"),
+    (1, 5, 4, 6, 3, (2, 4), (1, 3), (1, 0), (2, 1), 1, "zeros"),
+]
+
+
+def random_cases(count, seed):
+    """Random valid configurations, including every padding mode, groups and dilation."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        groups = int(rng.integers(1, 4))
+        c, o = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 4))
+        kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
+        stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
+        dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
+        h, w = (int(v) for v in rng.integers(1, 12, size=2))
+        padding = [0, 1, 2, (0, 2), "same", "valid"][rng.integers(6)]
+        mode = ["zeros", "reflect", "replicate", "circular"][rng.integers(4)]
+        pads = resolve_pads(padding, h, w, kernel, stride, dilation)
+        if mode == "reflect" and (max(pads[:2]) >= h or max(pads[2:]) >= w):
+            continue
+        if mode == "circular" and (max(pads[:2]) > h or max(pads[2:]) > w):
+            continue
+        span_h = h + pads[0] + pads[1] - dilation[0] * (kernel[0] - 1)
+        span_w = w + pads[2] + pads[3] - dilation[1] * (kernel[1] - 1)
+        if span_h < 1 or span_w < 1:
+            continue
+        n = int(rng.integers(1, 4))
+        cases.append((n, c, h, w, o, kernel, stride, padding, dilation, groups, mode))
+    return cases
+
+
+def make_inputs(case, dtype, rng, bias=True):
+    n, c, h, w, o, kernel, stride, padding, dilation, groups, mode = case
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((o, c // groups) + kernel).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else None
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
+    pads = resolve_pads(padding, h, w, kernel, pair(stride), pair(dilation))
+    return x, weight, b, kwargs, pads
+
+
+ALL_CASES = CASES + random_cases(40, seed=7)
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_and_backward_match_torch_float64(case, bias, rng):
+    """Output and all three gradients equal PyTorch's in float64."""
+    x, weight, b, kwargs, pads = make_inputs(case, np.float64, rng, bias)
+    out, cache = F.conv2d_forward(x, weight, b, **kwargs)
+    grad_output = rng.standard_normal(out.shape)
+    expected, (gx, gw, gb) = torch_conv(
+        x, weight, b, pair(kwargs["stride"]), pads, pair(kwargs["dilation"]), kwargs["groups"],
+        kwargs["padding_mode"], grad_output,
+    )
+    assert out.shape == expected.shape and out.dtype == np.float64
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    dx, dw, db = F.conv2d_backward(grad_output, cache)
+    np.testing.assert_allclose(dx, gx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dw, gw, rtol=1e-10, atol=1e-10)
+    if bias:
+        np.testing.assert_allclose(db, gb, rtol=1e-10, atol=1e-10)
+    else:
+        assert db is None
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_float32_matches_torch(case, rng):
+    """float32 stays float32 and agrees with PyTorch to float32 precision, gradients too."""
+    x, weight, b, kwargs, pads = make_inputs(case, np.float32, rng)
+    out, cache = F.conv2d_forward(x, weight, b, **kwargs)
+    grad_output = rng.standard_normal(out.shape).astype(np.float32)
+    expected, grads = torch_conv(
+        x, weight, b, pair(kwargs["stride"]), pads, pair(kwargs["dilation"]), kwargs["groups"],
+        kwargs["padding_mode"], grad_output,
+    )
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    for mine, theirs in zip(F.conv2d_backward(grad_output, cache), grads):
+        assert mine.dtype == np.float32
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", CASES[:9])
+def test_forward_matches_naive_loops(case, rng):
+    """Against the loop implementation, which shares no code with cnnkit or PyTorch."""
+    x, weight, b, kwargs, pads = make_inputs(case, np.float64, rng)
+    expected = reference.conv2d(
+        x, weight, b, pair(kwargs["stride"]), pads, pair(kwargs["dilation"]), kwargs["groups"],
+        kwargs["padding_mode"],
+    )
+    np.testing.assert_allclose(F.conv2d(x, weight, b, **kwargs), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [CASES[i] for i in (0, 2, 3, 6, 7, 10)])
+def test_gradients_match_finite_differences(case, rng):
+    """<u, J^T v> from backward equals the central difference of <f, v> along u (float64)."""
+    x, weight, b, kwargs, _ = make_inputs(case, np.float64, rng)
+    out, cache = F.conv2d_forward(x, weight, b, **kwargs)
+    v = rng.standard_normal(out.shape)
+    dx, dw, db = F.conv2d_backward(v, cache)
+    for value, grad, f in (
+        (x, dx, lambda z: F.conv2d(z, weight, b, **kwargs)),
+        (weight, dw, lambda z: F.conv2d(x, z, b, **kwargs)),
+        (b, db, lambda z: F.conv2d(x, weight, z, **kwargs)),
+    ):
+        u = rng.standard_normal(value.shape)
+        numeric = reference.directional_check(f, value, u, v)
+        assert np.isclose(np.sum(u * grad), numeric, rtol=1e-7, atol=1e-7)
+
+
+def test_walkthrough_matrix_stride_1_and_3():
+    """A 6x6 matrix and a 3x3 kernel: 4x4 at stride 1, 2x2 at stride 3, as the loops say."""
+    matrix = np.arange(36, dtype=np.float64).reshape(6, 6) % 7
+    kernel = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+    for stride, size in ((1, 4), (3, 2)):
+        out = F.conv2d(matrix, kernel, stride=stride)
+        expected = reference.conv2d(matrix[None, None], kernel[None, None], stride=(stride, stride))
+        assert out.shape == (size, size)
+        np.testing.assert_allclose(out, expected[0, 0])
+
+
+@pytest.mark.parametrize("padding", [0, 1, "same", (2, 0)])
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_plain_matrix_equals_batched_form(padding, mode, rng):
+    """(H, W) x (kH, kW) is the (1, 1, H, W) x (1, 1, kH, kW) case, forward and backward."""
+    x = rng.standard_normal((7, 8))
+    k = rng.standard_normal((3, 2))
+    out, cache = F.conv2d_forward(x, k, padding=padding, padding_mode=mode, stride=(1, 2))
+    out4, cache4 = F.conv2d_forward(x[None, None], k[None, None], padding=padding, padding_mode=mode, stride=(1, 2))
+    np.testing.assert_allclose(out, out4[0, 0])
+    g = rng.standard_normal(out.shape)
+    dx, dk, _ = F.conv2d_backward(g, cache)
+    dx4, dk4, _ = F.conv2d_backward(g[None, None], cache4)
+    assert dx.shape == x.shape and dk.shape == k.shape
+    np.testing.assert_allclose(dx, dx4[0, 0])
+    np.testing.assert_allclose(dk, dk4[0, 0])
+
+
+def test_single_sample_equals_batch_of_one(rng):
+    """(C, H, W) input gives the (N=1) result without the batch axis, and its gradient likewise."""
+    x = rng.standard_normal((3, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    out, cache = F.conv2d_forward(x, w, padding=1)
+    out4, cache4 = F.conv2d_forward(x[None], w, padding=1)
+    np.testing.assert_allclose(out, out4[0])
+    g = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(F.conv2d_backward(g, cache)[0], F.conv2d_backward(g[None], cache4)[0][0])
+
+
+@pytest.mark.parametrize("budget", [1, 2000, 50_000])
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[3], CASES[6]])
+def test_chunked_workspace_gives_same_result(case, budget, rng, monkeypatch):
+    """Splitting the work into row and sample chunks changes nothing, forward or backward."""
+    x, weight, b, kwargs, _ = make_inputs(case, np.float64, rng)
+    out, cache = F.conv2d_forward(x, weight, b, **kwargs)
+    g = rng.standard_normal(out.shape)
+    grads = F.conv2d_backward(g, cache)
+    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", budget)
+    out_c, cache_c = F.conv2d_forward(x, weight, b, **kwargs)
+    np.testing.assert_allclose(out_c, out, rtol=1e-12, atol=1e-12)
+    for mine, full in zip(F.conv2d_backward(g, cache_c), grads):
+        np.testing.assert_allclose(mine, full, rtol=1e-12, atol=1e-12)
+
+
+def test_non_contiguous_inputs_and_no_mutation(rng):
+    """Transposed, strided and reversed views give the contiguous result; inputs are untouched."""
+    base = rng.standard_normal((4, 8, 12, 3))
+    x = base.transpose(0, 3, 1, 2)[::2, :, ::-1, ::2]  # (2, 3, 12, 6), no contiguous axis
+    w = rng.standard_normal((3, 5, 3, 3)).transpose(1, 0, 2, 3)[:, :, ::-1]
+    b = rng.standard_normal(10)[::2]
+    snapshot = [a.copy() for a in (x, w, b)]
+    out, cache = F.conv2d_forward(x, w, b, padding=1, padding_mode="reflect")
+    expected, cache_c = F.conv2d_forward(*(np.ascontiguousarray(a) for a in (x, w, b)), padding=1, padding_mode="reflect")
+    np.testing.assert_array_equal(out, expected)
+    g = rng.standard_normal(out.shape)
+    for mine, theirs in zip(F.conv2d_backward(g, cache), F.conv2d_backward(g, cache_c)):
+        np.testing.assert_array_equal(mine, theirs)
+    for before, after in zip(snapshot, (x, w, b)):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_dtypes_follow_numpy_promotion():
+    """float32 stays float32, float32 with float64 computes in float64, integers become float32."""
+    x32 = np.ones((1, 1, 4, 4), np.float32)
+    w32 = np.ones((1, 1, 3, 3), np.float32)
+    assert F.conv2d(x32, w32).dtype == np.float32
+    assert F.conv2d(x32, w32.astype(np.float64)).dtype == np.float64
+    img = np.full((1, 1, 4, 4), 200, np.uint8)
+    out = F.conv2d(img, np.ones((1, 1, 3, 3), np.int64))
+    assert out.dtype == np.float32 and out[0, 0, 0, 0] == 1800  # no uint8 wrap-around
+    assert F.conv2d(np.ones((4, 4), bool), np.ones((2, 2), np.float32)).dtype == np.float32
+
+
+def test_same_padding_keeps_ceil_size(rng):
+    """padding="same" gives ceil(H / stride) rows and columns at any stride."""
+    for stride in (1, 2, 3):
+        for k in (1, 2, 3, 4):
+            out = F.conv2d(rng.standard_normal((1, 1, 10, 7)), np.ones((1, 1, k, k)), padding="same", stride=stride)
+            assert out.shape[2:] == (-(-10 // stride), -(-7 // stride))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+def test_same_padding_at_stride_1_matches_torch_same(rng):
+    """At stride 1 our "same" is PyTorch's padding="same", even kernels included."""
+    x = rng.standard_normal((2, 3, 9, 8))
+    for kernel in ((3, 3), (2, 4), (4, 1)):
+        w = rng.standard_normal((2, 3) + kernel)
+        expected = TF.conv2d(torch.tensor(x), torch.tensor(w), padding="same", dilation=(2, 1)).numpy()
+        np.testing.assert_allclose(F.conv2d(x, w, padding="same", dilation=(2, 1)), expected, rtol=1e-10)
+
+
+BAD = [
+    (dict(x=[[1.0, 2.0]]), TypeError, "x must be a numpy.ndarray"),
+    (dict(x=np.ones((2, 3, 4, 5, 6))), ValueError, "x must have 2 or 3 or 4 dimensions"),
+    (dict(x=np.ones(5)), ValueError, "x must have"),
+    (dict(weight=np.ones((3, 3))), ValueError, "weight must have shape"),
+    (dict(x=np.ones((5, 5)), weight=np.ones((1, 1, 3, 3))), ValueError, "plain (H, W) matrix"),
+    (dict(weight=np.ones((2, 2, 3, 3))), ValueError, "expects 2 input channels"),
+    (dict(groups=2), ValueError, "groups=2 must divide"),
+    (dict(groups=0), ValueError, "groups must be >= 1, got 0"),
+    (dict(groups=1.0), TypeError, "groups must be an int"),
+    (dict(stride=0), ValueError, "stride must be >= 1, got 0"),
+    (dict(stride=(1, -1)), ValueError, "stride must be >= 1, got (1, -1)"),
+    (dict(stride=1.5), TypeError, "stride must be an int or a pair of ints, got 1.5"),
+    (dict(stride=(1, 2, 3)), ValueError, "stride must be an int or a pair"),
+    (dict(dilation=0), ValueError, "dilation must be >= 1, got 0"),
+    (dict(padding=-1), ValueError, "padding must be >= 0, got -1"),
+    (dict(padding="full"), ValueError, "padding must be one of 'valid', 'same', got 'full'"),
+    (dict(padding_mode="mirror"), ValueError, "padding_mode must be one of"),
+    (dict(weight=np.ones((2, 3, 9, 9))), ValueError, "larger than the padded input"),
+    (dict(weight=np.ones((2, 3, 3, 3)), dilation=4), ValueError, "dilated to (9, 9)"),
+    (dict(padding=5, padding_mode="reflect"), ValueError, "padding_mode='reflect' needs padding smaller"),
+    (dict(padding=6, padding_mode="circular"), ValueError, "padding_mode='circular' needs padding no larger"),
+    (dict(bias=np.ones(3)), ValueError, "bias must have shape (2,), got shape (3,)"),
+    (dict(x=np.ones((1, 3, 5, 5), dtype=complex)), TypeError, "x must hold real numbers"),
+    (dict(weight=np.ones((2, 3, 0, 3))), ValueError, "kernel size must be >= 1"),
+    (dict(x=np.ones((1, 3, 0, 5))), ValueError, "non-empty image"),
+]
+
+
+@pytest.mark.parametrize("override, error, message", BAD)
+def test_bad_arguments_raise_clear_errors(override, error, message):
+    """Each bad argument raises the documented error naming the argument and the value."""
+    args = dict(x=np.ones((1, 3, 5, 5)), weight=np.ones((2, 3, 3, 3)), bias=None, stride=1, padding=0,
+                dilation=1, groups=1, padding_mode="zeros")
+    args.update(override)
+    with pytest.raises(error) as info:
+        F.conv2d(**args)
+    assert message in str(info.value)
+
+
+def test_backward_rejects_wrong_gradient_shape(rng):
+    """A grad_output of the wrong shape is refused, naming both shapes."""
+    out, cache = F.conv2d_forward(rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"grad_output must have shape \(1, 3, 3, 3\), got shape \(1, 3, 3\)"):
+        F.conv2d_backward(np.ones((1, 3, 3)), cache)
+
+
+def test_reflect_and_circular_limits_match_torch(rng):
+    """The largest padding PyTorch accepts for reflect (size - 1) and circular (size) works here too."""
+    x = rng.standard_normal((1, 1, 4, 5))
+    w = rng.standard_normal((1, 1, 3, 3))
+    for mode, pad in (("reflect", 3), ("circular", 4)):
+        expected = torch_conv(x, w, None, (1, 1), (pad,) * 4, (1, 1), 1, mode)
+        np.testing.assert_allclose(F.conv2d(x, w, padding=pad, padding_mode=mode), expected, rtol=1e-10)
