@@ -1,0 +1,581 @@
+"""GIF animations of a window sliding over an input: convolution and max pooling.
+
+The pictures of `conv_arithmetic <https://github.com/vdumoulin/conv_arithmetic>`_, made
+for any input size, kernel size, stride, padding and dilation, with real numbers: the
+input is green, zero padding grey with dashed edges, the kernel yellow (its weight in
+the corner of each cell it covers), and each output cell turns pink as its value is
+written. There is exactly one frame per output cell.
+
+The numbers come from :func:`cnnkit.functional.conv2d` and
+:func:`cnnkit.functional.max_pool2d`; the frames are drawn with matplotlib's Agg
+renderer and written as a looping GIF with Pillow. :mod:`cnnkit.plot` re-exports both
+functions.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cnnkit._validation import (
+    as_float_array,
+    check_ndim,
+    check_nonnegative,
+    check_positive,
+    to_int,
+)
+
+__all__ = ["animate_conv", "animate_pool", "output_size"]
+
+INPUT_COLOR = "#93d393"  # green
+PADDING_COLOR = "#e3e3e3"  # grey
+KERNEL_COLOR = "#ffe14d"  # yellow
+KERNEL_PADDING_COLOR = "#fff1a8"  # pale yellow: padding under the kernel
+MAX_COLOR = "#ff9326"  # orange: the maximum of a pooling window
+OUTPUT_COLOR = "#f9b4d2"  # pink
+CURRENT_COLOR = "#ee6aa7"  # the output cell being written
+EMPTY_COLOR = "#ffffff"
+WEIGHT_TEXT_COLOR = "#6b4e00"
+
+#: Milliseconds each frame is shown (the last one three times as long).
+DEFAULT_DURATION_MS = 800
+#: Frames above which a progress bar is shown when ``progress=None``.
+PROGRESS_MIN_FRAMES = 60
+
+_MAX_CELL_IN = 0.6  # cell side in inches for small grids
+_MAX_GRIDS_WIDTH_IN = 10.0  # both grids together, before margins
+_MAX_GRIDS_HEIGHT_IN = 6.5
+_MIN_WIDTH_IN = 7.0  # room for the title, caption and legend
+_GAP_CELLS = 1.5  # between the input and the output grid
+_DPI = 100
+_MAX_TERMS = 9  # caption lists the products up to this many taps
+
+
+def output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                dilation: int = 1) -> int:
+    """Length of a convolution or pooling output along one axis.
+
+    Parameters
+    ----------
+    size, kernel_size, stride, padding, dilation : int
+        Along one axis, as for :func:`cnnkit.functional.conv2d`.
+
+    Returns
+    -------
+    int
+        ``floor((size + 2 * padding - dilation * (kernel_size - 1) - 1) / stride) + 1``,
+        or 0 when the dilated kernel does not fit in the padded input.
+
+    Examples
+    --------
+    >>> from cnnkit.animation import output_size
+    >>> output_size(5, 3, stride=2, padding=1)
+    3
+    """
+    span = dilation * (kernel_size - 1) + 1
+    if span > size + 2 * padding:
+        return 0
+    return (size + 2 * padding - span) // stride + 1
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One frame: the output cell written, the padded-input cells read, the value."""
+
+    row: int
+    col: int
+    taps: tuple[tuple[int, int], ...]  # (row, col) in padded coordinates, kernel order
+    value: float
+    highlight: tuple[int, int] | None = None  # the max of a pooling window
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """Everything a frame shows besides the step."""
+
+    op: str  # "conv" or "maxpool"
+    values: np.ndarray  # (H, W) input
+    kernel: np.ndarray | None  # (kh, kw), conv only
+    padding: tuple[int, int]
+    out_shape: tuple[int, int]
+    title: str
+    input_label: str
+    output_label: str
+
+
+def _check_config(op, input_shape, kernel_size, stride, padding, dilation):
+    """Validate sizes that must fit together; return them as pairs."""
+    stride = check_positive("stride", stride)
+    padding = check_nonnegative("padding", padding)
+    dilation = check_positive("dilation", dilation)
+    for axis in (0, 1):
+        span = dilation[axis] * (kernel_size[axis] - 1) + 1
+        padded = input_shape[axis] + 2 * padding[axis]
+        if span > padded:
+            raise ValueError(
+                f"kernel_size {kernel_size[axis]} with dilation {dilation[axis]} spans "
+                f"{span} cells, more than the padded input ({padded} = input "
+                f"{input_shape[axis]} + 2 x padding {padding[axis]})"
+            )
+        if op == "maxpool" and 2 * padding[axis] > kernel_size[axis]:
+            raise ValueError(
+                f"padding must be at most half of kernel_size for max pooling, got padding "
+                f"{padding[axis]} with kernel_size {kernel_size[axis]}"
+            )
+    return stride, padding, dilation
+
+
+def _input_values(values, input_size, rng, high):
+    """The given input as float64, or a random integer-valued one of `input_size`."""
+    if values is None:
+        shape = check_positive("input_size", input_size)
+        return rng.integers(0, high, size=shape).astype(np.float64)
+    values = as_float_array("values", values)
+    check_ndim("values", values, (2,), "(H, W)")
+    if values.size == 0:
+        raise ValueError(f"values must not be empty, got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("values must be finite, got NaN or infinity")
+    return values.astype(np.float64)
+
+
+def _conv_steps(values, kernel, stride, padding, dilation):
+    """The frames of a convolution: window taps and the value conv2d gives each cell."""
+    from cnnkit.functional import conv2d
+
+    out = conv2d(values, kernel, stride=stride, padding=padding, dilation=dilation)
+    kh, kw = kernel.shape
+    steps = []
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            taps = tuple(
+                (i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1])
+                for a in range(kh)
+                for b in range(kw)
+            )
+            steps.append(_Step(i, j, taps, float(out[i, j])))
+    return out.shape, steps
+
+
+def _pool_steps(values, kernel_size, stride, padding, dilation):
+    """The frames of a max pool, each with the cell max_pool2d picked."""
+    from cnnkit.functional import max_pool2d
+
+    out, indices = max_pool2d(
+        values, kernel_size, stride=stride, padding=padding, dilation=dilation,
+        return_indices=True,
+    )
+    width = values.shape[1]
+    steps = []
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            taps = tuple(
+                (i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1])
+                for a in range(kernel_size[0])
+                for b in range(kernel_size[1])
+            )
+            r, c = divmod(int(indices[i, j]), width)
+            highlight = (r + padding[0], c + padding[1])
+            steps.append(_Step(i, j, taps, float(out[i, j]), highlight))
+    return out.shape, steps
+
+
+def _fmt(value: float) -> str:
+    """A number as short text: integers without a decimal point."""
+    if value == 0:
+        return "0"
+    if float(value).is_integer() and abs(value) < 1e6:
+        text = str(int(value))
+    elif abs(value) >= 100:
+        text = f"{value:.3g}"
+    else:
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return text.replace("-", "\u2212")
+
+
+def _dims(pair) -> str:
+    return f"{pair[0]}\u00d7{pair[1]}"
+
+
+def _setting(name, pair) -> str:
+    return f"{name} {pair[0]}" if pair[0] == pair[1] else f"{name} {pair}"
+
+
+class _Board:
+    """The matplotlib figure of one animation, updated in place for each frame."""
+
+    def __init__(self, scene: _Scene):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.collections import PatchCollection
+        from matplotlib.figure import Figure
+        from matplotlib.colors import to_rgba
+        from matplotlib.patches import Patch, Rectangle
+
+        self.scene = scene
+        h, w = scene.values.shape
+        ph, pw = scene.padding
+        hp, wp = h + 2 * ph, w + 2 * pw
+        ho, wo = scene.out_shape
+        self.wp = wp
+        self.out_x0 = wp + _GAP_CELLS
+        total_w = wp + _GAP_CELLS + wo
+        total_h = max(hp, ho)
+        cell = min(_MAX_CELL_IN, _MAX_GRIDS_WIDTH_IN / total_w, _MAX_GRIDS_HEIGHT_IN / total_h)
+        title_in, label_in, caption_in, legend_in = 0.7, 0.35, 0.6, 0.4
+        width_in = max(_MIN_WIDTH_IN, total_w * cell + 0.6)
+        height_in = title_in + label_in + total_h * cell + caption_in + legend_in
+        cell_pt = cell * 72
+
+        fig = Figure(figsize=(width_in, height_in), dpi=_DPI)
+        self.canvas = FigureCanvasAgg(fig)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        margin_x = (width_in / cell - total_w) / 2
+        ax.set_xlim(-margin_x, total_w + margin_x)
+        ax.set_ylim(total_h + (caption_in + legend_in) / cell, -(title_in + label_in) / cell)
+        fig.text(0.5, 1 - 0.1 / height_in, scene.title, ha="center", va="top", fontsize=11)
+
+        # Input grid, padding included: green cells, grey dashed padding.
+        self.padded = np.zeros((hp, wp), dtype=bool)
+        self.padded[:ph, :] = self.padded[hp - ph:, :] = True
+        self.padded[:, :pw] = self.padded[:, wp - pw:] = True
+        self.base_in = np.array(
+            [to_rgba(PADDING_COLOR if p else INPUT_COLOR) for p in self.padded.ravel()]
+        )
+        self.in_cells = PatchCollection(
+            [Rectangle((c, r), 1, 1) for r in range(hp) for c in range(wp)],
+            facecolors=self.base_in,
+            edgecolors=["#8c8c8c" if p else "#2f5f2f" for p in self.padded.ravel()],
+            linestyles=["--" if p else "-" for p in self.padded.ravel()],
+            linewidths=0.8,
+        )
+        ax.add_collection(self.in_cells)
+        self.value_size = min(14.0, 0.38 * cell_pt)
+        self.show_text = self.value_size >= 5
+        if self.show_text:
+            pad_text = "0" if scene.op == "conv" else "\u2212\u221e"
+            for r in range(hp):
+                for c in range(wp):
+                    if self.padded[r, c]:
+                        text, color = pad_text, "#808080"
+                    else:
+                        text, color = _fmt(scene.values[r - ph, c - pw]), "black"
+                    ax.text(c + 0.5, r + 0.5, text, ha="center", va="center", color=color,
+                            fontsize=self._fit(text, cell_pt))
+        ax.text(wp / 2, -0.12 / cell, scene.input_label, ha="center", va="bottom", fontsize=10)
+
+        # Output grid: white until written, then pink with its value.
+        self.out_cells = PatchCollection(
+            [Rectangle((self.out_x0 + c, r), 1, 1) for r in range(ho) for c in range(wo)],
+            facecolors=EMPTY_COLOR, edgecolors="#7a3557", linewidths=0.8,
+        )
+        ax.add_collection(self.out_cells)
+        self.out_texts = [
+            ax.text(self.out_x0 + c + 0.5, r + 0.5, "", ha="center", va="center",
+                    fontsize=self.value_size)
+            for r in range(ho) for c in range(wo)
+        ]
+        ax.text(self.out_x0 + wo / 2, -0.12 / cell, scene.output_label, ha="center",
+                va="bottom", fontsize=10)
+        self.cell_pt = cell_pt
+
+        # The kernel's weights, written in the corner of each cell it covers.
+        self.weight_texts = []
+        if scene.kernel is not None and self.show_text:
+            self.weight_texts = [
+                ax.text(0, 0, "\u00d7" + _fmt(k), ha="right", va="bottom",
+                        color=WEIGHT_TEXT_COLOR, fontsize=max(4.0, 0.22 * cell_pt))
+                for k in scene.kernel.ravel()
+            ]
+        self.window = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#b38f00", linewidth=2.2)
+        ax.add_patch(self.window)
+        self.current = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#a3004f", linewidth=2.2)
+        ax.add_patch(self.current)
+        self.caption = ax.text(total_w / 2, total_h + 0.15 / cell, "", ha="center", va="top",
+                               fontsize=10, linespacing=1.5)
+
+        handles = [Patch(facecolor=INPUT_COLOR, edgecolor="#2f5f2f", label="input")]
+        if ph or pw:
+            label = "zero padding" if scene.op == "conv" else "padding (\u2212\u221e)"
+            handles.append(Patch(facecolor=PADDING_COLOR, edgecolor="#8c8c8c", linestyle="--",
+                                 label=label))
+        handles.append(Patch(facecolor=KERNEL_COLOR, edgecolor="#b38f00",
+                             label="kernel" if scene.op == "conv" else "pooling window"))
+        if scene.op == "maxpool":
+            handles.append(Patch(facecolor=MAX_COLOR, edgecolor="#b38f00", label="maximum"))
+        handles.append(Patch(facecolor=OUTPUT_COLOR, edgecolor="#7a3557", label="output"))
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+                   fontsize=9, bbox_to_anchor=(0.5, 0.02 / height_in))
+        self.fig = fig
+        self.n_out = ho * wo
+        self.wo = wo
+        self.done: list[int] = []
+
+    def _fit(self, text: str, cell_pt: float) -> float:
+        """A font size for `text` that fits in a cell."""
+        return min(self.value_size, 0.85 * cell_pt / (0.62 * max(len(text), 1)))
+
+    def draw(self, step: _Step, steps_before: list[_Step]) -> np.ndarray:
+        """Show `step` (the cells of `steps_before` already written); return RGB pixels."""
+        from matplotlib.colors import to_rgba
+
+        faces = self.base_in.copy()
+        yellow, pale, orange = (to_rgba(KERNEL_COLOR), to_rgba(KERNEL_PADDING_COLOR),
+                                to_rgba(MAX_COLOR))
+        for r, c in step.taps:
+            faces[r * self.wp + c] = pale if self.padded[r, c] else yellow
+        if step.highlight is not None:
+            faces[step.highlight[0] * self.wp + step.highlight[1]] = orange
+        self.in_cells.set_facecolor(faces)
+
+        out_faces = np.tile(to_rgba(EMPTY_COLOR), (self.n_out, 1))
+        for s in [*steps_before, step]:
+            k = s.row * self.wo + s.col
+            out_faces[k] = to_rgba(OUTPUT_COLOR)
+            if self.show_text:
+                text = _fmt(s.value)
+                self.out_texts[k].set_text(text)
+                self.out_texts[k].set_fontsize(self._fit(text, self.cell_pt))
+        out_faces[step.row * self.wo + step.col] = to_rgba(CURRENT_COLOR)
+        self.out_cells.set_facecolor(out_faces)
+
+        for text, (r, c) in zip(self.weight_texts, step.taps):
+            text.set_position((c + 0.95, r + 0.97))
+        rows = [r for r, _ in step.taps]
+        cols = [c for _, c in step.taps]
+        self.window.set_xy((min(cols), min(rows)))
+        self.window.set_width(max(cols) - min(cols) + 1)
+        self.window.set_height(max(rows) - min(rows) + 1)
+        self.current.set_xy((self.out_x0 + step.col, step.row))
+        self.caption.set_text(self._caption(step))
+
+        self.canvas.draw()
+        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3) uint8
+
+    def _caption(self, step: _Step) -> str:
+        """What the frame computes, with its numbers."""
+        scene = self.scene
+        ph, pw = scene.padding
+        h, w = scene.values.shape
+
+        def read(r, c):
+            inside = ph <= r < ph + h and pw <= c < pw + w
+            if inside:
+                return scene.values[r - ph, c - pw]
+            return 0.0 if scene.op == "conv" else -np.inf
+
+        inputs = [read(r, c) for r, c in step.taps]
+        head = f"output[{step.row}, {step.col}] = {_fmt(step.value)}"
+        if scene.op == "maxpool":
+            shown = ["\u2212\u221e" if np.isinf(v) else _fmt(v) for v in inputs]
+            if len(shown) > 3 * _MAX_TERMS:
+                return f"{head}\n= max of the {len(shown)} values in the window"
+            return f"{head}\n= max({', '.join(shown)})"
+        if len(inputs) > _MAX_TERMS:
+            return f"{head}\n= sum of the {len(inputs)} products input \u00d7 kernel weight"
+        terms = []
+        for v, k in zip(inputs, scene.kernel.ravel()):
+            kt = _fmt(k)
+            terms.append(f"{_fmt(v)}\u00d7{'(' + kt + ')' if k < 0 else kt}")
+        return f"{head}\n= " + " + ".join(terms)
+
+    def close(self):
+        """Drop the figure's artists."""
+        self.fig.clear()
+
+
+def _write_gif(path, scene: _Scene, steps: list[_Step], duration, progress) -> Path:
+    """Render one frame per step and save them as a looping GIF."""
+    from PIL import Image
+
+    duration = to_int("duration", duration)
+    if duration < 10:
+        raise ValueError(f"duration must be >= 10 milliseconds, got {duration}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}: {path!r}")
+    if progress is None:
+        progress = len(steps) > PROGRESS_MIN_FRAMES
+    board = _Board(scene)
+    frames = []
+    iterator = steps
+    if progress:
+        from tqdm import tqdm
+
+        # disable=None: off when stderr is not a terminal
+        iterator = tqdm(steps, desc=f"frames of {Path(path).name}", unit="frame",
+                        disable=None, leave=False, file=sys.stderr)
+    try:
+        for k, step in enumerate(iterator):
+            rgb = board.draw(step, steps[:k])
+            # One palette per frame, no dithering: flat colours stay flat.
+            frames.append(Image.fromarray(rgb).quantize(
+                colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+    finally:
+        board.close()
+    durations = [duration] * (len(frames) - 1) + [3 * duration]
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=durations, loop=0)
+    return Path(path)
+
+
+def animate_conv(path, input_size=5, kernel_size=3, stride=1, padding=0, dilation=1,
+                 values=None, kernel=None, *, seed=0, duration=DEFAULT_DURATION_MS,
+                 progress=None) -> Path:
+    """Write a GIF of a kernel sliding over an input, one frame per output cell.
+
+    The input is green, the zero padding grey with dashed edges, the kernel yellow with
+    its weight in the corner of each cell it covers (spread out by the dilation), and
+    each output cell turns pink as :func:`cnnkit.functional.conv2d` gives its value; the
+    caption under the grids writes the sum of products.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where to write the GIF (overwritten if it exists).
+    input_size : int or (int, int), default 5
+        Height and width of a random input; ignored when `values` is given.
+    kernel_size : int or (int, int), default 3
+        Size of a random kernel; ignored when `kernel` is given.
+    stride, padding, dilation : int or (int, int)
+        As for :func:`cnnkit.functional.conv2d` (padding with zeros).
+    values : ndarray of shape (H, W), optional
+        The input. Default: random integers 0 to 3.
+    kernel : ndarray of shape (kh, kw), optional
+        The kernel. Default: random integers 0 to 2.
+    seed : int, default 0
+        Seed of the random input and kernel.
+    duration : int, default 800
+        Milliseconds per frame; the last frame stays three times as long.
+    progress : bool or None, default None
+        Show a tqdm progress bar (on a terminal only); None shows one for more than
+        60 frames.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Raises
+    ------
+    ValueError
+        A size, stride or dilation below 1, negative padding, or a dilated kernel
+        larger than the padded input.
+
+    Notes
+    -----
+    The output has ``floor((H + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1``
+    rows (columns alike), and the GIF as many frames as output cells.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from cnnkit.plot import animate_conv
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     gif = animate_conv(pathlib.Path(tmp) / "conv.gif", input_size=4, stride=1)
+    ...     with Image.open(gif) as im:
+    ...         im.n_frames
+    4
+    """
+    rng = np.random.default_rng(to_int("seed", seed))
+    x = _input_values(values, input_size, rng, high=4)
+    if kernel is None:
+        ksize = check_positive("kernel_size", kernel_size)
+        weight = rng.integers(0, 3, size=ksize).astype(np.float64)
+    else:
+        weight = as_float_array("kernel", kernel)
+        check_ndim("kernel", weight, (2,), "(kh, kw)")
+        if weight.size == 0 or not np.all(np.isfinite(weight)):
+            raise ValueError(f"kernel must be non-empty and finite, got shape {weight.shape}")
+        weight = weight.astype(np.float64)
+    stride, pad, dil = _check_config("conv", x.shape, weight.shape, stride, padding, dilation)
+    out_shape, steps = _conv_steps(x, weight, stride, pad, dil)
+    label = f"input {_dims(x.shape)}"
+    if pad != (0, 0):
+        label += f" + zero padding {pad[0] if pad[0] == pad[1] else pad}"
+    scene = _Scene(
+        op="conv", values=x, kernel=weight, padding=pad, out_shape=out_shape,
+        title=(
+            "convolution (cross-correlation): slide the kernel, multiply, add\n"
+            f"input {_dims(x.shape)}, kernel {_dims(weight.shape)}, {_setting('stride', stride)}, "
+            f"{_setting('padding', pad)}, {_setting('dilation', dil)} "
+            f"\u2192 output {_dims(out_shape)}"
+        ),
+        input_label=label,
+        output_label=f"output {_dims(out_shape)}",
+    )
+    return _write_gif(path, scene, steps, duration, progress)
+
+
+def animate_pool(path, input_size=4, kernel_size=2, stride=None, padding=0, dilation=1,
+                 values=None, *, seed=0, duration=DEFAULT_DURATION_MS, progress=None) -> Path:
+    """Write a GIF of max pooling, one frame per output cell, the maximum highlighted.
+
+    The input is green, the window yellow with its maximum orange (the element
+    :func:`cnnkit.functional.max_pool2d` picks, the first one on a tie), padding grey
+    (it reads as minus infinity, so it never wins), and each output cell turns pink as
+    its value is written.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where to write the GIF (overwritten if it exists).
+    input_size : int or (int, int), default 4
+        Height and width of a random input; ignored when `values` is given.
+    kernel_size : int or (int, int), default 2
+        Pooling window size.
+    stride : int or (int, int), optional
+        Default: `kernel_size`.
+    padding, dilation : int or (int, int)
+        As for :func:`cnnkit.functional.max_pool2d`; padding at most half the window.
+    values : ndarray of shape (H, W), optional
+        The input. Default: random integers 0 to 9.
+    seed : int, default 0
+        Seed of the random input.
+    duration : int, default 800
+        Milliseconds per frame; the last frame stays three times as long.
+    progress : bool or None, default None
+        Show a tqdm progress bar (on a terminal only); None shows one for more than
+        60 frames.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from cnnkit.plot import animate_pool
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     gif = animate_pool(pathlib.Path(tmp) / "pool.gif", input_size=4)
+    ...     with Image.open(gif) as im:
+    ...         im.n_frames
+    4
+    """
+    rng = np.random.default_rng(to_int("seed", seed))
+    x = _input_values(values, input_size, rng, high=10)
+    ksize = check_positive("kernel_size", kernel_size)
+    stride = ksize if stride is None else stride
+    stride, pad, dil = _check_config("maxpool", x.shape, ksize, stride, padding, dilation)
+    out_shape, steps = _pool_steps(x, ksize, stride, pad, dil)
+    label = f"input {_dims(x.shape)}"
+    if pad != (0, 0):
+        label += f" + padding {pad[0] if pad[0] == pad[1] else pad}"
+    scene = _Scene(
+        op="maxpool", values=x, kernel=None, padding=pad, out_shape=out_shape,
+        title=(
+            "max pooling: keep the largest value of each window\n"
+            f"input {_dims(x.shape)}, window {_dims(ksize)}, {_setting('stride', stride)}, "
+            f"{_setting('padding', pad)}, {_setting('dilation', dil)} "
+            f"\u2192 output {_dims(out_shape)}"
+        ),
+        input_label=label,
+        output_label=f"output {_dims(out_shape)}",
+    )
+    return _write_gif(path, scene, steps, duration, progress)
