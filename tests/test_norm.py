@@ -1,0 +1,113 @@
+"""batch_norm against PyTorch (forward, running statistics, autograd), loops and finite differences."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import cnnkit.functional as F
+
+import reference
+
+
+def torch_batch_norm(x, rm, rv, w, b, training, momentum, eps, g):
+    xt = torch.tensor(x, requires_grad=True)
+    wt = None if w is None else torch.tensor(w, requires_grad=True)
+    bt = None if b is None else torch.tensor(b, requires_grad=True)
+    rmt = None if rm is None else torch.tensor(rm)
+    rvt = None if rv is None else torch.tensor(rv)
+    out = TF.batch_norm(xt, rmt, rvt, wt, bt, training=training, momentum=momentum, eps=eps)
+    out.backward(torch.tensor(g))
+    return (
+        out.detach().numpy(), xt.grad.numpy(),
+        None if wt is None else wt.grad.numpy(), None if bt is None else bt.grad.numpy(),
+        None if rmt is None else rmt.numpy(), None if rvt is None else rvt.numpy(),
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (8, 5), (1, 2, 3, 3), (2, 1, 1, 2)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_matches_torch(shape, training, affine, dtype, rng):
+    """Output, gradients and in-place running statistics equal PyTorch's."""
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    rm = rng.standard_normal(c).astype(dtype)
+    rv = rng.uniform(0.5, 2, c).astype(dtype)
+    w = rng.standard_normal(c).astype(dtype) if affine else None
+    b = rng.standard_normal(c).astype(dtype) if affine else None
+    g = rng.standard_normal(shape).astype(dtype)
+    expected = torch_batch_norm(x, rm.copy(), rv.copy(), w, b, training, 0.3, 1e-3, g)
+    out, cache = F.batch_norm_forward(x, rm, rv, w, b, training=training, momentum=0.3, eps=1e-3)
+    dx, dw, db = F.batch_norm_backward(g, cache)
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    assert out.dtype == dtype
+    for mine, theirs in zip((out, dx, dw, db, rm, rv), expected):
+        if theirs is None:
+            assert mine is None
+        else:
+            np.testing.assert_allclose(mine, theirs, rtol=tol, atol=tol)
+
+
+def test_training_without_running_stats_matches_torch(rng):
+    """training with no running buffers normalises with the batch statistics only."""
+    x = rng.standard_normal((5, 3, 2, 2))
+    g = rng.standard_normal(x.shape)
+    expected = torch_batch_norm(x, None, None, None, None, True, 0.1, 1e-5, g)
+    out, cache = F.batch_norm_forward(x, training=True)
+    np.testing.assert_allclose(out, expected[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(F.batch_norm_backward(g, cache)[0], expected[1], rtol=1e-9, atol=1e-10)
+
+
+def test_matches_loop_reference(rng):
+    """Per-channel loops: biased variance normalises, unbiased variance updates running_var."""
+    x = rng.standard_normal((3, 2, 4, 4))
+    gamma, beta = rng.standard_normal(2), rng.standard_normal(2)
+    rm, rv = np.zeros(2), np.ones(2)
+    out = F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.25, eps=1e-5)
+    expected, mean, unbiased = reference.batch_norm_train(x, gamma, beta, 1e-5)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rm, 0.25 * mean, rtol=1e-12)
+    np.testing.assert_allclose(rv, 0.75 + 0.25 * unbiased, rtol=1e-12)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gradients_match_finite_differences(training, rng):
+    """<u, J^T v> for x, weight and bias equals the central difference (float64)."""
+    x = rng.standard_normal((4, 3, 3, 2))
+    rm, rv = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    w, b = rng.standard_normal(3), rng.standard_normal(3)
+
+    def f(xx=x, ww=w, bb=b):
+        return F.batch_norm(xx, rm.copy(), rv.copy(), ww, bb, training=training)
+
+    out, cache = F.batch_norm_forward(x, rm.copy(), rv.copy(), w, b, training=training)
+    v = rng.standard_normal(out.shape)
+    grads = F.batch_norm_backward(v, cache)
+    for value, grad, fn in ((x, grads[0], lambda z: f(xx=z)), (w, grads[1], lambda z: f(ww=z)), (b, grads[2], lambda z: f(bb=z))):
+        u = rng.standard_normal(value.shape)
+        assert np.isclose(np.sum(u * grad), reference.directional_check(fn, value, u, v), rtol=1e-6)
+
+
+BAD = [
+    (dict(x=np.ones((1, 3))), ValueError, "more than 1 value per channel"),
+    (dict(x=np.ones((1, 3, 1, 1))), ValueError, "more than 1 value per channel"),
+    (dict(training=False, running_mean=None, running_var=None), ValueError, "needs running_mean and running_var"),
+    (dict(running_mean=np.zeros(4)), ValueError, "running_mean must have shape (3,), got shape (4,)"),
+    (dict(weight=np.ones(2)), ValueError, "weight must have shape (3,)"),
+    (dict(x=np.ones((2, 3, 4))), ValueError, "x must have 2 or 4 dimensions"),
+    (dict(running_var=None), ValueError, "given together"),
+    (dict(eps=-1.0), ValueError, "eps must be >= 0.0, got -1.0"),
+    (dict(training="yes"), TypeError, "training must be a bool"),
+    (dict(x=[[1.0, 2.0]]), TypeError, "x must be a numpy.ndarray"),
+]
+
+
+@pytest.mark.parametrize("override, error, message", BAD)
+def test_bad_arguments(override, error, message):
+    args = dict(x=np.ones((2, 3, 2, 2)), running_mean=np.zeros(3), running_var=np.ones(3), training=True)
+    args.update(override)
+    with pytest.raises(error) as info:
+        F.batch_norm(**args)
+    assert message in str(info.value)
