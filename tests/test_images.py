@@ -284,6 +284,20 @@ def test_decompression_bomb_refused(tmp_path, monkeypatch, side):
             ck.load_image(path)
 
 
+def test_import_stays_numpy_only():
+    """Importing the image, kernel and filtering modules pulls in no Pillow, skimage or urllib."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cnnkit, cnnkit.images, cnnkit.kernels, cnnkit.filtering; "
+        "heavy = [m for m in ('PIL', 'skimage', 'urllib.request', 'scipy') if m in sys.modules]; "
+        "print(heavy); sys.exit(bool(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_type_errors():
     """Non-path sources and a non-bool gray raise TypeError."""
     with pytest.raises(TypeError, match="source"):
@@ -361,6 +375,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(self.png, "image/png")
             except OSError:
                 pass
+        elif self.path in ("/moved", "/to-ftp"):
+            self.send_response(302)
+            target = "/cat.png" if self.path == "/moved" else "ftp://127.0.0.1/cat.png"
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif self.path == "/stream.png":  # no Content-Length, 4 KiB body
             self.close_connection = True
             self._send(self.png + b"\0" * 4096, "image/png", length=False)
@@ -390,6 +410,21 @@ def test_url_png(server, rgb8):
     np.testing.assert_allclose(out, rgb8 / 255.0, atol=1e-7)
     gray = ck.load_image(f"{server}/cat.png", gray=True)
     assert gray.shape == rgb8.shape[:2]
+
+
+def test_url_redirects_http_only(server, rgb8):
+    """An http redirect is followed; a redirect to ftp:// is refused."""
+    np.testing.assert_allclose(ck.load_image(f"{server}/moved"), rgb8 / 255.0, atol=1e-7)
+    with pytest.raises(ValueError, match=r"to-ftp.*redirect to non-http\(s\) URL .ftp:"):
+        ck.load_image(f"{server}/to-ftp")
+
+
+def test_url_malformed(server):
+    """A URL urllib cannot send raises ValueError naming it, not http.client's error."""
+    with pytest.raises(ValueError, match="could not download 'http://127.0.0.1:99999"):
+        ck.load_image("http://127.0.0.1:99999/x.png")
+    with pytest.raises(ValueError, match="could not download"):
+        ck.load_image(f"{server}/a picture.png")
 
 
 def test_url_404(server):

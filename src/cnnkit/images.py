@@ -140,9 +140,14 @@ def load_image(source=None, *, gray: bool = False) -> np.ndarray:
     - ``gray=True`` on a colour image takes the ITU-R BT.709 luminance
       ``0.2125 R + 0.7154 G + 0.0721 B`` (:data:`GRAY_WEIGHTS`, as
       ``skimage.color.rgb2gray``), after compositing; a grayscale file is returned as is.
+    - 32-bit integer pixels (Pillow mode ``I``) are taken as 16-bit values and divided
+      by 65535 (values outside ``[0, 65535]`` are refused); 32-bit float pixels (mode
+      ``F``) must already lie in ``[0, 1]``.
     - Multi-frame files (GIF, TIFF) give their first frame.
     - Pictures over Pillow's ``Image.MAX_IMAGE_PIXELS`` are refused as decompression
       bombs, as is any download over :data:`MAX_DOWNLOAD_BYTES`.
+    - URLs are fetched with urllib, waiting at most :data:`URL_TIMEOUT` seconds for the
+      connection and for each read; redirects are followed to http(s) URLs only.
 
     Examples
     --------
@@ -217,6 +222,8 @@ def _load_str(source: str) -> np.ndarray:
                 f"got scheme {match.group(1)!r}"
             )
         return _load_url(source)
+    if source.startswith("~"):
+        source = os.path.expanduser(source)
     if os.path.exists(source):
         return _load_path(source)
     if source in _SAMPLES:
@@ -255,36 +262,51 @@ def _load_sample(name: str) -> np.ndarray:
 
 def _load_url(url: str) -> np.ndarray:
     """Download an http(s) URL (with a timeout and a size cap) and decode it."""
+    import http.client
     import io
     import socket
     import urllib.error
+    import urllib.parse
     import urllib.request
 
     from cnnkit import __version__
 
-    request = urllib.request.Request(url, headers={"User-Agent": f"cnnkit/{__version__}"})
-    try:
-        with urllib.request.urlopen(request, timeout=URL_TIMEOUT) as response:
-            content_type = response.headers.get("Content-Type", "unknown")
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > MAX_DOWNLOAD_BYTES:
-                raise ValueError(
-                    f"refusing to download {url!r}: {int(length)} bytes is over the "
-                    f"{MAX_DOWNLOAD_BYTES}-byte limit"
+    class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+        """Follow redirects to http(s) only (urllib alone would also follow ftp://)."""
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+            if scheme not in ("http", "https"):
+                raise urllib.error.HTTPError(
+                    newurl, code, f"redirect to non-http(s) URL {newurl!r} refused", headers, fp
                 )
-            data = response.read(MAX_DOWNLOAD_BYTES + 1)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    opener = urllib.request.build_opener(HttpOnlyRedirects)
+    limit = MAX_DOWNLOAD_BYTES
+    too_big = None
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": f"cnnkit/{__version__}"})
+        with opener.open(request, timeout=URL_TIMEOUT) as response:
+            content_type = response.headers.get("Content-Type", "unknown")
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > limit:
+                too_big = f"its {int(length)} bytes are over the {limit}-byte limit"
+            else:
+                data = response.read(limit + 1)
+                if len(data) > limit:
+                    too_big = f"it sent more than the {limit}-byte limit"
     except urllib.error.HTTPError as exc:
         raise ValueError(f"could not download {url!r}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise ValueError(f"could not download {url!r}: {exc.reason}") from None
     except (socket.timeout, TimeoutError):
         raise ValueError(f"could not download {url!r}: timed out after {URL_TIMEOUT} s") from None
-    except OSError as exc:  # connection reset, malformed response, ...
-        raise ValueError(f"could not download {url!r}: {exc}") from None
-    if len(data) > MAX_DOWNLOAD_BYTES:
-        raise ValueError(
-            f"refusing to download {url!r}: more than the {MAX_DOWNLOAD_BYTES}-byte limit"
-        )
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        # connection reset, a malformed response, an invalid URL (spaces, bad port) ...
+        raise ValueError(f"could not download {url!r}: {type(exc).__name__}: {exc}") from None
+    if too_big:
+        raise ValueError(f"refusing to download {url!r}: {too_big}")
     return _decode(io.BytesIO(data), f"{url!r} (Content-Type: {content_type})")
 
 
