@@ -250,7 +250,9 @@ def test_truncated_file_is_valueerror(tmp_path, rng, fmt):
 
 
 @pytest.mark.parametrize(
-    "content", [b"hello, I am text\n", b"", b"\x89PNG\r\n\x1a\n garbage"], ids=["text", "empty", "header"]
+    "content",
+    [b"hello, I am text\n", b"", b"\x89PNG\r\n\x1a\n garbage"],
+    ids=["text", "empty", "header"],
 )
 def test_non_image_file_is_valueerror(tmp_path, content):
     """A .png that is not an image raises ValueError naming the file."""

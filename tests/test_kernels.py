@@ -237,7 +237,7 @@ def test_edge_kernels_sum_to_zero(name):
 
 @pytest.mark.parametrize("size, sigma", [(3, 1.0), (5, 0.8), (7, 2.0), (9, 1.5)])
 def test_gaussian_matches_scipy(size, sigma):
-    """gaussian(size, sigma) is scipy's gaussian_filter impulse response with radius (size-1)//2."""
+    """gaussian(size, sigma) is gaussian_filter's impulse response, radius (size - 1) // 2."""
     delta = np.zeros((size, size))
     delta[size // 2, size // 2] = 1.0
     expected = ndi.gaussian_filter(delta, sigma, mode="constant", radius=(size - 1) // 2)

@@ -14,8 +14,11 @@ import warnings
 
 import numpy as np
 
+from cnnkit._validation import _describe, as_float_array
+
 __all__ = [
     "load_image",
+    "SourceNotFoundError",
     "available_samples",
     "rgb_to_gray",
     "DEFAULT_SAMPLE",
@@ -172,7 +175,7 @@ def load_image(source=None, *, gray: bool = False) -> np.ndarray:
     else:
         raise TypeError(
             "source must be a file path, an http(s):// URL or a sample name, "
-            f"got {type(source).__name__}: {source!r}"[:200]
+            f"got {type(source).__name__}: {_describe(source)}"
         )
     if image.ndim == 2:  # a single-channel file
         return image if gray else np.repeat(image[:, :, None], 3, axis=2)  # (H, W, 3)
@@ -200,8 +203,6 @@ def rgb_to_gray(image: np.ndarray) -> np.ndarray:
     >>> rgb_to_gray(np.array([[[1.0, 1.0, 1.0], [0.0, 1.0, 0.0]]])).round(4)
     array([[1.    , 0.7154]])
     """
-    from cnnkit._validation import as_float_array
-
     image = as_float_array("image", image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"image must have shape (H, W, 3), got shape {image.shape}")
@@ -228,12 +229,11 @@ def _load_str(source: str) -> np.ndarray:
         return _load_path(source)
     if source in _SAMPLES:
         return _load_sample(source)
-    names = ", ".join(available_samples())
     if os.sep in source or "/" in source or os.path.splitext(source)[1]:
         raise FileNotFoundError(f"no such file: {source!r}")
     raise SourceNotFoundError(
         f"source {source!r} is neither an existing file nor a bundled sample image; "
-        f"samples: {names}"
+        f"samples: {', '.join(available_samples())}"
     )
 
 

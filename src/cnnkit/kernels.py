@@ -122,11 +122,11 @@ _BANK: dict[str, tuple[np.ndarray, str]] = {
     "gaussian_blur": (GAUSSIAN_BLUR, "blurs smoothly: 3x3 binomial weights 1-2-1, summing to 1"),
     "emboss": (
         EMBOSS,
-        "a relief look: the input plus diagonal edges, positive where the bottom right is brighter",
+        "embossed relief: diagonal edges added to the input, lit from the bottom right",
     ),
     "outline": (
         OUTLINE,
-        "outlines: strong response at any edge or spot, 0 on flat regions (8 minus the neighbours)",
+        "edges and spots in all directions; 0 on flat regions (8 x centre minus neighbours)",
     ),
 }
 
