@@ -152,6 +152,39 @@ def test_each_channel_on_its_own(rng, channels):
         )
 
 
+def test_equals_depthwise_conv2d(rng):
+    """filter2d is conv2d's depthwise form: (1, C, H, W) input, (C, 1, kH, kW) weight, groups=C."""
+    from cnnkit.functional import conv2d
+
+    image = rng.random((7, 9, 3)).astype(np.float32)
+    kernel = rng.standard_normal((3, 4)).astype(np.float32)
+    weight = np.repeat(kernel[None, None], 3, axis=0)  # (C, 1, kH, kW)
+    for options in ({}, {"stride": 2, "padding": "same", "padding_mode": "circular"}):
+        expected = conv2d(image.transpose(2, 0, 1)[None], weight, groups=3, **options)[0]
+        np.testing.assert_allclose(
+            filter2d(image, kernel, **options), expected.transpose(1, 2, 0), rtol=1e-6, atol=1e-6
+        )
+
+
+def test_delegates_to_conv2d(monkeypatch, rng):
+    """filter2d computes nothing itself: every call goes through functional.conv2d."""
+    import cnnkit.filtering
+    from cnnkit.functional import conv2d
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return conv2d(*args, **kwargs)
+
+    monkeypatch.setattr(cnnkit.filtering, "conv2d", spy)
+    filter2d(rng.random((5, 5)), np.ones((3, 3)), stride=2, padding="same")
+    filter2d(rng.random((5, 5, 3)), np.ones((3, 3)), padding_mode="replicate", padding=1)
+    assert len(calls) == 2
+    assert calls[0]["stride"] == 2 and calls[0]["padding"] == "same"
+    assert calls[1]["padding_mode"] == "replicate"
+
+
 def test_is_cross_correlation_not_convolution():
     """A delta image reproduces the kernel rotated by a half turn (no flip is applied)."""
     delta = np.zeros((5, 5))

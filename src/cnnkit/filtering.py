@@ -1,9 +1,11 @@
 """Filter pictures with a 2-D kernel, channel by channel, and turn responses into pictures.
 
-:func:`filter2d` is a thin wrapper over :func:`cnnkit.functional.conv2d`: an ``(H, W, C)``
-picture becomes one ``(1, C, H, W)`` sample and the kernel a depthwise weight
-``(C, 1, kH, kW)`` with ``groups=C``, so each channel is filtered on its own by the same
-cross-correlation a CNN layer computes. Responses keep their sign; :func:`to_display`
+:func:`filter2d` is a thin wrapper over :func:`cnnkit.functional.conv2d`, so a picture is
+filtered by the same cross-correlation a CNN layer computes. Each channel is filtered on
+its own, as a depthwise convolution (``groups=C``) would; the ``C`` channels are passed
+as a batch of ``C`` one-channel images ``(C, 1, H, W)`` with one ``(1, 1, kH, kW)``
+weight, which gives the same numbers as the ``(1, C, H, W)`` depthwise form and runs
+several times faster in conv2d's engine. Responses keep their sign; :func:`to_display`
 maps them to ``[0, 1]`` for showing.
 """
 
@@ -96,11 +98,10 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.nda
     options = dict(stride=stride, padding=padding, padding_mode=padding_mode)
     if image.ndim == 2:
         return conv2d(image, kernel, **options)  # (Ho, Wo)
-    channels = image.shape[2]
-    x = image.transpose(2, 0, 1)[None]  # (H, W, C) -> (1, C, H, W)
-    weight = np.repeat(kernel[None, None], channels, axis=0)  # (C, 1, kH, kW)
-    out = conv2d(x, weight, groups=channels, **options)  # (1, C, Ho, Wo)
-    return np.ascontiguousarray(out[0].transpose(1, 2, 0))  # (Ho, Wo, C)
+    # Channels as a batch: the same numbers as depthwise (1, C, H, W) with groups=C.
+    x = image.transpose(2, 0, 1)[:, None]  # (H, W, C) -> (C, 1, H, W)
+    out = conv2d(x, kernel[None, None], **options)  # (C, 1, Ho, Wo)
+    return np.ascontiguousarray(out[:, 0].transpose(1, 2, 0))  # (Ho, Wo, C)
 
 
 def to_display(response, mode="abs") -> np.ndarray:
