@@ -152,6 +152,28 @@ def test_sixteen_bit_scaled_by_65535(tmp_path, rng, suffix):
     np.testing.assert_allclose(ck.load_image(path), np.dstack([deep / 65535.0] * 3), atol=1e-7)
 
 
+def test_32bit_integer_taken_as_16bit(tmp_path, rng):
+    """Mode I pixels in [0, 65535] are divided by 65535; values beyond are refused."""
+    values = rng.integers(0, 65536, size=(4, 5)).astype(np.int32)
+    path = tmp_path / "int32.tif"
+    Image.fromarray(values, mode="I").save(path)
+    np.testing.assert_allclose(ck.load_image(path, gray=True), values / 65535.0, atol=1e-7)
+    Image.fromarray(values * 4, mode="I").save(path)
+    with pytest.raises(ValueError, match=r"int32\.tif.*65535"):
+        ck.load_image(path)
+
+
+def test_float_tiff_in_unit_range_only(tmp_path, rng):
+    """Mode F pixels in [0, 1] are kept; others are refused."""
+    values = rng.random((4, 5)).astype(np.float32)
+    path = tmp_path / "float.tif"
+    Image.fromarray(values).save(path)
+    np.testing.assert_array_equal(ck.load_image(path, gray=True), values)
+    Image.fromarray(values * 255).save(path)
+    with pytest.raises(ValueError, match=r"float\.tif.*\[0, 1\]"):
+        ck.load_image(path)
+
+
 def test_cmyk_jpeg(tmp_path, rgb8):
     """A CMYK JPEG gives Pillow's RGB conversion of it."""
     path = tmp_path / "cmyk.jpg"
