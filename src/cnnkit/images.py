@@ -328,6 +328,8 @@ def _decode(file, label: str) -> np.ndarray:
             raise ValueError(f"refusing to decode {label}: {exc}") from None
         except UnidentifiedImageError:
             raise ValueError(f"cannot read {label}: not a recognised image file") from None
+        except PermissionError as exc:
+            raise ValueError(f"cannot read {label}: {exc.strerror or 'permission denied'}") from None
         except Exception as exc:
             # Pillow reports truncated and corrupt data as OSError, SyntaxError, EOFError,
             # ValueError, struct.error, zlib.error ... depending on the format and the damage.
