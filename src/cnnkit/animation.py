@@ -206,13 +206,18 @@ def _setting(name, pair) -> str:
 
 
 class _Board:
-    """The matplotlib figure of one animation, updated in place for each frame."""
+    """The matplotlib figure of one animation, redrawn frame by frame by blitting.
+
+    The grids, their numbers, the labels and the legend are drawn once into a saved
+    background; each frame restores it and draws only what moves (the window's cells
+    and numbers, the current output cell, the caption). A written output cell is then
+    drawn into the background, so it stays pink in every later frame.
+    """
 
     def __init__(self, scene: _Scene):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.collections import PatchCollection
         from matplotlib.figure import Figure
-        from matplotlib.colors import to_rgba
         from matplotlib.patches import Patch, Rectangle
 
         self.scene = scene
@@ -220,7 +225,6 @@ class _Board:
         ph, pw = scene.padding
         hp, wp = h + 2 * ph, w + 2 * pw
         ho, wo = scene.out_shape
-        self.wp = wp
         self.out_x0 = wp + _GAP_CELLS
         total_w = wp + _GAP_CELLS + wo
         total_h = max(hp, ho)
@@ -228,7 +232,9 @@ class _Board:
         title_in, label_in, caption_in, legend_in = 0.7, 0.35, 0.6, 0.4
         width_in = max(_MIN_WIDTH_IN, total_w * cell + 0.6)
         height_in = title_in + label_in + total_h * cell + caption_in + legend_in
-        cell_pt = cell * 72
+        self.cell_pt = cell * 72
+        self.value_size = min(14.0, 0.38 * self.cell_pt)
+        self.show_text = self.value_size >= 5
 
         fig = Figure(figsize=(width_in, height_in), dpi=_DPI)
         self.canvas = FigureCanvasAgg(fig)
@@ -239,64 +245,32 @@ class _Board:
         ax.set_ylim(total_h + (caption_in + legend_in) / cell, -(title_in + label_in) / cell)
         fig.text(0.5, 1 - 0.1 / height_in, scene.title, ha="center", va="top", fontsize=11)
 
-        # Input grid, padding included: green cells, grey dashed padding.
+        # The input grid, padding included: green cells, grey dashed padding.
         self.padded = np.zeros((hp, wp), dtype=bool)
         self.padded[:ph, :] = self.padded[hp - ph:, :] = True
         self.padded[:, :pw] = self.padded[:, wp - pw:] = True
-        self.base_in = np.array(
-            [to_rgba(PADDING_COLOR if p else INPUT_COLOR) for p in self.padded.ravel()]
-        )
-        self.in_cells = PatchCollection(
+        flat = self.padded.ravel()
+        ax.add_collection(PatchCollection(
             [Rectangle((c, r), 1, 1) for r in range(hp) for c in range(wp)],
-            facecolors=self.base_in,
-            edgecolors=["#8c8c8c" if p else "#2f5f2f" for p in self.padded.ravel()],
-            linestyles=["--" if p else "-" for p in self.padded.ravel()],
-            linewidths=0.8,
-        )
-        ax.add_collection(self.in_cells)
-        self.value_size = min(14.0, 0.38 * cell_pt)
-        self.show_text = self.value_size >= 5
+            facecolors=[PADDING_COLOR if p else INPUT_COLOR for p in flat],
+            edgecolors=["#8c8c8c" if p else "#2f5f2f" for p in flat],
+            linestyles=["--" if p else "-" for p in flat], linewidths=0.8,
+        ))
         if self.show_text:
-            pad_text = "0" if scene.op == "conv" else "\u2212\u221e"
             for r in range(hp):
                 for c in range(wp):
-                    if self.padded[r, c]:
-                        text, color = pad_text, "#808080"
-                    else:
-                        text, color = _fmt(scene.values[r - ph, c - pw]), "black"
+                    text, color = self._input_text(r, c)
                     ax.text(c + 0.5, r + 0.5, text, ha="center", va="center", color=color,
-                            fontsize=self._fit(text, cell_pt))
+                            fontsize=self._fit(text))
         ax.text(wp / 2, -0.12 / cell, scene.input_label, ha="center", va="bottom", fontsize=10)
 
-        # Output grid: white until written, then pink with its value.
-        self.out_cells = PatchCollection(
+        # The output grid, white until written.
+        ax.add_collection(PatchCollection(
             [Rectangle((self.out_x0 + c, r), 1, 1) for r in range(ho) for c in range(wo)],
             facecolors=EMPTY_COLOR, edgecolors="#7a3557", linewidths=0.8,
-        )
-        ax.add_collection(self.out_cells)
-        self.out_texts = [
-            ax.text(self.out_x0 + c + 0.5, r + 0.5, "", ha="center", va="center",
-                    fontsize=self.value_size)
-            for r in range(ho) for c in range(wo)
-        ]
+        ))
         ax.text(self.out_x0 + wo / 2, -0.12 / cell, scene.output_label, ha="center",
                 va="bottom", fontsize=10)
-        self.cell_pt = cell_pt
-
-        # The kernel's weights, written in the corner of each cell it covers.
-        self.weight_texts = []
-        if scene.kernel is not None and self.show_text:
-            self.weight_texts = [
-                ax.text(0, 0, "\u00d7" + _fmt(k), ha="right", va="bottom",
-                        color=WEIGHT_TEXT_COLOR, fontsize=max(4.0, 0.22 * cell_pt))
-                for k in scene.kernel.ravel()
-            ]
-        self.window = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#b38f00", linewidth=2.2)
-        ax.add_patch(self.window)
-        self.current = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#a3004f", linewidth=2.2)
-        ax.add_patch(self.current)
-        self.caption = ax.text(total_w / 2, total_h + 0.15 / cell, "", ha="center", va="top",
-                               fontsize=10, linespacing=1.5)
 
         handles = [Patch(facecolor=INPUT_COLOR, edgecolor="#2f5f2f", label="input")]
         if ph or pw:
@@ -310,51 +284,108 @@ class _Board:
         handles.append(Patch(facecolor=OUTPUT_COLOR, edgecolor="#7a3557", label="output"))
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
                    fontsize=9, bbox_to_anchor=(0.5, 0.02 / height_in))
+
+        # What moves: drawn by hand each frame, never by canvas.draw().
+        self.ax = ax
+        self.tap_cells: list = []
+        self.tap_values: list = []
+        self.tap_weights: list = []
+        self.window = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#b38f00", linewidth=2.2,
+                                animated=True)
+        self.out_cell = Rectangle((0, 0), 1, 1, facecolor=CURRENT_COLOR, edgecolor="#a3004f",
+                                  linewidth=2.2, animated=True)
+        self.done_cell = Rectangle((0, 0), 1, 1, facecolor=OUTPUT_COLOR, edgecolor="#7a3557",
+                                   linewidth=0.8, animated=True)
+        for patch in (self.window, self.out_cell, self.done_cell):
+            ax.add_patch(patch)
+        self.out_value = ax.text(0, 0, "", ha="center", va="center", animated=True)
+        self.caption = ax.text(total_w / 2, total_h + 0.15 / cell, "", ha="center", va="top",
+                               fontsize=10, linespacing=1.5, animated=True)
         self.fig = fig
-        self.n_out = ho * wo
-        self.wo = wo
-        self.done: list[int] = []
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(fig.bbox)
 
-    def _fit(self, text: str, cell_pt: float) -> float:
+    def _input_text(self, r: int, c: int) -> tuple[str, str]:
+        """The number shown in padded-input cell (r, c), and its colour."""
+        if self.padded[r, c]:
+            return ("0" if self.scene.op == "conv" else "\u2212\u221e"), "#808080"
+        ph, pw = self.scene.padding
+        return _fmt(self.scene.values[r - ph, c - pw]), "black"
+
+    def _fit(self, text: str) -> float:
         """A font size for `text` that fits in a cell."""
-        return min(self.value_size, 0.85 * cell_pt / (0.62 * max(len(text), 1)))
+        return min(self.value_size, 0.85 * self.cell_pt / (0.62 * max(len(text), 1)))
 
-    def draw(self, step: _Step, steps_before: list[_Step]) -> np.ndarray:
-        """Show `step` (the cells of `steps_before` already written); return RGB pixels."""
-        from matplotlib.colors import to_rgba
+    def _tap_artists(self, n: int) -> None:
+        """Create the window's cell overlays on first use (the window size is fixed)."""
+        from matplotlib.patches import Rectangle
 
-        faces = self.base_in.copy()
-        yellow, pale, orange = (to_rgba(KERNEL_COLOR), to_rgba(KERNEL_PADDING_COLOR),
-                                to_rgba(MAX_COLOR))
-        for r, c in step.taps:
-            faces[r * self.wp + c] = pale if self.padded[r, c] else yellow
-        if step.highlight is not None:
-            faces[step.highlight[0] * self.wp + step.highlight[1]] = orange
-        self.in_cells.set_facecolor(faces)
+        while len(self.tap_cells) < n:
+            cell = Rectangle((0, 0), 1, 1, linewidth=0.8, animated=True)
+            self.ax.add_patch(cell)
+            self.tap_cells.append(cell)
+            self.tap_values.append(self.ax.text(0, 0, "", ha="center", va="center",
+                                                animated=True))
+            self.tap_weights.append(self.ax.text(
+                0, 0, "", ha="right", va="bottom", color=WEIGHT_TEXT_COLOR,
+                fontsize=max(4.0, 0.22 * self.cell_pt), animated=True))
 
-        out_faces = np.tile(to_rgba(EMPTY_COLOR), (self.n_out, 1))
-        for s in [*steps_before, step]:
-            k = s.row * self.wo + s.col
-            out_faces[k] = to_rgba(OUTPUT_COLOR)
+    def draw(self, step: _Step) -> np.ndarray:
+        """Draw the frame of `step`; return its RGB pixels (H, W, 3) uint8."""
+        fig, canvas = self.fig, self.canvas
+        canvas.restore_region(self.background)
+        self._tap_artists(len(step.taps))
+        weights = self.scene.kernel.ravel() if self.scene.kernel is not None else None
+        for k, (r, c) in enumerate(step.taps):
+            padding = bool(self.padded[r, c])
+            face = KERNEL_PADDING_COLOR if padding else KERNEL_COLOR
+            if step.highlight == (r, c):
+                face = MAX_COLOR
+            cell = self.tap_cells[k]
+            cell.set_xy((c, r))
+            cell.set_facecolor(face)
+            cell.set_edgecolor("#8c8c8c" if padding else "#2f5f2f")
+            cell.set_linestyle("--" if padding else "-")
+            fig.draw_artist(cell)
             if self.show_text:
-                text = _fmt(s.value)
-                self.out_texts[k].set_text(text)
-                self.out_texts[k].set_fontsize(self._fit(text, self.cell_pt))
-        out_faces[step.row * self.wo + step.col] = to_rgba(CURRENT_COLOR)
-        self.out_cells.set_facecolor(out_faces)
-
-        for text, (r, c) in zip(self.weight_texts, step.taps):
-            text.set_position((c + 0.95, r + 0.97))
+                text, color = self._input_text(r, c)
+                value = self.tap_values[k]
+                value.set_text(text)
+                value.set_color(color)
+                value.set_fontsize(self._fit(text))
+                value.set_position((c + 0.5, r + 0.5))
+                fig.draw_artist(value)
+                if weights is not None:
+                    weight = self.tap_weights[k]
+                    weight.set_text("\u00d7" + _fmt(weights[k]))
+                    weight.set_position((c + 0.95, r + 0.97))
+                    fig.draw_artist(weight)
         rows = [r for r, _ in step.taps]
         cols = [c for _, c in step.taps]
-        self.window.set_xy((min(cols), min(rows)))
-        self.window.set_width(max(cols) - min(cols) + 1)
-        self.window.set_height(max(rows) - min(rows) + 1)
-        self.current.set_xy((self.out_x0 + step.col, step.row))
+        self.window.set_bounds(min(cols), min(rows), max(cols) - min(cols) + 1,
+                               max(rows) - min(rows) + 1)
+        fig.draw_artist(self.window)
+        self._draw_output(self.out_cell, step)
         self.caption.set_text(self._caption(step))
+        fig.draw_artist(self.caption)
+        pixels = np.asarray(canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3) uint8
 
-        self.canvas.draw()
-        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3) uint8
+        # The written cell stays pink: put it into the background of later frames.
+        canvas.restore_region(self.background)
+        self._draw_output(self.done_cell, step)
+        self.background = canvas.copy_from_bbox(fig.bbox)
+        return pixels
+
+    def _draw_output(self, patch, step: _Step) -> None:
+        """Draw output cell (step.row, step.col) with `patch` and its value."""
+        patch.set_xy((self.out_x0 + step.col, step.row))
+        self.fig.draw_artist(patch)
+        if self.show_text:
+            text = _fmt(step.value)
+            self.out_value.set_text(text)
+            self.out_value.set_fontsize(self._fit(text))
+            self.out_value.set_position((self.out_x0 + step.col + 0.5, step.row + 0.5))
+            self.fig.draw_artist(self.out_value)
 
     def _caption(self, step: _Step) -> str:
         """What the frame computes, with its numbers."""
@@ -363,8 +394,7 @@ class _Board:
         h, w = scene.values.shape
 
         def read(r, c):
-            inside = ph <= r < ph + h and pw <= c < pw + w
-            if inside:
+            if ph <= r < ph + h and pw <= c < pw + w:
                 return scene.values[r - ph, c - pw]
             return 0.0 if scene.op == "conv" else -np.inf
 
@@ -409,11 +439,11 @@ def _write_gif(path, scene: _Scene, steps: list[_Step], duration, progress) -> P
         iterator = tqdm(steps, desc=f"frames of {Path(path).name}", unit="frame",
                         disable=None, leave=False, file=sys.stderr)
     try:
-        for k, step in enumerate(iterator):
-            rgb = board.draw(step, steps[:k])
+        for step in iterator:
+            rgb = board.draw(step)
             # One palette per frame, no dithering: flat colours stay flat.
             frames.append(Image.fromarray(rgb).quantize(
-                colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+                colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
     finally:
         board.close()
     durations = [duration] * (len(frames) - 1) + [3 * duration]

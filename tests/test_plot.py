@@ -1,0 +1,274 @@
+"""Figures of cnnkit.plot, checked by their pixels, titles and data rather than 'no exception'."""
+
+import numpy as np
+import pytest
+
+import cnnkit as ck
+from cnnkit import plot
+
+
+def render(fig) -> np.ndarray:
+    """The figure's pixels, (H, W, 4) uint8, row 0 at the top."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
+def image_axes(fig):
+    """The axes holding pictures, without colour bars, in drawing order."""
+    return [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+
+
+def pixel_at(pixels, ax, x, y):
+    """RGB of the figure pixel at data coordinates (x, y) of `ax`."""
+    dx, dy = ax.transData.transform((x, y))
+    return pixels[int(pixels.shape[0] - dy), int(dx), :3].astype(int)
+
+
+def centre_of(pixels, ax):
+    """RGB at the centre of an axes' box."""
+    box = ax.get_window_extent()
+    return pixels[int(pixels.shape[0] - (box.y0 + box.y1) / 2), int((box.x0 + box.x1) / 2), :3]
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_figures():
+    """No function registers a figure with pyplot (nothing leaks, nothing pops up)."""
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    yield
+    assert plt.get_fignums() == before
+
+
+def test_red_channel_of_a_pure_red_image_is_red():
+    """The red panel of a pure-red image is red; the green and blue panels are black."""
+    image = np.zeros((12, 16, 3), dtype=np.float32)
+    image[..., 0] = 1.0
+    fig = plot.show_channels(image)
+    red, green, blue = image_axes(fig)
+    assert red.get_title().startswith("red") and blue.get_title().startswith("blue")
+    pixels = render(fig)
+    r, g, b = centre_of(pixels, red).astype(int)
+    assert r > 230 and g < 25 and b < 25
+    assert centre_of(pixels, green).max() < 25
+    assert centre_of(pixels, blue).max() < 25
+
+
+def test_each_channel_in_its_own_colour_uint8():
+    """A uint8 pure-green image: the green panel is green, each panel has a colour bar."""
+    image = np.zeros((10, 10, 3), dtype=np.uint8)
+    image[..., 1] = 255
+    fig = plot.show_channels(image)
+    assert len(fig.axes) == 6  # three panels, three colour bars
+    pixels = render(fig)
+    _, green, _ = image_axes(fig)
+    r, g, b = centre_of(pixels, green).astype(int)
+    assert g > 230 and r < 25 and b < 25
+
+
+def test_show_image_draws_the_pixels():
+    """The centre of the drawn image has the image's colour; the title gives the shape."""
+    image = np.empty((20, 30, 3), dtype=np.float32)
+    image[:] = (0.2, 0.4, 0.6)
+    fig = plot.show_image(image)
+    (ax,) = image_axes(fig)
+    assert ax.get_title() == "image, shape (20, 30, 3)"
+    rgb = centre_of(render(fig), ax).astype(int)
+    np.testing.assert_allclose(rgb, [51, 102, 153], atol=2)
+
+
+def test_show_image_gray_has_a_colour_bar_and_custom_title():
+    """A 2-D image is drawn in gray with a colour bar."""
+    fig = plot.show_image(np.full((5, 5), 0.5), title="gray")
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "gray"
+    rgb = centre_of(render(fig), fig.axes[0]).astype(int)
+    assert abs(rgb[0] - 128) <= 2 and rgb[0] == rgb[1] == rgb[2]
+
+
+def test_show_kernel_writes_values_and_colours_by_sign():
+    """Each weight is written in its cell; positive cells are red, negative blue, 0 white."""
+    kernel = ck.kernels.get("sobel_top")
+    fig = plot.show_kernel(kernel)
+    ax = fig.axes[0]
+    assert len(fig.axes) == 2  # heatmap and colour bar
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}
+    assert texts == {(r, c): str(int(kernel[r, c])) for r in range(3) for c in range(3)}
+    pixels = render(fig)
+    r, _, b = pixel_at(pixels, ax, 0.0, -0.3)  # the +1 cell, away from its text
+    assert r > b + 40
+    r, _, b = pixel_at(pixels, ax, 1.0, 1.7)  # the -2 cell
+    assert b > r + 40
+    assert pixel_at(pixels, ax, 0.0, 0.7).min() > 225  # a 0 cell is (near) white
+
+
+def test_show_kernel_accepts_a_conv_weight_and_titles():
+    """A (1, 1, kh, kw) weight is shown as its (kh, kw) kernel."""
+    fig = plot.show_kernel(np.ones((1, 1, 2, 4)), title="ones")
+    assert fig.axes[0].get_title() == "ones"
+    assert fig.axes[0].images[0].get_array().shape == (2, 4)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 2, 2)), np.zeros((0, 3))])
+def test_show_kernel_rejects_bad_shapes(bad):
+    """Kernels that are not matrices are refused with the argument named."""
+    with pytest.raises(ValueError, match="kernel"):
+        plot.show_kernel(bad)
+
+
+def test_show_kernels_grid_and_shared_scale(rng):
+    """An (O, C, kh, kw) bank gives O x C panels on one colour scale."""
+    weight = rng.normal(size=(5, 3, 3, 3))
+    fig = plot.show_kernels(weight)
+    panels = image_axes(fig)
+    assert len(panels) == 15
+    limits = {im.get_clim() for ax in panels for im in ax.images}
+    assert len(limits) == 1
+    low, high = limits.pop()
+    assert low == -high == -np.abs(weight).max()
+    np.testing.assert_array_equal(panels[3].images[0].get_array(), weight[3, 0])
+    assert "(5, 3, 3, 3)" in fig.get_suptitle()
+
+
+def test_show_feature_maps_titles_colour_bars_and_shapes(rng):
+    """A (C, H, W) stack gives C titled panels, each with a colour bar."""
+    maps = rng.normal(size=(3, 6, 7))
+    fig = plot.show_feature_maps(maps, titles=["a", "b", "c"], title="maps")
+    panels = image_axes(fig)
+    assert [ax.get_title() for ax in panels] == ["a", "b", "c"]
+    assert len(fig.axes) == 6
+    assert fig.get_suptitle() == "maps"
+    for ax, m in zip(panels, maps):
+        np.testing.assert_array_equal(ax.images[0].get_array(), m)
+        low, high = ax.images[0].get_clim()
+        assert low == -high  # signed maps are centred on 0
+
+
+def test_show_feature_maps_default_titles_batch_and_many(rng):
+    """(1, C, H, W) is one sample; more than 16 maps share one colour bar."""
+    fig = plot.show_feature_maps(rng.random((1, 2, 4, 4)))
+    assert [ax.get_title() for ax in image_axes(fig)] == ["map 0 (4\u00d74)", "map 1 (4\u00d74)"]
+    fig = plot.show_feature_maps(rng.random((20, 4, 4)), ncols=5)
+    assert len(image_axes(fig)) == 20 and len(fig.axes) == 21
+
+
+def test_show_feature_maps_same_scale_makes_smaller_maps_smaller():
+    """With same_scale, a pooled map occupies a quarter of the area of its input."""
+    big, small = np.ones((8, 8)), np.ones((4, 4))
+    fig = plot.show_feature_maps([big, small], same_scale=True)
+    first, second = image_axes(fig)
+    assert first.get_xlim() == second.get_xlim() == (-0.5, 7.5)
+
+
+@pytest.mark.parametrize("titles", [["only one"], "ab"])
+def test_show_feature_maps_rejects_wrong_titles(titles):
+    """The titles must be one string per map."""
+    with pytest.raises(ValueError, match="titles"):
+        plot.show_feature_maps(np.zeros((2, 3, 3)), titles=titles)
+
+
+def test_show_history_plots_every_curve():
+    """Training and validation curves share a panel per metric, epochs counted from 1."""
+    history = {"loss": [1.0, 0.6, 0.4], "accuracy": [0.5, 0.7, 0.8],
+               "val_loss": [1.1, 0.5, 0.7], "val_accuracy": [0.4, 0.8, 0.75]}
+    fig = plot.show_history(history)
+    loss_ax, acc_ax = fig.axes
+    assert loss_ax.get_title() == "loss" and acc_ax.get_title() == "accuracy"
+    train, val = loss_ax.get_lines()
+    np.testing.assert_array_equal(train.get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(train.get_ydata(), history["loss"])
+    np.testing.assert_array_equal(val.get_ydata(), history["val_loss"])
+    assert val.get_label() == "validation"
+    (best,) = loss_ax.collections  # the lowest validation loss, epoch 2
+    np.testing.assert_array_equal(best.get_offsets(), [[2, 0.5]])
+    (best,) = acc_ax.collections  # the highest validation accuracy, epoch 2
+    np.testing.assert_array_equal(best.get_offsets(), [[2, 0.8]])
+
+
+@pytest.mark.parametrize("history, error", [
+    ([1, 2], TypeError), ({"loss": "abc"}, TypeError), ({"loss": []}, ValueError),
+    ({"loss": [1, None]}, TypeError),
+])
+def test_show_history_rejects_bad_input(history, error):
+    """A history must be a dict of lists of numbers with at least one value."""
+    with pytest.raises(error, match="history"):
+        plot.show_history(history)
+
+
+def test_show_confusion_matrix_counts_and_accuracy():
+    """Counts in the cells, labels on both axes, accuracy in the title."""
+    matrix = np.array([[5, 1, 0], [2, 3, 0], [0, 0, 9]])
+    fig = plot.show_confusion_matrix(matrix, labels=["cat", "dog", "bird"])
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(str(v) for v in matrix.ravel())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog", "bird"]
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+    assert "85.0%" in ax.get_title() and "20 samples" in ax.get_title()
+    pixels = render(fig)
+    assert pixel_at(pixels, ax, 2.3, 2.3).sum() < pixel_at(pixels, ax, 2.3, 0.3).sum()
+
+
+@pytest.mark.parametrize("matrix, labels", [(np.ones((2, 3)), None), (np.ones((2, 2)), ["a"]),
+                                            (-np.ones((2, 2)), None)])
+def test_show_confusion_matrix_rejects_bad_input(matrix, labels):
+    """Non-square or negative matrices and wrong label counts are refused."""
+    with pytest.raises(ValueError, match="matrix|labels"):
+        plot.show_confusion_matrix(matrix, labels=labels)
+
+
+def _expected(size, kernel, stride, padding):
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_compare_stride_padding_titles_give_output_shapes(rng, channels):
+    """Each panel is titled with its setting and the output shape, at one pixel scale."""
+    shape = (17, 23) if channels is None else (17, 23, channels)
+    image = rng.random(shape).astype(np.float32)
+    configs = [(1, 0), {"stride": 2, "padding": 1}, {"stride": 3, "padding": 0}]
+    fig = plot.compare_stride_padding(image, np.ones((3, 3)), configs)
+    panels = image_axes(fig)
+    assert len(panels) == 4
+    assert panels[0].get_title().splitlines()[-1] == f"shape {shape}"
+    for ax, (stride, padding) in zip(panels[1:], [(1, 0), (2, 1), (3, 0)]):
+        out = (_expected(17, 3, stride, padding), _expected(23, 3, stride, padding))
+        head, tail = ax.get_title().splitlines()
+        assert head == f"stride {stride}, padding {padding}"
+        assert tail.startswith(f"output shape ({out[0]}, {out[1]}")
+        assert ax.images[0].get_array().shape[:2] == out
+        assert ax.get_xlim() == panels[0].get_xlim() == (-0.5, 22.5)
+
+
+def test_compare_stride_padding_rejects_bad_configs():
+    """Settings must be (stride, padding) pairs or dicts of known keys."""
+    with pytest.raises(ValueError, match="configs"):
+        plot.compare_stride_padding(np.ones((5, 5)), np.ones((3, 3)), [])
+    with pytest.raises(ValueError, match="configs\\[0\\]"):
+        plot.compare_stride_padding(np.ones((5, 5)), np.ones((3, 3)), [{"strides": 2}])
+    with pytest.raises(TypeError, match="configs\\[1\\]"):
+        plot.compare_stride_padding(np.ones((5, 5)), np.ones((3, 3)), [(1, 0), 3])
+
+
+@pytest.mark.parametrize("call, error, name", [
+    (lambda: plot.show_image("cat.png"), TypeError, "image"),
+    (lambda: plot.show_image(np.zeros((4, 4, 5))), ValueError, "image"),
+    (lambda: plot.show_channels(np.zeros((4,))), ValueError, "image"),
+    (lambda: plot.show_kernels(np.zeros((2, 2))), ValueError, "weight"),
+    (lambda: plot.show_feature_maps("maps"), TypeError, "maps"),
+    (lambda: plot.show_feature_maps(np.zeros((2, 3, 3)), ncols=0), ValueError, "ncols"),
+])
+def test_bad_arguments_name_the_argument(call, error, name):
+    """Bad arguments raise ValueError or TypeError naming the argument."""
+    with pytest.raises(error, match=name):
+        call()
+
+
+def test_import_cnnkit_does_not_import_matplotlib():
+    """Plotting is imported on first use: `import cnnkit` stays NumPy-only."""
+    import subprocess
+    import sys
+
+    code = "import sys, cnnkit; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
