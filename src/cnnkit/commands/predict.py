@@ -1,0 +1,105 @@
+"""``cnnkit predict``: classify pictures with a model saved by ``cnnkit train``."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "classify images with a trained model: print the top classes and their probabilities"
+
+EPILOG = """\
+Each picture is made into the input the model was trained on:
+
+- channels: a one-channel model gets the picture's luminance; a three-channel model
+  gets RGB (a grayscale picture repeated three times).
+- size: the picture is resized to the model's input size (e.g. 8x8 for the digits);
+  any size is accepted.
+- inversion (--invert auto): the digits are light strokes on a black background, while
+  a digit drawn on paper or in a paint program is dark on white. For a model trained on
+  the digits, a picture whose border is mostly light is inverted first. Use --invert
+  yes/no to decide yourself. Models trained on a folder of pictures are never inverted
+  automatically.
+- cropping (digits models): the drawing is cropped to its ink, padded to a square and
+  centred, so a small digit in a large picture fills the 8x8 frame as the training
+  digits do; its contrast is stretched to [0, 1]. --no-crop resizes the whole picture.
+
+example: cnnkit predict digits.npz seven.png three.jpg --top 3"""
+
+INVERT_CHOICES = {"auto": "auto", "yes": True, "no": False}
+
+
+def _top(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--invert`` and ``--no-crop`` (shared with ``cnnkit features``)."""
+    parser.add_argument("--invert", choices=tuple(INVERT_CHOICES), default="auto",
+                        help="invert the picture (1 - value) before classifying: auto "
+                             "inverts a light-background picture for a model trained on "
+                             "light-on-dark images such as the digits (default auto)")
+    parser.add_argument("--no-crop", action="store_true",
+                        help="for models that crop to the drawing (the digits), resize the "
+                             "whole picture instead")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``cnnkit predict``."""
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("model", metavar="MODEL", help="a model file written by cnnkit train")
+    parser.add_argument("images", metavar="IMAGE", nargs="+",
+                        help="picture files, http(s) URLs or bundled sample names")
+    parser.add_argument("--top", type=_top, default=3, metavar="K",
+                        help="how many classes to print per image (default 3)")
+    add_image_options(parser)
+
+
+def load_model(path):
+    """(model, metadata) of a model file, checking it says what input it takes."""
+    from cnnkit.serialization import load
+
+    model, metadata = load(path, with_metadata=True)
+    shape = metadata.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and shape[0] in (1, 3)):
+        raise ValueError(
+            f"{path} does not record a (1 or 3, H, W) input_shape; save the model with "
+            "cnnkit.save(model, path, input_shape=(C, H, W), classes=[...])"
+        )
+    return model, metadata
+
+
+def prepare(picture, metadata, args):
+    """A loaded picture as the (C, H, W) input the model expects."""
+    from cnnkit.data import prepare_image
+
+    return prepare_image(picture, metadata["input_shape"], invert=INVERT_CHOICES[args.invert],
+                         background=metadata.get("background"),
+                         crop=bool(metadata.get("crop")) and not args.no_crop)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the top classes of each image; return the exit status."""
+    import numpy as np
+
+    from cnnkit.images import load_image
+    from cnnkit.train import predict_proba
+
+    model, metadata = load_model(args.model)
+    inputs = [prepare(load_image(source), metadata, args) for source in args.images]
+    probabilities = predict_proba(model, np.stack(inputs))  # (N, K)
+    classes = metadata.get("classes") or [str(k) for k in range(probabilities.shape[1])]
+    if len(classes) != probabilities.shape[1]:
+        raise ValueError(f"{args.model} names {len(classes)} classes but the model has "
+                         f"{probabilities.shape[1]} outputs")
+    top = min(args.top, len(classes))
+    for source, p in zip(args.images, probabilities):
+        best = np.argsort(-p, kind="stable")[:top]
+        ranked = ", ".join(f"{classes[k]} ({p[k]:.1%})" for k in best)
+        print(f"{source}: {ranked}")
+    return 0
