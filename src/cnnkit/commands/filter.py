@@ -1,0 +1,78 @@
+"""``cnnkit filter``: apply a named kernel to a picture and write the response as a picture."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnkit.commands._common import (
+    IMAGE_SUFFIXES,
+    add_quiet,
+    check_not_input,
+    int_or_pair,
+    output_file,
+    padding_value,
+    save_image,
+)
+
+HELP = "apply a named kernel to an image and write the response as a picture"
+
+DISPLAY_CHOICES = ("auto", "abs", "signed", "minmax")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``cnnkit filter``."""
+    parser.add_argument("source", metavar="SOURCE",
+                        help="an image file, an http(s) URL or a bundled sample name "
+                             "(chelsea, astronaut, camera, coffee, ...)")
+    parser.add_argument("-k", "--kernel", required=True, metavar="NAME",
+                        help="a kernel name from `cnnkit kernels`, e.g. sobel_top")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                        type=output_file(IMAGE_SUFFIXES),
+                        help=f"the picture to write ({', '.join(IMAGE_SUFFIXES)})")
+    parser.add_argument("--stride", type=int_or_pair(1), default=1, metavar="S",
+                        help="step between windows: an int or H,W (default 1)")
+    parser.add_argument("--padding", type=padding_value, default=0, metavar="P",
+                        help="border added on each side: an int, H,W, same or valid "
+                             "(default 0)")
+    parser.add_argument("--padding-mode", default="zeros",
+                        choices=("zeros", "reflect", "replicate", "circular"),
+                        help="what the border holds (default zeros)")
+    parser.add_argument("--gray", action="store_true",
+                        help="filter the luminance instead of each colour channel")
+    parser.add_argument("--display", default="auto", choices=DISPLAY_CHOICES,
+                        help="how the response becomes [0, 1]: abs = |r| / max|r| (edge "
+                             "strength), signed = 0.5 + r / (2 max|r|) (gray is 0), minmax = "
+                             "stretch min..max; auto = abs for kernels whose weights sum to 0 "
+                             "(edge detectors), minmax otherwise (default)")
+    add_quiet(parser)
+
+
+def display_mode(kernel, requested: str = "auto") -> str:
+    """The ``to_display`` mode for `kernel`: `requested`, or for auto, abs when it sums to 0."""
+    if requested != "auto":
+        return requested
+    scale = float(abs(kernel).sum())
+    return "abs" if abs(float(kernel.sum())) <= 1e-9 * max(scale, 1.0) else "minmax"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Filter the image and write the picture; return the exit status."""
+    import numpy as np
+
+    from cnnkit import kernels
+    from cnnkit.filtering import filter2d, to_display
+    from cnnkit.images import load_image
+
+    check_not_input(args.output, [args.source])
+    kernel = kernels.get(args.kernel)
+    image = load_image(args.source, gray=args.gray)
+    response = filter2d(image, kernel, stride=args.stride, padding=args.padding,
+                        padding_mode=args.padding_mode)
+    mode = display_mode(kernel, args.display)
+    picture = to_display(response, mode=mode)
+    save_image(np.asarray(picture), args.output)
+    if not args.quiet:
+        low, high = float(response.min()), float(response.max())
+        print(f"wrote {args.output}: {args.kernel} on {image.shape} -> response "
+              f"{response.shape}, values {low:.3g} to {high:.3g}, shown as {mode}")
+    return 0
