@@ -270,9 +270,13 @@ def _read(path):
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder, not a cnnkit model file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an .npz archive")
+        # Read the bytes first: np.load leaks its file handle on a truncated archive.
+        with open(path, "rb") as file:
+            payload = file.read()
+        archive = np.load(io.BytesIO(payload), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with archive:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
