@@ -649,7 +649,8 @@ def compare_stride_padding(image, kernel, configs):
     Returns
     -------
     matplotlib.figure.Figure
-        A 2-D response is drawn blue-white-red around 0 with a colour bar.
+        A 2-D response is drawn blue-white-red around 0 with a colour bar, on one
+        scale shared by all responses.
 
     Examples
     --------
@@ -689,10 +690,11 @@ def compare_stride_padding(image, kernel, configs):
         ax.imshow(np.clip(picture[:, :, :3], 0, 1), interpolation="nearest")
     ax.set_title(f"input\nshape {picture.shape}", fontsize=10)
     place(ax)
+    # One colour scale for every response, so their strengths compare.
+    lo, hi, extend = _robust_limits(np.concatenate([r.ravel() for r in responses]), signed=True)
     for i, (setting, response) in enumerate(zip(settings, responses), start=1):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         if response.ndim == 2:
-            lo, hi, extend = _robust_limits(response, signed=True)
             im = ax.imshow(response, cmap=SIGNED_CMAP, vmin=lo, vmax=hi, interpolation="nearest")
             fig.colorbar(im, ax=ax, shrink=0.7, extend=extend)
         else:
