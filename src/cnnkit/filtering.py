@@ -4,8 +4,7 @@
 filtered by the same cross-correlation a CNN layer computes. Each channel is filtered on
 its own, as a depthwise convolution (``groups=C``) would; the ``C`` channels are passed
 as a batch of ``C`` one-channel images ``(C, 1, H, W)`` with one ``(1, 1, kH, kW)``
-weight, which gives the same numbers as the ``(1, C, H, W)`` depthwise form and runs
-several times faster in conv2d's engine. Responses keep their sign; :func:`to_display`
+weight, which gives the same numbers as the ``(1, C, H, W)`` depthwise form. Responses keep their sign; :func:`to_display`
 maps them to ``[0, 1]`` for showing.
 """
 

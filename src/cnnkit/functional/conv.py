@@ -36,6 +36,10 @@ __all__ = ["conv2d", "conv2d_forward", "conv2d_backward", "conv2d_output_size"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
+# The depthwise strategy makes kH*kW passes over its output; in blocks this small the
+# passes stay in the L2 cache instead of streaming from memory each time.
+CACHE_BLOCK_BYTES = 256 * 2**10
+
 
 @dataclass(frozen=True)
 class _Geometry:
@@ -73,10 +77,11 @@ class _Geometry:
 class _ConvCache:
     geometry: _Geometry
     rank: int
-    padded_input: np.ndarray  # (N, Hp, Wp, C) channels-last
+    strategy: str  # "depthwise", "rows" or "im2col"
+    padded: np.ndarray  # the padded input from _pad: (N*Hp*Wp + tail, C) or (N, C, Hp, Wp)
     weight: np.ndarray  # (O, C/groups, kH, kW) in the compute dtype
     has_bias: bool
-    columns: np.ndarray | None  # the whole im2col matrix when it fit in one chunk
+    workspace: np.ndarray | None  # the gathered windows, kept when they fit in one chunk
 
 
 def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
@@ -174,30 +179,49 @@ def _validate(x, weight, bias, stride, padding, dilation, groups, padding_mode):
     return xb, weight, bias, geometry, rank
 
 
-def _pad_channels_last(x: np.ndarray, g: _Geometry, dtype) -> np.ndarray:
-    """Copy `x` (N, C, H, W) into a padded channels-last buffer (N, Hp, Wp, C)."""
+def _pad(x: np.ndarray, g: _Geometry, dtype, *, channels_last: bool, tail: int = 0) -> np.ndarray:
+    """Copy `x` (N, C, H, W) into a padded buffer.
+
+    Channels-last, the buffer is flat: (N*Hp*Wp + tail, C), its `tail` zero pixels past
+    the last image letting the "rows" strategy read a little beyond it. Otherwise it is
+    (N, C, Hp, Wp). Either way :func:`_grid` gives its (N, Hp, Wp, C) view, on which the
+    rest of the engine works whatever the memory order.
+    """
     top, bottom, left, right = g.pads
     hp, wp = g.padded
     h, w = g.height, g.width
-    xp = np.empty((g.batch, hp, wp, g.channels), dtype=dtype)
+    if channels_last:
+        storage = np.empty((g.batch * hp * wp + tail, g.channels), dtype=dtype)
+        storage[g.batch * hp * wp :] = 0
+    else:
+        storage = np.empty((g.batch, g.channels, hp, wp), dtype=dtype)
+    xp = _grid(storage, g)
     xp[:, top : top + h, left : left + w] = x.transpose(0, 2, 3, 1)  # (N, H, W, C)
     if g.padding_mode == "zeros":
         xp[:, :top] = 0
         xp[:, top + h :] = 0
         xp[:, top : top + h, :left] = 0
         xp[:, top : top + h, left + w :] = 0
-        return xp
+        return storage
     rows = pad_index(h, top, bottom, g.padding_mode) + top
     cols = pad_index(w, left, right, g.padding_mode) + left
     border_cols = np.r_[0:left, left + w : wp]
     xp[:, top : top + h, border_cols] = xp[:, top : top + h, cols[border_cols]]
     border_rows = np.r_[0:top, top + h : hp]
     xp[:, border_rows] = xp[:, rows[border_rows]]
-    return xp
+    return storage
 
 
-def _unpad_channels_last(dxp: np.ndarray, g: _Geometry) -> np.ndarray:
-    """Adjoint of :func:`_pad_channels_last`: fold the padding's gradient back in."""
+def _grid(storage: np.ndarray, g: _Geometry) -> np.ndarray:
+    """The (N, Hp, Wp, C) view of a padded buffer from :func:`_pad`, without any tail."""
+    if storage.ndim == 4:  # (N, C, Hp, Wp)
+        return storage.transpose(0, 2, 3, 1)
+    hp, wp = g.padded
+    return storage[: g.batch * hp * wp].reshape(g.batch, hp, wp, g.channels)
+
+
+def _unpad(dxp: np.ndarray, g: _Geometry) -> np.ndarray:
+    """Adjoint of :func:`_pad`: fold the padding's gradient back in, on (N, Hp, Wp, C) views."""
     top, bottom, left, right = g.pads
     hp, wp = g.padded
     h, w = g.height, g.width
@@ -206,18 +230,19 @@ def _unpad_channels_last(dxp: np.ndarray, g: _Geometry) -> np.ndarray:
     rows = pad_index(h, top, bottom, g.padding_mode)
     cols = pad_index(w, left, right, g.padding_mode)
     border_rows = np.r_[0:top, top + h : hp]
-    dx_rows = dxp[:, top : top + h].copy()  # (N, H, Wp, C)
+    dx_rows = dxp[:, top : top + h].copy(order="K")  # (N, H, Wp, C)
     np.add.at(dx_rows, (slice(None), rows[border_rows]), dxp[:, border_rows])
     border_cols = np.r_[0:left, left + w : wp]
-    dx = dx_rows[:, :, left : left + w].copy()  # (N, H, W, C)
+    dx = dx_rows[:, :, left : left + w].copy(order="K")  # (N, H, W, C)
     np.add.at(dx, (slice(None), slice(None), cols[border_cols]), dx_rows[:, :, border_cols])
     return dx
 
 
-def _chunks(g: _Geometry, bytes_per_row: int):
-    """Blocks ``(n0, n1, h0, h1)`` of output rows whose workspace stays within the budget."""
+def _chunks(g: _Geometry, bytes_per_row: int, budget: int | None = None):
+    """Blocks ``(n0, n1, h0, h1)`` of output rows whose workspace stays within `budget`."""
     ho, _ = g.out_size
-    rows = max(1, WORKSPACE_BYTES // max(bytes_per_row, 1))
+    budget = WORKSPACE_BYTES if budget is None else budget
+    rows = max(1, budget // max(bytes_per_row, 1))
     if rows >= ho:
         samples = rows // ho
         for n0 in range(0, g.batch, samples):
@@ -269,6 +294,16 @@ def _weight_matrix(weight: np.ndarray, g: _Geometry) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 3, 4, 2, 1)).reshape(g.groups, kh * kw * cg, -1)
 
 
+def _strategy(g: _Geometry) -> str:
+    """How to compute: see the module docstring."""
+    if g.depthwise:
+        return "depthwise"
+    (ho, wo), (hp, wp) = g.out_size, g.padded
+    if g.stride == (1, 1) and g.groups == 1 and hp * wp <= 2 * ho * wo:
+        return "rows"
+    return "im2col"
+
+
 def conv2d_forward(
     x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
 ):
@@ -294,67 +329,20 @@ def conv2d_forward(
     )
     dtype = np.result_type(xb, weight, *([] if bias is None else [bias]))
     weight = weight.astype(dtype, copy=False)
-    xp = _pad_channels_last(xb, g, dtype)
+    strategy = _strategy(g)
+    depthwise = strategy == "depthwise"  # works plane by plane: channels-first memory
+    flat = _pad(xb, g, dtype, channels_last=not depthwise, tail=_rows_tail(g) if strategy == "rows" else 0)
     ho, wo = g.out_size
-    out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
-    columns = None
-    if g.depthwise:
-        _depthwise_forward(xp, weight, g, out)
+    if depthwise:
+        out = np.empty((g.batch, g.out_channels, ho, wo), dtype=dtype).transpose(0, 2, 3, 1)
     else:
-        wmat = _weight_matrix(weight, g)  # (G, K, O/G)
-        k = wmat.shape[1]
-        blocks = list(_chunks(g, wo * g.groups * k * xp.itemsize))
-        for n0, n1, h0, h1 in blocks:
-            cols = _im2col(xp, g, n0, n1, h0, h1)  # (M, G, K)
-            out_block = out[n0:n1, h0:h1].reshape(-1, g.out_channels)  # (M, O) view
-            if g.groups == 1:
-                np.matmul(cols[:, 0], wmat[0], out=out_block)
-            else:
-                # (G, M, K) @ (G, K, O/G) -> (G, M, O/G) -> (M, G, O/G)
-                product = np.matmul(cols.transpose(1, 0, 2), wmat)
-                out_block.reshape(-1, g.groups, product.shape[2])[...] = product.transpose(1, 0, 2)
-            if len(blocks) == 1:
-                columns = cols
+        out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
+    forward = {"depthwise": _depthwise_forward, "rows": _rows_forward, "im2col": _im2col_forward}
+    workspace = forward[strategy](flat, weight, g, out)
     if bias is not None:
         out += bias.astype(dtype, copy=False)
-    cache = _ConvCache(g, rank, xp, weight, bias is not None, columns)
-    return from_batch(out.transpose(0, 3, 1, 2), rank), cache  # (N, O, Ho, Wo) view
-
-
-def _depthwise_forward(xp, weight, g: _Geometry, out) -> None:
-    """out (N, Ho, Wo, C) = sum over kernel offsets of the shifted input times w[c, i, j]."""
-    kh, kw = g.kernel
-    _, wo = g.out_size
-    taps = weight[:, 0].transpose(1, 2, 0)  # (kH, kW, C)
-    for n0, n1, h0, h1 in _chunks(g, wo * g.channels * xp.itemsize):
-        acc = out[n0:n1, h0:h1]
-        product = np.empty_like(acc)
-        for i in range(kh):
-            for j in range(kw):
-                window = _window(xp, g, i, j, n0, n1, h0, h1)
-                if i == 0 and j == 0:
-                    np.multiply(window, taps[i, j], out=acc)
-                else:
-                    np.multiply(window, taps[i, j], out=product)
-                    acc += product
-
-
-def _depthwise_backward(xp, weight, grad, g: _Geometry, dxp, dweight) -> None:
-    kh, kw = g.kernel
-    _, wo = g.out_size
-    taps = weight[:, 0].transpose(1, 2, 0)  # (kH, kW, C)
-    dtaps = np.zeros_like(taps)
-    for n0, n1, h0, h1 in _chunks(g, wo * g.channels * xp.itemsize):
-        grad_block = grad[n0:n1, h0:h1]  # (n, h, Wo, C)
-        product = np.empty_like(grad_block)
-        for i in range(kh):
-            for j in range(kw):
-                window = _window(xp, g, i, j, n0, n1, h0, h1)
-                np.multiply(window, grad_block, out=product)
-                dtaps[i, j] += product.sum(axis=(0, 1, 2))
-                np.multiply(grad_block, taps[i, j], out=product)
-                _window(dxp, g, i, j, n0, n1, h0, h1)[...] += product
-    dweight[:, 0] = dtaps.transpose(2, 0, 1)
+    cache = _ConvCache(g, rank, strategy, flat, weight, bias is not None, workspace)
+    return from_batch(out.transpose(0, 3, 1, 2), rank), cache  # (N, O, Ho, Wo)
 
 
 def conv2d_backward(grad_output, cache):
@@ -380,41 +368,209 @@ def conv2d_backward(grad_output, cache):
     grad_output = as_float_array("grad_output", grad_output)
     if grad_output.shape != expected:
         raise ValueError(f"grad_output must have shape {expected}, got shape {grad_output.shape}")
-    xp, weight = cache.padded_input, cache.weight
-    dtype = xp.dtype
+    dtype = cache.padded.dtype
     grad = add_batch_axes(grad_output, cache.rank)  # (N, O, Ho, Wo)
-    grad = np.ascontiguousarray(grad.transpose(0, 2, 3, 1), dtype=dtype)  # (N, Ho, Wo, O)
-    dxp = np.zeros_like(xp)
-    dweight = np.zeros_like(weight)
-    if g.depthwise:
-        _depthwise_backward(xp, weight, grad, g, dxp, dweight)
+    grad = grad.transpose(0, 2, 3, 1)  # (N, Ho, Wo, O) view
+    if cache.strategy == "depthwise":
+        grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2), dtype=dtype).transpose(0, 2, 3, 1)
     else:
-        wmat = _weight_matrix(weight, g)  # (G, K, O/G)
-        k, og = wmat.shape[1], wmat.shape[2]
-        dwmat = np.zeros_like(wmat)
-        for n0, n1, h0, h1 in _chunks(g, wo * g.groups * k * xp.itemsize):
-            cols = cache.columns if cache.columns is not None else _im2col(xp, g, n0, n1, h0, h1)
-            grad_block = grad[n0:n1, h0:h1].reshape(-1, g.groups, og)  # (M, G, O/G)
-            if g.groups == 1:
-                dwmat[0] += cols[:, 0].T @ grad_block[:, 0]
-                dcols = grad_block[:, 0] @ wmat[0].T  # (M, K)
-            else:
-                # (G, K, M) @ (G, M, O/G) -> (G, K, O/G)
-                dwmat += np.matmul(cols.transpose(1, 2, 0), grad_block.transpose(1, 0, 2))
-                # (G, M, O/G) @ (G, O/G, K) -> (G, M, K) -> (M, G, K)
-                dcols = np.matmul(grad_block.transpose(1, 0, 2), wmat.transpose(0, 2, 1))
-                dcols = dcols.transpose(1, 0, 2)
-            _col2im(dcols, dxp, g, n0, n1, h0, h1)
-        o, cg, kh, kw = weight.shape
-        # (G, kH*kW*C/G, O/G) -> (G, kH, kW, C/G, O/G) -> (O, C/G, kH, kW)
-        dweight[...] = (
-            dwmat.reshape(g.groups, kh, kw, cg, og).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
-        )
-    dx = _unpad_channels_last(dxp, g).transpose(0, 3, 1, 2)  # (N, C, H, W) view
+        grad = np.ascontiguousarray(grad, dtype=dtype)
+    backward = {"depthwise": _depthwise_backward, "rows": _rows_backward, "im2col": _im2col_backward}
+    dflat, dweight = backward[cache.strategy](cache, grad)
+    dx = _unpad(_grid(dflat, g), g).transpose(0, 3, 1, 2)  # (N, C, H, W) view
     dbias = grad.sum(axis=(0, 1, 2)) if cache.has_bias else None
     if cache.rank == 2:
         return dx[0, 0], dweight[0, 0], dbias
     return from_batch(dx, cache.rank), dweight, dbias
+
+
+# -- im2col: any stride and groups --------------------------------------------------------
+
+
+def _im2col_forward(flat, weight, g: _Geometry, out):
+    """One GEMM per chunk of output rows over its gathered windows; returns them if one chunk."""
+    xp = _grid(flat, g)
+    wmat = _weight_matrix(weight, g)  # (G, K, O/G)
+    _, wo = g.out_size
+    blocks = list(_chunks(g, wo * g.groups * wmat.shape[1] * flat.itemsize))
+    for n0, n1, h0, h1 in blocks:
+        cols = _im2col(xp, g, n0, n1, h0, h1)  # (M, G, K)
+        out_block = out[n0:n1, h0:h1].reshape(-1, g.out_channels)  # (M, O) view
+        if g.groups == 1:
+            np.matmul(cols[:, 0], wmat[0], out=out_block)
+        else:
+            # (G, M, K) @ (G, K, O/G) -> (G, M, O/G) -> (M, G, O/G)
+            product = np.matmul(cols.transpose(1, 0, 2), wmat)
+            out_block.reshape(-1, g.groups, product.shape[2])[...] = product.transpose(1, 0, 2)
+    return cols if len(blocks) == 1 else None
+
+
+def _im2col_backward(cache, grad):
+    g: _Geometry = cache.geometry
+    xp, weight = _grid(cache.padded, g), cache.weight
+    dflat = np.zeros_like(cache.padded)
+    dxp = _grid(dflat, g)
+    wmat = _weight_matrix(weight, g)  # (G, K, O/G)
+    k, og = wmat.shape[1], wmat.shape[2]
+    dwmat = np.zeros_like(wmat)
+    _, wo = g.out_size
+    for n0, n1, h0, h1 in _chunks(g, wo * g.groups * k * xp.itemsize):
+        cols = cache.workspace if cache.workspace is not None else _im2col(xp, g, n0, n1, h0, h1)
+        grad_block = grad[n0:n1, h0:h1].reshape(-1, g.groups, og)  # (M, G, O/G)
+        if g.groups == 1:
+            dwmat[0] += cols[:, 0].T @ grad_block[:, 0]
+            dcols = grad_block[:, 0] @ wmat[0].T  # (M, K)
+        else:
+            # (G, K, M) @ (G, M, O/G) -> (G, K, O/G)
+            dwmat += np.matmul(cols.transpose(1, 2, 0), grad_block.transpose(1, 0, 2))
+            # (G, M, O/G) @ (G, O/G, K) -> (G, M, K) -> (M, G, K)
+            dcols = np.matmul(grad_block.transpose(1, 0, 2), wmat.transpose(0, 2, 1))
+            dcols = dcols.transpose(1, 0, 2)
+        _col2im(dcols, dxp, g, n0, n1, h0, h1)
+    o, cg, kh, kw = weight.shape
+    # (G, kH*kW*C/G, O/G) -> (G, kH, kW, C/G, O/G) -> (O, C/G, kH, kW)
+    dweight = dwmat.reshape(g.groups, kh, kw, cg, og).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
+    return dflat, dweight
+
+
+# -- rows: stride 1, no groups --------------------------------------------------------------
+#
+# At stride 1, output pixel p of the padded grid (flat index n*Hp*Wp + h*Wp + w) sums
+# flat[p + i*dh*Wp + j*dw] @ W[:, :, i, j] over the kernel. Computing every grid position
+# (the few with w >= Wo or h >= Ho are discarded) turns each kernel row i into one GEMM
+# over a contiguous slice of a (P, kW, C) buffer holding the kW column shifts: kW cheap
+# contiguous copies of the input instead of kH*kW strided ones.
+
+
+def _rows_tail(g: _Geometry) -> int:
+    """Pixels read past the last image by the last grid position's kernel."""
+    (kh, kw), (dh, dw) = g.kernel, g.dilation
+    return (kh - 1) * dh * g.padded[1] + (kw - 1) * dw
+
+
+def _rows_blocks(g: _Geometry, bytes_per_grid_row: int):
+    """Blocks ``(n0, n1, h0, h1)``: whole images (all Hp grid rows), or output rows of one."""
+    (hp, _), (ho, _) = g.padded, g.out_size
+    rows = max(1, WORKSPACE_BYTES // max(bytes_per_grid_row, 1))
+    if rows >= hp + (g.kernel[0] - 1) * g.dilation[0]:
+        images = max(1, rows // hp - 1)
+        for n0 in range(0, g.batch, images):
+            yield n0, min(n0 + images, g.batch), 0, hp
+    else:
+        for n0 in range(g.batch):
+            for h0 in range(0, ho, rows):
+                yield n0, n0 + 1, h0, min(h0 + rows, ho)
+
+
+def _block_span(g: _Geometry, n0, n1, h0, h1) -> tuple[int, int]:
+    """First flat pixel of a block and its number of grid positions."""
+    hp, wp = g.padded
+    return (n0 * hp + h0) * wp, ((n1 - n0 - 1) * hp + (h1 - h0)) * wp
+
+
+def _shifted_rows(flat, g: _Geometry, n0, n1, h0, h1) -> np.ndarray:
+    """(count + halo, kW, C): the block's pixels shifted by each kernel column j."""
+    (_, wp), (kh, kw), (dh, dw) = g.padded, g.kernel, g.dilation
+    start, count = _block_span(g, n0, n1, h0, h1)
+    length = count + (kh - 1) * dh * wp
+    shifted = np.empty((length, kw, g.channels), dtype=flat.dtype)
+    for j in range(kw):
+        shifted[:, j] = flat[start + j * dw : start + j * dw + length]
+    return shifted
+
+
+def _rows_forward(flat, weight, g: _Geometry, out):
+    (hp, wp), (ho, wo), (kh, kw), (dh, _) = g.padded, g.out_size, g.kernel, g.dilation
+    o, c = g.out_channels, g.channels
+    wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)  # (kH, kW*C, O)
+    blocks = list(_rows_blocks(g, wp * kw * c * flat.itemsize))
+    for n0, n1, h0, h1 in blocks:
+        shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
+        _, count = _block_span(g, n0, n1, h0, h1)
+        acc = shifted[:count].reshape(count, kw * c) @ wrows[0]  # (count, O)
+        product = np.empty_like(acc)
+        for i in range(1, kh):
+            offset = i * dh * wp
+            np.matmul(shifted[offset : offset + count].reshape(count, kw * c), wrows[i], out=product)
+            acc += product
+        valid = min(h1, ho) - h0
+        out[n0:n1, h0 : h0 + valid] = acc.reshape(n1 - n0, h1 - h0, wp, o)[:, :valid, :wo]
+    return shifted if len(blocks) == 1 else None
+
+
+def _rows_backward(cache, grad):
+    g: _Geometry = cache.geometry
+    flat, weight = cache.padded, cache.weight
+    (_, wp), (ho, wo), (kh, kw), (dh, dw) = g.padded, g.out_size, g.kernel, g.dilation
+    o, c = g.out_channels, g.channels
+    wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
+    wtaps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kH, kW, O, C)
+    dwrows = np.zeros_like(wrows)
+    dflat = np.zeros_like(flat)
+    for n0, n1, h0, h1 in _rows_blocks(g, wp * kw * max(c, o) * flat.itemsize):
+        start, count = _block_span(g, n0, n1, h0, h1)
+        shifted = cache.workspace
+        if shifted is None:
+            shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
+        valid = min(h1, ho) - h0
+        grad_grid = np.zeros((n1 - n0, h1 - h0, wp, o), dtype=flat.dtype)  # 0 off the outputs
+        grad_grid[:, :valid, :wo] = grad[n0:n1, h0 : h0 + valid]
+        grad_grid = grad_grid.reshape(count, o)
+        for i in range(kh):
+            offset = i * dh * wp
+            dwrows[i] += shifted[offset : offset + count].reshape(count, kw * c).T @ grad_grid
+            # (count, O) @ (kW, O, C) -> (kW, count, C): contiguous per kernel column
+            dshifted = np.matmul(grad_grid, wtaps[i])
+            for j in range(kw):
+                begin = start + offset + j * dw
+                dflat[begin : begin + count] += dshifted[j]
+    # (kH, kW*C, O) -> (kH, kW, C, O) -> (O, C, kH, kW)
+    return dflat, dwrows.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+
+
+# -- depthwise: one input and one output channel per group ----------------------------------
+
+
+def _depthwise_forward(flat, weight, g: _Geometry, out):
+    """out (N, Ho, Wo, C) = sum over kernel offsets of the shifted input times w[c, i, j]."""
+    xp = _grid(flat, g)
+    kh, kw = g.kernel
+    _, wo = g.out_size
+    taps = weight[:, 0].transpose(1, 2, 0)  # (kH, kW, C)
+    for n0, n1, h0, h1 in _chunks(g, wo * g.channels * xp.itemsize, CACHE_BLOCK_BYTES):
+        acc = out[n0:n1, h0:h1]
+        product = np.empty_like(acc)
+        for i in range(kh):
+            for j in range(kw):
+                window = _window(xp, g, i, j, n0, n1, h0, h1)
+                if i == 0 and j == 0:
+                    np.multiply(window, taps[i, j], out=acc)
+                else:
+                    np.multiply(window, taps[i, j], out=product)
+                    acc += product
+    return None
+
+
+def _depthwise_backward(cache, grad):
+    g: _Geometry = cache.geometry
+    xp, weight = _grid(cache.padded, g), cache.weight
+    dflat = np.zeros_like(cache.padded)
+    dxp = _grid(dflat, g)
+    kh, kw = g.kernel
+    _, wo = g.out_size
+    taps = weight[:, 0].transpose(1, 2, 0)  # (kH, kW, C)
+    dtaps = np.zeros_like(taps)
+    for n0, n1, h0, h1 in _chunks(g, wo * g.channels * xp.itemsize, CACHE_BLOCK_BYTES):
+        grad_block = grad[n0:n1, h0:h1]  # (n, h, Wo, C)
+        product = np.empty_like(grad_block)
+        for i in range(kh):
+            for j in range(kw):
+                window = _window(xp, g, i, j, n0, n1, h0, h1)
+                np.multiply(window, grad_block, out=product)
+                dtaps[i, j] += product.sum(axis=(0, 1, 2))
+                np.multiply(grad_block, taps[i, j], out=product)
+                _window(dxp, g, i, j, n0, n1, h0, h1)[...] += product
+    return dflat, dtaps.transpose(2, 0, 1)[:, None]  # (C, 1, kH, kW)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
