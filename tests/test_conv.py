@@ -219,10 +219,36 @@ def test_chunked_workspace_gives_same_result(case, budget, rng, monkeypatch):
     g = rng.standard_normal(out.shape)
     grads = F.conv2d_backward(g, cache)
     monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", budget)
+    monkeypatch.setattr(conv_module, "CACHE_BLOCK_BYTES", budget)
     out_c, cache_c = F.conv2d_forward(x, weight, b, **kwargs)
     np.testing.assert_allclose(out_c, out, rtol=1e-12, atol=1e-12)
     for mine, full in zip(F.conv2d_backward(g, cache_c), grads):
         np.testing.assert_allclose(mine, full, rtol=1e-12, atol=1e-12)
+
+
+STRIDE_1_CASES = [c for c in ALL_CASES if pair(c[6]) == (1, 1)]
+
+
+@pytest.mark.parametrize("case", STRIDE_1_CASES)
+def test_fast_strategies_agree_with_im2col(case, rng, monkeypatch):
+    """The "rows" and "depthwise" fast paths give im2col's results, forward and backward."""
+    x, weight, b, kwargs, _ = make_inputs(case, np.float64, rng)
+    chosen = conv_module._strategy
+    out, cache = F.conv2d_forward(x, weight, b, **kwargs)
+    g = rng.standard_normal(out.shape)
+    grads = F.conv2d_backward(g, cache)
+    monkeypatch.setattr(conv_module, "_strategy", lambda geometry: "im2col")
+    out_ref, cache_ref = F.conv2d_forward(x, weight, b, **kwargs)
+    np.testing.assert_allclose(out, out_ref, rtol=1e-12, atol=1e-12)
+    for mine, theirs in zip(grads, F.conv2d_backward(g, cache_ref)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+    if kwargs["groups"] == 1:  # rows applies to any ungrouped stride-1 case, wasteful or not
+        monkeypatch.setattr(conv_module, "_strategy", lambda geometry: "rows")
+        out_rows, cache_rows = F.conv2d_forward(x, weight, b, **kwargs)
+        np.testing.assert_allclose(out_rows, out_ref, rtol=1e-12, atol=1e-12)
+        for mine, theirs in zip(F.conv2d_backward(g, cache_rows), F.conv2d_backward(g, cache_ref)):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+    assert chosen(cache.geometry) == cache.strategy
 
 
 def test_non_contiguous_inputs_and_no_mutation(rng):
