@@ -172,3 +172,16 @@ def test_tour_out_must_be_a_folder(tmp_path, capsys):
     assert main(["tour", "--out", str(path)]) == 1
     assert "--out must be a folder" in capsys.readouterr().err
     assert path.read_text() == "keep"
+
+
+def test_large_images_are_shrunk_for_the_pictures(rng):
+    """A photo larger than MAX_SIDE keeps its aspect and mean, in float32 [0, 1]."""
+    from cnnkit.commands.tour import MAX_SIDE, _shrink
+
+    image = rng.random((2 * MAX_SIDE, MAX_SIDE, 3)).astype(np.float32)
+    small = _shrink(image)
+    assert small.shape == (MAX_SIDE, MAX_SIDE // 2, 3) and small.dtype == np.float32
+    assert abs(small.mean() - image.mean()) < 1e-3
+    assert 0 <= small.min() and small.max() <= 1
+    assert _shrink(image[:10, :20]).shape == (10, 20, 3)  # small images stay as they are
+    assert _shrink(image[..., 0]).shape == (MAX_SIDE, MAX_SIDE // 2)

@@ -23,6 +23,9 @@ HELP = "run the CNN walkthrough offline: print the examples, write every picture
 DEFAULT_OUT = "cnnkit-tour"
 DEFAULT_IMAGE = "chelsea"
 SEED = 0
+#: Larger images are shrunk to this many pixels on their longer side for the pictures:
+#: a figure shows no more, and a phone photo would only slow the tour down.
+MAX_SIDE = 800
 
 
 @dataclass
@@ -70,6 +73,22 @@ class _Printer:
         self(_text(a))
 
 
+def _shrink(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    """`image` scaled down (box filter, per channel, in float) to at most `max_side` pixels."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    planes = image[:, :, None] if image.ndim == 2 else image
+    shrunk = [np.asarray(Image.fromarray(np.ascontiguousarray(planes[:, :, c]))
+                         .resize(size, Image.Resampling.BOX)) for c in range(planes.shape[2])]
+    out = np.clip(np.stack(shrunk, axis=-1), 0.0, 1.0).astype(np.float32)  # (h', w', C)
+    return out[:, :, 0] if image.ndim == 2 else out
+
+
 def _examples(say: _Printer, rng: np.random.Generator) -> dict:
     """Print the small-matrix examples of the walkthrough; return the arrays the pictures reuse."""
     from cnnkit import functional as F
@@ -111,7 +130,7 @@ def _examples(say: _Printer, rng: np.random.Generator) -> dict:
     return {"matrix": matrix, "kernel": kernel, "pool_input": pool_input}
 
 
-def _pictures(image: np.ndarray, source: str, arrays: dict) -> list[Picture]:
+def _pictures(image: np.ndarray, source: str, arrays: dict, loaded_shape=None) -> list[Picture]:
     """The tour's pictures, in walkthrough order; nothing is drawn until `make` is called."""
     from cnnkit import functional as F
     from cnnkit import kernels, plot
@@ -135,10 +154,12 @@ def _pictures(image: np.ndarray, source: str, arrays: dict) -> list[Picture]:
         return f"({', '.join(map(str, a.shape))})"
 
     m, k = arrays["matrix"], arrays["kernel"]
+    loaded_shape = image.shape if loaded_shape is None else tuple(loaded_shape)
+    shrunk = "" if loaded_shape == image.shape else f", shown shrunk to {image.shape}"
     return [
         Picture("01_image.png", "An image is a 3-D array",
-                f"The image {source!r} as loaded: a NumPy array of shape {image.shape} "
-                "(height, width, channels), floats from 0 to 1. Axes count pixels.",
+                f"The image {source!r} as loaded: a NumPy array of shape {loaded_shape} "
+                f"(height, width, channels), floats from 0 to 1{shrunk}. Axes count pixels.",
                 figure(lambda: plot.show_image(
                     image, title=f"{source}: shape {image.shape} (height, width, channels)"))),
         Picture("02_channels.png", "An image is a 3-D array",
@@ -276,9 +297,12 @@ def run(args: argparse.Namespace) -> int:
     say = _Printer()
     say(f"cnnkit tour on {source!r}: image shape {image.shape} (height, width, channels), "
         f"dtype {image.dtype}")
+    shown = _shrink(image)
+    if shown.shape != image.shape:
+        say(f"(shrunk to {shown.shape} for the pictures)")
     say()
     arrays = _examples(say, np.random.default_rng(SEED))
-    pictures = _pictures(image, source, arrays)
+    pictures = _pictures(shown, source, arrays, loaded_shape=image.shape)
     for name in [p.name for p in pictures] + ["index.html"]:
         check_not_input(out / name, [source])
     out.mkdir(parents=True, exist_ok=True)
