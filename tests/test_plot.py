@@ -272,3 +272,14 @@ def test_import_cnnkit_does_not_import_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_gray_alpha_and_rgba_images_are_drawn(channels):
+    """(H, W, 1), gray + alpha and RGBA images draw; opaque white stays white."""
+    image = np.ones((8, 8, channels), dtype=np.float32)
+    fig = plot.show_image(image)
+    assert centre_of(render(fig), image_axes(fig)[0]).min() > 245
+    fig = plot.compare_stride_padding(image, np.ones((3, 3)), [(2, 1)])
+    assert image_axes(fig)[1].get_title().endswith(
+        "(4, 4)" if channels == 1 else f"(4, 4, {channels})")

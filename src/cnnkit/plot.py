@@ -82,6 +82,14 @@ def _as_picture(name: str, image) -> np.ndarray:
     return image
 
 
+def _rgb(picture: np.ndarray) -> np.ndarray:
+    """A (H, W, C) picture as RGB(A) for imshow, clipped to [0, 1]; gray + alpha becomes RGBA."""
+    if picture.shape[2] == 2:
+        gray, alpha = picture[:, :, :1], picture[:, :, 1:]
+        picture = np.concatenate([gray, gray, gray, alpha], axis=2)  # (H, W, 4)
+    return np.clip(picture, 0, 1)
+
+
 def _as_matrix(name: str, x) -> np.ndarray:
     """`x` as a non-empty 2-D float array, leading axes of length 1 dropped."""
     x = as_float_array(name, x)
@@ -201,7 +209,7 @@ def show_image(image, title=None):
         im = ax.imshow(picture, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         fig.colorbar(im, ax=ax, shrink=0.8, label="intensity")
     else:
-        ax.imshow(np.clip(picture, 0, 1), interpolation="nearest")
+        ax.imshow(_rgb(picture), interpolation="nearest")
     ax.set_title(f"image, shape {tuple(shape)}" if title is None else str(title))
     ax.set_xlabel("column (x)")
     ax.set_ylabel("row (y)")
@@ -386,6 +394,8 @@ def _map_list(maps) -> list[np.ndarray]:
 
 def _draw_maps(fig, items, titles, ncols, *, cmap=None, same_scale=False, colorbar_label="value"):
     """Draw 2-D maps in a grid; return the axes."""
+    from matplotlib.ticker import MaxNLocator
+
     n = len(items)
     nrows = math.ceil(n / ncols)
     per_panel = n <= _MAX_PANEL_COLORBARS
@@ -406,6 +416,8 @@ def _draw_maps(fig, items, titles, ncols, *, cmap=None, same_scale=False, colorb
             ax.set_ylim(hmax - 0.5, -0.5)
         ax.set_title(titles[i], fontsize=10 if n <= 4 else 8)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if per_panel:
             fig.colorbar(im, ax=ax, shrink=0.8, extend=extend,
                          label=colorbar_label if n <= 4 else None)
@@ -687,7 +699,7 @@ def compare_stride_padding(image, kernel, configs):
         im = ax.imshow(picture, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         fig.colorbar(im, ax=ax, shrink=0.7)
     else:
-        ax.imshow(np.clip(picture[:, :, :3], 0, 1), interpolation="nearest")
+        ax.imshow(_rgb(picture), interpolation="nearest")
     ax.set_title(f"input\nshape {picture.shape}", fontsize=10)
     place(ax)
     # One colour scale for every response, so their strengths compare.
@@ -698,7 +710,7 @@ def compare_stride_padding(image, kernel, configs):
             im = ax.imshow(response, cmap=SIGNED_CMAP, vmin=lo, vmax=hi, interpolation="nearest")
             fig.colorbar(im, ax=ax, shrink=0.7, extend=extend)
         else:
-            ax.imshow(to_display(response[:, :, :3], mode="abs"), interpolation="nearest")
+            ax.imshow(_rgb(to_display(response, mode="abs")), interpolation="nearest")
         ax.set_title(f"{_describe_config(setting)}\noutput shape {response.shape}", fontsize=10)
         place(ax)
     fig.suptitle(f"kernel {_dims(k.shape)} with different strides and paddings "
