@@ -8,6 +8,9 @@ from pathlib import Path
 from cnnkit.commands._common import add_quiet, check_not_input
 from cnnkit.commands.predict import add_image_options
 
+#: Feature maps drawn per layer by default (show_kernels draws the first 16 filters too).
+MAX_MAPS = 16
+
 HELP = "write every conv layer's kernels and its feature maps on an image as PNG pictures"
 
 EPILOG = """\
@@ -41,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a picture file, an http(s) URL or a bundled sample name")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", type=Path,
                         help="the folder to write the pictures into")
-    parser.add_argument("--max-maps", type=_max_maps, default=32, metavar="N",
-                        help="show at most N feature maps per layer (default 32)")
+    parser.add_argument("--max-maps", type=_max_maps, default=MAX_MAPS, metavar="N",
+                        help=f"show at most N feature maps per layer (default {MAX_MAPS}, "
+                             "as many as the kernel pictures show)")
     add_image_options(parser)
     add_quiet(parser)
 
@@ -81,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
     if not layers:
         raise ValueError(f"{args.model} has no Conv2d layer to show")
 
+    names = ["input.png"] + [f"conv{k}_{kind}.png" for k in range(1, len(layers) + 1)
+                             for kind in ("kernels", "feature_maps")]
+    for filename in names:
+        check_not_input(folder / filename, [args.model, args.image])
+
     # Draw every figure before writing any file.
     c, h, w = x.shape
     figures = {"input.png": plot.show_feature_maps(
@@ -96,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
         if len(shown) < len(maps):
             heading += f" (first {len(shown)})"
         figures[f"conv{k}_feature_maps.png"] = plot.show_feature_maps(shown, title=heading)
-    for filename in figures:
-        check_not_input(folder / filename, [args.model, args.image])
     for filename, figure in figures.items():
         save_figure(figure, folder / filename)
     if not args.quiet:
