@@ -308,7 +308,7 @@ def show_kernel(kernel, title=None):
 
 
 def show_kernels(weight, title=None):
-    """Show a bank of convolution weights as a grid: one column per filter, one row per input channel.
+    """Show a bank of convolution weights: one column per filter, one row per input channel.
 
     Parameters
     ----------

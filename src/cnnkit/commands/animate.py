@@ -1,4 +1,4 @@
-"""``cnnkit animate``: write a GIF of a kernel sliding over an input (convolution or max pooling)."""
+"""``cnnkit animate``: write a GIF of a kernel sliding over an input (convolution or max pool)."""
 
 from __future__ import annotations
 
