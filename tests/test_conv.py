@@ -268,6 +268,21 @@ def test_non_contiguous_inputs_and_no_mutation(rng):
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.parametrize("padding, mode", [(1, "zeros"), (2, "reflect"), ("same", "circular")])
+def test_depthwise_on_a_channels_last_image_matches_contiguous(padding, mode, rng):
+    """The (1, C, H, W) view of an (H, W, C) image filters as its planar copy, gradients too."""
+    image = rng.standard_normal((9, 11, 3))
+    x = image.transpose(2, 0, 1)[None]
+    w = rng.standard_normal((3, 1, 3, 3))
+    out, cache = F.conv2d_forward(x, w, groups=3, padding=padding, padding_mode=mode)
+    expected, cache_c = F.conv2d_forward(np.ascontiguousarray(x), w, groups=3, padding=padding, padding_mode=mode)
+    assert cache.strategy == "depthwise" and out[0].transpose(1, 2, 0).flags.c_contiguous
+    np.testing.assert_array_equal(out, expected)
+    g = rng.standard_normal(out.shape)
+    for mine, theirs in zip(F.conv2d_backward(g, cache), F.conv2d_backward(g, cache_c)):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_dtypes_follow_numpy_promotion():
     """float32 stays float32, float32 with float64 computes in float64, integers become float32."""
     x32 = np.ones((1, 1, 4, 4), np.float32)

@@ -2,9 +2,9 @@
 
 :func:`filter2d` is a thin wrapper over :func:`cnnkit.functional.conv2d`, so a picture is
 filtered by the same cross-correlation a CNN layer computes. Each channel is filtered on
-its own, as a depthwise convolution (``groups=C``) would; the ``C`` channels are passed
-as a batch of ``C`` one-channel images ``(C, 1, H, W)`` with one ``(1, 1, kH, kW)``
-weight, which gives the same numbers as the ``(1, C, H, W)`` depthwise form. Responses keep their sign; :func:`to_display`
+its own: a depthwise convolution (``groups=C``) of the ``(1, C, H, W)`` view of the
+image, which conv2d computes band by band without copying the whole image and writes
+straight into a channels-last result. Responses keep their sign; :func:`to_display`
 maps them to ``[0, 1]`` for showing.
 """
 
@@ -97,10 +97,11 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.nda
     options = dict(stride=stride, padding=padding, padding_mode=padding_mode)
     if image.ndim == 2:
         return conv2d(image, kernel, **options)  # (Ho, Wo)
-    # Channels as a batch: the same numbers as depthwise (1, C, H, W) with groups=C.
-    x = image.transpose(2, 0, 1)[:, None]  # (H, W, C) -> (C, 1, H, W)
-    out = conv2d(x, kernel[None, None], **options)  # (C, 1, Ho, Wo)
-    return np.ascontiguousarray(out[:, 0].transpose(1, 2, 0))  # (Ho, Wo, C)
+    channels = image.shape[2]
+    x = image.transpose(2, 0, 1)[None]  # (H, W, C) -> (1, C, H, W) view
+    weight = np.broadcast_to(kernel, (channels, 1) + kernel.shape)  # (C, 1, kH, kW)
+    out = conv2d(x, weight, groups=channels, **options)  # (1, C, Ho, Wo)
+    return np.ascontiguousarray(out[0].transpose(1, 2, 0))  # (Ho, Wo, C), no copy as a rule
 
 
 def to_display(response, mode="abs") -> np.ndarray:

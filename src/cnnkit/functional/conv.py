@@ -78,7 +78,7 @@ class _ConvCache:
     geometry: _Geometry
     rank: int
     strategy: str  # "depthwise", "rows" or "im2col"
-    padded: np.ndarray  # the padded input from _pad: (N*Hp*Wp + tail, C) or (N, C, Hp, Wp)
+    source: np.ndarray  # depthwise: the input (N, C, H, W); else from _pad, (N*Hp*Wp + tail, C)
     weight: np.ndarray  # (O, C/groups, kH, kW) in the compute dtype
     has_bias: bool
     workspace: np.ndarray | None  # the gathered windows, kept when they fit in one chunk
@@ -179,22 +179,17 @@ def _validate(x, weight, bias, stride, padding, dilation, groups, padding_mode):
     return xb, weight, bias, geometry, rank
 
 
-def _pad(x: np.ndarray, g: _Geometry, dtype, *, channels_last: bool, tail: int = 0) -> np.ndarray:
-    """Copy `x` (N, C, H, W) into a padded buffer.
+def _pad(x: np.ndarray, g: _Geometry, dtype, tail: int = 0) -> np.ndarray:
+    """Copy `x` (N, C, H, W) into a padded channels-last buffer, flat: (N*Hp*Wp + tail, C).
 
-    Channels-last, the buffer is flat: (N*Hp*Wp + tail, C), its `tail` zero pixels past
-    the last image letting the "rows" strategy read a little beyond it. Otherwise it is
-    (N, C, Hp, Wp). Either way :func:`_grid` gives its (N, Hp, Wp, C) view, on which the
-    rest of the engine works whatever the memory order.
+    The `tail` zero pixels past the last image let the "rows" strategy read a little
+    beyond it; :func:`_grid` gives the (N, Hp, Wp, C) view.
     """
     top, bottom, left, right = g.pads
     hp, wp = g.padded
     h, w = g.height, g.width
-    if channels_last:
-        storage = np.empty((g.batch * hp * wp + tail, g.channels), dtype=dtype)
-        storage[g.batch * hp * wp :] = 0
-    else:
-        storage = np.empty((g.batch, g.channels, hp, wp), dtype=dtype)
+    storage = np.empty((g.batch * hp * wp + tail, g.channels), dtype=dtype)
+    storage[g.batch * hp * wp :] = 0
     xp = _grid(storage, g)
     xp[:, top : top + h, left : left + w] = x.transpose(0, 2, 3, 1)  # (N, H, W, C)
     if g.padding_mode == "zeros":
@@ -213,28 +208,56 @@ def _pad(x: np.ndarray, g: _Geometry, dtype, *, channels_last: bool, tail: int =
 
 
 def _grid(storage: np.ndarray, g: _Geometry) -> np.ndarray:
-    """The (N, Hp, Wp, C) view of a padded buffer from :func:`_pad`, without any tail."""
-    if storage.ndim == 4:  # (N, C, Hp, Wp)
-        return storage.transpose(0, 2, 3, 1)
+    """The (N, Hp, Wp, C) view of a flat padded buffer from :func:`_pad`, without its tail."""
     hp, wp = g.padded
     return storage[: g.batch * hp * wp].reshape(g.batch, hp, wp, g.channels)
 
 
-def _unpad(dxp: np.ndarray, g: _Geometry) -> np.ndarray:
-    """Adjoint of :func:`_pad`: fold the padding's gradient back in, on (N, Hp, Wp, C) views."""
+def _padded_band(x: np.ndarray, g: _Geometry, n0, n1, r0, r1) -> np.ndarray:
+    """Padded rows r0..r1 of samples n0..n1, channels-first in memory: an (n, R, Wp, C) view."""
     top, bottom, left, right = g.pads
-    hp, wp = g.padded
     h, w = g.height, g.width
     if g.padding_mode == "zeros":
-        return dxp[:, top : top + h, left : left + w]
-    rows = pad_index(h, top, bottom, g.padding_mode)
+        band = np.zeros((n1 - n0, g.channels, r1 - r0, g.padded[1]), dtype=x.dtype)
+        s0, s1 = max(r0, top), min(r1, top + h)  # the band's rows that hold input rows
+        if s1 > s0:
+            band[:, :, s0 - r0 : s1 - r0, left : left + w] = x[n0:n1, :, s0 - top : s1 - top]
+    else:
+        rows = pad_index(h, top, bottom, g.padding_mode)[r0:r1]
+        cols = pad_index(w, left, right, g.padding_mode)
+        band = x[n0:n1].take(rows, axis=2).take(cols, axis=3)  # (n, C, R, Wp)
+    return band.transpose(0, 2, 3, 1)
+
+
+def _fold_band(dband: np.ndarray, dx: np.ndarray, g: _Geometry, r0: int) -> None:
+    """Adjoint of the padding: add the gradient of padded rows r0.. (n, R, Wp, C) into dx (n, H, W, C)."""
+    top, bottom, left, right = g.pads
+    h, w = g.height, g.width
+    count = dband.shape[1]
+    s0, s1 = max(r0, top), min(r0 + count, top + h)  # padded rows that are input rows
+    if g.padding_mode == "zeros":
+        if s1 > s0:
+            dx[:, s0 - top : s1 - top] += dband[:, s0 - r0 : s1 - r0, left : left + w]
+        return
     cols = pad_index(w, left, right, g.padding_mode)
-    border_rows = np.r_[0:top, top + h : hp]
-    dx_rows = dxp[:, top : top + h].copy(order="K")  # (N, H, Wp, C)
-    np.add.at(dx_rows, (slice(None), rows[border_rows]), dxp[:, border_rows])
-    border_cols = np.r_[0:left, left + w : wp]
-    dx = dx_rows[:, :, left : left + w].copy(order="K")  # (N, H, W, C)
-    np.add.at(dx, (slice(None), slice(None), cols[border_cols]), dx_rows[:, :, border_cols])
+    border_cols = np.r_[0:left, left + w : g.padded[1]]
+    dcols = dband[:, :, left : left + w].copy(order="K")  # (n, R, W, C)
+    np.add.at(dcols, (slice(None), slice(None), cols[border_cols]), dband[:, :, border_cols])
+    if s1 > s0:
+        dx[:, s0 - top : s1 - top] += dcols[:, s0 - r0 : s1 - r0]
+    padded_rows = np.arange(r0, r0 + count)
+    border = (padded_rows < top) | (padded_rows >= top + h)
+    rows = pad_index(h, top, bottom, g.padding_mode)[padded_rows[border]]
+    np.add.at(dx, (slice(None), rows), dcols[:, border])
+
+
+def _unpad(dxp: np.ndarray, g: _Geometry) -> np.ndarray:
+    """Adjoint of :func:`_pad`: the gradient of the unpadded input, (N, H, W, C)."""
+    top, _, left, _ = g.pads
+    if g.padding_mode == "zeros":
+        return dxp[:, top : top + g.height, left : left + g.width]
+    dx = np.zeros((g.batch, g.height, g.width, g.channels), dtype=dxp.dtype)
+    _fold_band(dxp, dx, g, 0)
     return dx
 
 
@@ -330,18 +353,21 @@ def conv2d_forward(
     dtype = np.result_type(xb, weight, *([] if bias is None else [bias]))
     weight = weight.astype(dtype, copy=False)
     strategy = _strategy(g)
-    depthwise = strategy == "depthwise"  # works plane by plane: channels-first memory
-    flat = _pad(xb, g, dtype, channels_last=not depthwise, tail=_rows_tail(g) if strategy == "rows" else 0)
     ho, wo = g.out_size
-    if depthwise:
-        out = np.empty((g.batch, g.out_channels, ho, wo), dtype=dtype).transpose(0, 2, 3, 1)
+    if strategy == "depthwise":  # plane by plane, padded band by band
+        source = xb.astype(dtype, copy=False)
+        if g.channels > 1 and source.transpose(0, 2, 3, 1).flags.c_contiguous:
+            out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)  # as the input
+        else:
+            out = np.empty((g.batch, g.out_channels, ho, wo), dtype=dtype).transpose(0, 2, 3, 1)
     else:
+        source = _pad(xb, g, dtype, _rows_tail(g) if strategy == "rows" else 0)
         out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
     forward = {"depthwise": _depthwise_forward, "rows": _rows_forward, "im2col": _im2col_forward}
-    workspace = forward[strategy](flat, weight, g, out)
+    workspace = forward[strategy](source, weight, g, out)
     if bias is not None:
         out += bias.astype(dtype, copy=False)
-    cache = _ConvCache(g, rank, strategy, flat, weight, bias is not None, workspace)
+    cache = _ConvCache(g, rank, strategy, source, weight, bias is not None, workspace)
     return from_batch(out.transpose(0, 3, 1, 2), rank), cache  # (N, O, Ho, Wo)
 
 
@@ -368,7 +394,7 @@ def conv2d_backward(grad_output, cache):
     grad_output = as_float_array("grad_output", grad_output)
     if grad_output.shape != expected:
         raise ValueError(f"grad_output must have shape {expected}, got shape {grad_output.shape}")
-    dtype = cache.padded.dtype
+    dtype = cache.source.dtype
     grad = add_batch_axes(grad_output, cache.rank)  # (N, O, Ho, Wo)
     grad = grad.transpose(0, 2, 3, 1)  # (N, Ho, Wo, O) view
     if cache.strategy == "depthwise":
@@ -376,8 +402,8 @@ def conv2d_backward(grad_output, cache):
     else:
         grad = np.ascontiguousarray(grad, dtype=dtype)
     backward = {"depthwise": _depthwise_backward, "rows": _rows_backward, "im2col": _im2col_backward}
-    dflat, dweight = backward[cache.strategy](cache, grad)
-    dx = _unpad(_grid(dflat, g), g).transpose(0, 3, 1, 2)  # (N, C, H, W) view
+    dx, dweight = backward[cache.strategy](cache, grad)  # (N, H, W, C) view, (O, C/G, kH, kW)
+    dx = dx.transpose(0, 3, 1, 2)
     dbias = grad.sum(axis=(0, 1, 2)) if cache.has_bias else None
     if cache.rank == 2:
         return dx[0, 0], dweight[0, 0], dbias
@@ -407,8 +433,8 @@ def _im2col_forward(flat, weight, g: _Geometry, out):
 
 def _im2col_backward(cache, grad):
     g: _Geometry = cache.geometry
-    xp, weight = _grid(cache.padded, g), cache.weight
-    dflat = np.zeros_like(cache.padded)
+    xp, weight = _grid(cache.source, g), cache.weight
+    dflat = np.zeros_like(cache.source)
     dxp = _grid(dflat, g)
     wmat = _weight_matrix(weight, g)  # (G, K, O/G)
     k, og = wmat.shape[1], wmat.shape[2]
@@ -430,7 +456,7 @@ def _im2col_backward(cache, grad):
     o, cg, kh, kw = weight.shape
     # (G, kH*kW*C/G, O/G) -> (G, kH, kW, C/G, O/G) -> (O, C/G, kH, kW)
     dweight = dwmat.reshape(g.groups, kh, kw, cg, og).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
-    return dflat, dweight
+    return _unpad(dxp, g), dweight
 
 
 # -- rows: stride 1, no groups --------------------------------------------------------------
@@ -500,7 +526,7 @@ def _rows_forward(flat, weight, g: _Geometry, out):
 
 def _rows_backward(cache, grad):
     g: _Geometry = cache.geometry
-    flat, weight = cache.padded, cache.weight
+    flat, weight = cache.source, cache.weight
     (_, wp), (ho, wo), (kh, kw), (dh, dw) = g.padded, g.out_size, g.kernel, g.dilation
     o, c = g.out_channels, g.channels
     wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
@@ -525,52 +551,66 @@ def _rows_backward(cache, grad):
                 begin = start + offset + j * dw
                 dflat[begin : begin + count] += dshifted[j]
     # (kH, kW*C, O) -> (kH, kW, C, O) -> (O, C, kH, kW)
-    return dflat, dwrows.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+    return _unpad(_grid(dflat, g), g), dwrows.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
 
 
 # -- depthwise: one input and one output channel per group ----------------------------------
 
 
-def _depthwise_forward(flat, weight, g: _Geometry, out):
-    """out (N, Ho, Wo, C) = sum over kernel offsets of the shifted input times w[c, i, j]."""
-    xp = _grid(flat, g)
-    kh, kw = g.kernel
+def _depthwise_bands(g: _Geometry, itemsize: int):
+    """Blocks of output rows small enough for the cache, with the padded rows each reads."""
+    (kh, _), (sh, _), (dh, _) = g.kernel, g.stride, g.dilation
     _, wo = g.out_size
+    for n0, n1, h0, h1 in _chunks(g, wo * g.channels * itemsize, CACHE_BLOCK_BYTES):
+        yield n0, n1, h0, h1, h0 * sh, (h1 - 1) * sh + (kh - 1) * dh + 1
+
+
+def _depthwise_forward(x, weight, g: _Geometry, out):
+    """out (N, Ho, Wo, C) = sum over kernel offsets of the shifted input times w[c, i, j].
+
+    The sums run on planar bands; a channels-last `out` receives each band when done.
+    """
+    kh, kw = g.kernel
     taps = weight[:, 0].transpose(1, 2, 0)  # (kH, kW, C)
-    for n0, n1, h0, h1 in _chunks(g, wo * g.channels * xp.itemsize, CACHE_BLOCK_BYTES):
-        acc = out[n0:n1, h0:h1]
+    planar_out = out.transpose(0, 3, 1, 2).flags.c_contiguous
+    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, x.itemsize):
+        band = _padded_band(x, g, n0, n1, r0, r1)  # (n, R, Wp, C), planar
+        target = out[n0:n1, h0:h1]
+        acc = target if planar_out else np.empty_like(band[:, : h1 - h0, : target.shape[2]])
         product = np.empty_like(acc)
         for i in range(kh):
             for j in range(kw):
-                window = _window(xp, g, i, j, n0, n1, h0, h1)
+                window = _window(band, g, i, j, 0, n1 - n0, 0, h1 - h0)
                 if i == 0 and j == 0:
                     np.multiply(window, taps[i, j], out=acc)
                 else:
                     np.multiply(window, taps[i, j], out=product)
                     acc += product
+        if not planar_out:
+            target[...] = acc
     return None
 
 
 def _depthwise_backward(cache, grad):
     g: _Geometry = cache.geometry
-    xp, weight = _grid(cache.padded, g), cache.weight
-    dflat = np.zeros_like(cache.padded)
-    dxp = _grid(dflat, g)
+    x, weight = cache.source, cache.weight
     kh, kw = g.kernel
-    _, wo = g.out_size
     taps = weight[:, 0].transpose(1, 2, 0)  # (kH, kW, C)
     dtaps = np.zeros_like(taps)
-    for n0, n1, h0, h1 in _chunks(g, wo * g.channels * xp.itemsize, CACHE_BLOCK_BYTES):
+    dx = np.zeros(x.shape, dtype=x.dtype).transpose(0, 2, 3, 1)  # (N, H, W, C) view, planar
+    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, x.itemsize):
+        band = _padded_band(x, g, n0, n1, r0, r1)
+        dband = np.zeros_like(band)
         grad_block = grad[n0:n1, h0:h1]  # (n, h, Wo, C)
         product = np.empty_like(grad_block)
         for i in range(kh):
             for j in range(kw):
-                window = _window(xp, g, i, j, n0, n1, h0, h1)
-                np.multiply(window, grad_block, out=product)
+                np.multiply(_window(band, g, i, j, 0, n1 - n0, 0, h1 - h0), grad_block, out=product)
                 dtaps[i, j] += product.sum(axis=(0, 1, 2))
                 np.multiply(grad_block, taps[i, j], out=product)
-                _window(dxp, g, i, j, n0, n1, h0, h1)[...] += product
-    return dflat, dtaps.transpose(2, 0, 1)[:, None]  # (C, 1, kH, kW)
+                _window(dband, g, i, j, 0, n1 - n0, 0, h1 - h0)[...] += product
+        _fold_band(dband, dx[n0:n1], g, r0)
+    return dx, dtaps.transpose(2, 0, 1)[:, None]  # (C, 1, kH, kW)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
