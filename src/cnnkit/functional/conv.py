@@ -261,15 +261,21 @@ def _unpad(dxp: np.ndarray, g: _Geometry) -> np.ndarray:
     return dx
 
 
-def _chunks(g: _Geometry, bytes_per_row: int, budget: int | None = None):
-    """Blocks ``(n0, n1, h0, h1)`` of output rows whose workspace stays within `budget`."""
+def _chunks(g: _Geometry, bytes_per_row: int, budget: int | None = None, *, span=None, halo=0):
+    """Blocks ``(n0, n1, h0, h1)`` of rows whose workspace stays within `budget`.
+
+    A block is either several whole samples (rows 0 to `span`, by default the output
+    height), or output rows h0..h1 of one sample; `halo` rows of workspace come with
+    each block.
+    """
     ho, _ = g.out_size
+    span = ho if span is None else span
     budget = WORKSPACE_BYTES if budget is None else budget
     rows = max(1, budget // max(bytes_per_row, 1))
-    if rows >= ho:
-        samples = rows // ho
+    if rows >= span + halo:
+        samples = max(1, (rows - halo) // span)
         for n0 in range(0, g.batch, samples):
-            yield n0, min(n0 + samples, g.batch), 0, ho
+            yield n0, min(n0 + samples, g.batch), 0, span
     else:
         for n0 in range(g.batch):
             for h0 in range(0, ho, rows):
@@ -476,16 +482,8 @@ def _rows_tail(g: _Geometry) -> int:
 
 def _rows_blocks(g: _Geometry, bytes_per_grid_row: int):
     """Blocks ``(n0, n1, h0, h1)``: whole images (all Hp grid rows), or output rows of one."""
-    (hp, _), (ho, _) = g.padded, g.out_size
-    rows = max(1, WORKSPACE_BYTES // max(bytes_per_grid_row, 1))
-    if rows >= hp + (g.kernel[0] - 1) * g.dilation[0]:
-        images = max(1, rows // hp - 1)
-        for n0 in range(0, g.batch, images):
-            yield n0, min(n0 + images, g.batch), 0, hp
-    else:
-        for n0 in range(g.batch):
-            for h0 in range(0, ho, rows):
-                yield n0, n0 + 1, h0, min(h0 + rows, ho)
+    halo = (g.kernel[0] - 1) * g.dilation[0]
+    return _chunks(g, bytes_per_grid_row, span=g.padded[0], halo=halo)
 
 
 def _block_span(g: _Geometry, n0, n1, h0, h1) -> tuple[int, int]:
