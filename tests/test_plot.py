@@ -283,3 +283,15 @@ def test_gray_alpha_and_rgba_images_are_drawn(channels):
     fig = plot.compare_stride_padding(image, np.ones((3, 3)), [(2, 1)])
     assert image_axes(fig)[1].get_title().endswith(
         "(4, 4)" if channels == 1 else f"(4, 4, {channels})")
+
+
+def test_figures_show_in_jupyter_without_pyplot_and_pickle():
+    """A figure carries its own PNG for Jupyter and survives a pickle round trip."""
+    import pickle
+
+    fig = plot.show_kernel(np.eye(3))
+    png = fig._repr_png_()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    copy = pickle.loads(pickle.dumps(fig))
+    assert type(copy) is type(fig) and len(copy.axes) == 2
+    assert copy.axes[0].get_title() == "kernel 3\u00d73"

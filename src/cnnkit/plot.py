@@ -53,12 +53,48 @@ _MAX_ANNOTATED_CELLS = 400  # write values in a heatmap up to 20 x 20 cells
 _MAX_PANEL_COLORBARS = 16  # beyond this, feature maps share one scale and colour bar
 
 
+_figure_class = None
+
+
+def _figure_type():
+    """The Figure subclass cnnkit draws on, created on first use (matplotlib is imported here)."""
+    global _figure_class
+    if _figure_class is None:
+        from matplotlib.figure import Figure
+
+        class CnnkitFigure(Figure):
+            """A matplotlib Figure that Jupyter can show without pyplot.
+
+            Jupyter shows a Figure unknown to pyplot only once matplotlib's inline
+            backend is loaded (``%matplotlib inline`` or ``import matplotlib.pyplot``);
+            until then it falls back to this PNG.
+            """
+
+            def _repr_png_(self) -> bytes:
+                import io
+
+                buffer = io.BytesIO()
+                self.savefig(buffer, format="png")
+                return buffer.getvalue()
+
+        CnnkitFigure.__module__ = __name__
+        CnnkitFigure.__qualname__ = "CnnkitFigure"
+        _figure_class = CnnkitFigure
+    return _figure_class
+
+
+def __getattr__(name: str):
+    # pickle finds the class by name, also in a process that has drawn nothing yet
+    if name == "CnnkitFigure":
+        return _figure_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _figure(width: float, height: float):
     """A Figure on its own Agg canvas (not known to pyplot), laid out by constrained layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = _figure_type()(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
