@@ -108,6 +108,15 @@ def test_train_on_folder_then_predict(tmp_path, capsys):
     assert lines[0].count("%") == 2
 
 
+def test_train_small_folder_gets_small_batches(tmp_path, capsys):
+    """Without --batch-size, 12 training images are trained in batches of 2 (>= 8 steps)."""
+    data = _stripes(tmp_path / "data", n=8)
+    assert main(["train", "--data", str(data), "--size", "8", "--epochs", "1",
+                 "--channels", "4", "-o", str(tmp_path / "m.npz")]) == 0
+    assert "batch 2," in capsys.readouterr().out
+    assert ck.load(tmp_path / "m.npz", with_metadata=True)[1]["train_config"]["batch_size"] == 2
+
+
 def test_train_refuses_output_inside_data_folder(tmp_path, capsys):
     data = _stripes(tmp_path / "data", n=2)
     assert main(["train", "--data", str(data), "-o", str(data / "model.npz")]) == 1

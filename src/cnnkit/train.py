@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -133,7 +133,11 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
     """Train `model` on `train` with cross-entropy loss; return the history.
 
     Each epoch visits every training image once, in batches of ``config.batch_size``
-    drawn in an order seeded by ``config.seed``. The model is in training mode during
+    drawn in an order seeded by ``config.seed`` (``cnnkit.data.batches`` with
+    ``numpy.random.default_rng(config.seed)``, one permutation per epoch). As in
+    PyTorch, a batch-normalisation layer that sees a single value per channel (a last
+    batch of one image reaching a 1x1 feature map) raises ValueError: pick another
+    batch size. The model is in training mode during
     the epoch (batch statistics, dropout) and left in evaluation mode at the end.
 
     Parameters
@@ -384,9 +388,3 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     matrix = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(matrix, (y_true, y_pred), 1)
     return matrix
-
-
-def config_dict(config: TrainConfig) -> dict:
-    """`config` as a plain dict (for saving next to a model)."""
-    return asdict(config)
-

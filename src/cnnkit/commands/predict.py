@@ -40,7 +40,7 @@ def _top(text: str) -> int:
 def add_image_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--invert`` and ``--no-crop`` (shared with ``cnnkit features``)."""
     parser.add_argument("--invert", choices=tuple(INVERT_CHOICES), default="auto",
-                        help="invert the picture (1 - value) before classifying: auto "
+                        help="invert the picture (1 - value) first: auto "
                              "inverts a light-background picture for a model trained on "
                              "light-on-dark images such as the digits (default auto)")
     parser.add_argument("--no-crop", action="store_true",
