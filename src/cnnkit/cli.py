@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["get_parser", "main"]
@@ -38,9 +39,18 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with `argv` (default ``sys.argv[1:]``) and return the exit status."""
-    parser = get_parser()
+    try:
+        parser = get_parser()
+    except Exception as error:  # noqa: BLE001 - a broken install still gets one line
+        print(f"cnnkit: error: {_one_line(error)}", file=sys.stderr)
+        return 1
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on a usage error, 0 on --help
@@ -50,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`cnnkit tour | head`): nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
+        return 0
     except Exception as error:  # noqa: BLE001 - the contract: one line, no traceback
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"cnnkit {args.command}: error: {message}", file=sys.stderr)
+        print(f"cnnkit {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 1
