@@ -33,7 +33,8 @@ class MaxPool2d(Module):
         return F.max_pool2d_backward(grad_output, self._last_cache())
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        stride = self.kernel_size if self.stride is None else self.stride
+        return f"kernel_size={self.kernel_size}, stride={stride}, padding={self.padding}"
 
 
 class AvgPool2d(Module):
@@ -61,7 +62,8 @@ class AvgPool2d(Module):
         return F.avg_pool2d_backward(grad_output, self._last_cache())
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        stride = self.kernel_size if self.stride is None else self.stride
+        return f"kernel_size={self.kernel_size}, stride={stride}, padding={self.padding}"
 
 
 class GlobalAvgPool2d(Module):
