@@ -69,6 +69,13 @@ def test_train_same_seed_same_model(tmp_path):
     assert not np.array_equal(a["0.weight"], c["0.weight"])
 
 
+def test_train_creates_the_output_folder(tmp_path):
+    out = tmp_path / "new" / "deeper" / "m.npz"
+    assert main(["train", "-q", *FAST, "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "m.npz", "m_confusion.png", "m_history.png"]
+
+
 def test_train_quiet(tmp_path, capsys):
     assert main(["train", "--quiet", *FAST, "-o", str(tmp_path / "m.npz")]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -236,6 +236,12 @@ def test_save_bad_arguments(tmp_path, kwargs, error, match):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_save_into_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ck.save(nn.Sequential(nn.ReLU()), tmp_path / "no" / "m.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_to_folder_or_bad_path(tmp_path):
     with pytest.raises(IsADirectoryError):
         ck.save(nn.Sequential(nn.ReLU()), tmp_path)

@@ -246,6 +246,7 @@ def test_confusion_matrix_matches_sklearn(rng):
     (dict(weight_decay=-1e-4), ValueError, "weight_decay"),
     (dict(momentum=1.0), ValueError, "momentum"),
     (dict(seed=None), TypeError, "seed"),
+    (dict(seed=-1), ValueError, "seed must be >= 0, got -1"),
 ])
 def test_config_validation(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -155,6 +155,8 @@ def split(data: Dataset, test_size: float = DEFAULT_TEST_SIZE, seed: int = 0):
         raise TypeError(f"data must be a cnnkit.data.Dataset, got {type(data).__name__}")
     test_size = _check_test_size(test_size)
     seed = to_int("seed", seed)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     counts = np.bincount(data.y, minlength=data.num_classes)
     if counts.min() < 2:
         name = data.classes[int(np.argmin(counts))]

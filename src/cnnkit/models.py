@@ -96,7 +96,7 @@ def digits_cnn(num_classes: int = 10, *, in_channels: int = 1, channels=DIGITS_C
 
     Three blocks of 3x3 convolution (32, 64, 128 channels), batch normalisation, ReLU and
     2x2 max pooling take ``(N, 1, 8, 8)`` to ``(N, 128, 1, 1)``; global average pooling
-    and a linear layer give the logits. About 93 000 parameters. Trained with
+    and a linear layer give the logits: 94 186 parameters. Trained with
     ``cnnkit train`` (Adam, learning rate 3e-3, batch 64, 10 epochs) it classifies
     about 99 % of the held-out digits correctly.
 

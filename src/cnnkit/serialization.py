@@ -227,6 +227,9 @@ def save(model, path, *, classes=None, input_shape=None, metadata=None) -> str:
     path = _check_path(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"path must be a file, got the folder {path}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save {path}: the folder {folder} does not exist")
     meta = {} if metadata is None else dict(metadata)
     if not all(isinstance(k, str) for k in meta):
         raise TypeError("metadata keys must be strings")

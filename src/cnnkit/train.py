@@ -81,6 +81,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {value}")
             setattr(self, name, value)
         self.seed = to_int("seed", self.seed)
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         self.optimizer = check_choice("optimizer", self.optimizer, OPTIMIZERS)
         self.lr = check_real("lr", self.lr, minimum=0.0, exclusive=True)
         self.weight_decay = check_real("weight_decay", self.weight_decay, minimum=0.0)

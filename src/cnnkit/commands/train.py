@@ -230,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
         "test_loss": loss,
         "history": history,
     }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     save(model, args.output, classes=train.classes, input_shape=train.input_shape,
          metadata=metadata)
     save_figure(history_fig, history_png)
