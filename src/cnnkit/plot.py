@@ -183,7 +183,9 @@ def _fmt(value: float) -> str:
         return str(value)
     if float(value).is_integer() and abs(value) < 1e6:
         return str(int(value))
-    return f"{value:.3g}" if abs(value) >= 100 or abs(value) < 0.01 else f"{value:.2f}"
+    if abs(value) < 0.01:
+        return f"{value:.0e}"  # 6e-03: as narrow as the cells allow
+    return f"{value:.3g}" if abs(value) >= 100 else f"{value:.2f}"
 
 
 def _annotate(ax, values: np.ndarray, lo: float, hi: float, fontsize: float, signed: bool):
