@@ -275,8 +275,11 @@ def test_fit_reports_diverging_loss(digits):
     train, _ = _tiny(digits, 32)
     bad = Dataset(np.full_like(train.x, np.inf), train.y, train.classes)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10, rng=0))
+    before = model.state_dict()
     with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="smaller"):
         fit(model, bad, TrainConfig(epochs=1))
+    after = model.state_dict()  # stopped before a step could spread the NaNs
+    assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
 @pytest.mark.parametrize("kwargs, error", [

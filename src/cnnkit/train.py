@@ -136,11 +136,13 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
 
     Each epoch visits every training image once, in batches of ``config.batch_size``
     drawn in an order seeded by ``config.seed`` (``cnnkit.data.batches`` with
-    ``numpy.random.default_rng(config.seed)``, one permutation per epoch). As in
-    PyTorch, a batch-normalisation layer that sees a single value per channel (a last
-    batch of one image reaching a 1x1 feature map) raises ValueError: pick another
-    batch size. The model is in training mode during
-    the epoch (batch statistics, dropout) and left in evaluation mode at the end.
+    ``numpy.random.default_rng(config.seed)``, one permutation per epoch). The model is
+    in training mode during the epoch (batch statistics, dropout) and left in evaluation
+    mode at the end.
+
+    As in PyTorch, a batch-normalisation layer that sees a single value per channel (a
+    last batch of one image reaching a 1x1 feature map) raises ValueError: pick another
+    batch size.
 
     Parameters
     ----------
@@ -155,7 +157,7 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
     callbacks : sequence of callables
         Each is called after every epoch as ``callback(epoch, logs)``: `epoch` counts from
         1, `logs` holds this epoch's ``loss``, ``accuracy`` (and ``val_loss``,
-        ``val_accuracy``) and ``time`` in seconds.
+        ``val_accuracy``) and ``time``, its wall time in seconds (evaluation included).
     progress : bool or None, default None
         Show a tqdm progress bar with the running loss and accuracy; None shows it only
         when stderr is a terminal.
@@ -214,13 +216,13 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
                 optimizer.zero_grad()
                 logits = model(x)
                 loss = float(criterion(logits, y))
-                model.backward(criterion.backward())
-                optimizer.step()
-                if not np.isfinite(loss):
+                if not np.isfinite(loss):  # stop before the step spoils the weights
                     raise FloatingPointError(
                         f"the training loss became {loss} in epoch {epoch}; "
                         f"try a smaller learning rate than lr={config.lr}"
                     )
+                model.backward(criterion.backward())
+                optimizer.step()
                 total_loss += loss * len(y)
                 correct += int((np.argmax(logits, axis=1) == y).sum())
                 seen += len(y)
@@ -246,7 +248,7 @@ def _progress_bar(total: int, description: str, show: bool):
     """A tqdm bar over `total` batches, or None when hidden."""
     if not show:
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=description, unit="batch", leave=False, file=sys.stderr)
 
