@@ -31,10 +31,6 @@ def torch_twin(model):
 
     from cnnkit import nn
 
-    class GlobalAvgPool2d(torch.nn.Module):
-        def forward(self, x):
-            return x.mean(dim=(2, 3))
-
     layers = []
     for layer in model:
         if isinstance(layer, nn.Conv2d):
@@ -47,8 +43,10 @@ def torch_twin(model):
             layers.append(torch.nn.ReLU())
         elif isinstance(layer, nn.MaxPool2d):
             layers.append(torch.nn.MaxPool2d(layer.kernel_size))
-        elif isinstance(layer, nn.GlobalAvgPool2d):
-            layers.append(GlobalAvgPool2d())
+        elif isinstance(layer, nn.GlobalAvgPool2d):  # followed by Flatten in simple_cnn
+            layers.append(torch.nn.AdaptiveAvgPool2d(1))
+        elif isinstance(layer, nn.Flatten):
+            layers.append(torch.nn.Flatten())
         elif isinstance(layer, nn.Linear):
             layers.append(torch.nn.Linear(layer.in_features, layer.out_features))
         else:

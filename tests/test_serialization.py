@@ -17,13 +17,6 @@ from cnnkit.serialization import build, describe, read_metadata
 from cnnkit.train import TrainConfig, fit
 
 
-class TorchGlobalAvgPool2d(torch.nn.Module):
-    """cnnkit's GlobalAvgPool2d in torch: (N, C, H, W) -> (N, C), so layer indices match."""
-
-    def forward(self, x):
-        return x.mean(dim=(2, 3))
-
-
 def torch_simple_cnn(num_classes=10, in_channels=1, channels=DIGITS_CHANNELS, kernel_size=3):
     """PyTorch's twin of cnnkit.models.simple_cnn / digits_cnn (same layers, same keys)."""
     layers, previous = [], in_channels
@@ -32,7 +25,8 @@ def torch_simple_cnn(num_classes=10, in_channels=1, channels=DIGITS_CHANNELS, ke
                                    bias=False),
                    torch.nn.BatchNorm2d(out), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
         previous = out
-    layers += [TorchGlobalAvgPool2d(), torch.nn.Linear(previous, num_classes)]
+    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+               torch.nn.Linear(previous, num_classes)]
     return torch.nn.Sequential(*layers)
 
 

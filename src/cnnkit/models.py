@@ -5,7 +5,18 @@ convolution, batch normalisation, ReLU and 2x2 max pooling, then global average 
 and a linear classifier. :func:`simple_cnn` builds the same kind of network for any
 number of input channels, classes and blocks. Both return a plain
 :class:`cnnkit.nn.Sequential`, so the layers are indexed as in PyTorch and the
-``state_dict`` keys match ``torch.nn.Sequential`` built the same way.
+``state_dict`` keys match ``torch.nn.Sequential`` built the same way. The PyTorch
+equivalent of ``simple_cnn(num_classes, in_channels, channels)``::
+
+    layers, previous = [], in_channels
+    for out in channels:
+        layers += [torch.nn.Conv2d(previous, out, 3, padding=1, bias=False),
+                   torch.nn.BatchNorm2d(out), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        previous = out
+    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+               torch.nn.Linear(previous, num_classes)]
+    twin = torch.nn.Sequential(*layers)
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ DIGITS_INPUT_SHAPE = (1, 8, 8)
 
 def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, kernel_size=3,
                rng=None):
-    """Build ``[Conv2d - BatchNorm2d - ReLU - MaxPool2d] * len(channels) - GAP - Linear``.
+    """Build ``[Conv2d - BatchNorm2d - ReLU - MaxPool2d] * len(channels)``, GAP, Linear.
 
     Parameters
     ----------
@@ -86,7 +97,9 @@ def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, ker
             nn.MaxPool2d(2),
         ]
         previous = int(out)
-    layers += [nn.GlobalAvgPool2d(), nn.Linear(previous, num_classes, rng=rng)]
+    # Flatten is a no-op after GlobalAvgPool2d ((N, C) already), but keeps the layer
+    # indices of PyTorch's AdaptiveAvgPool2d(1) + Flatten, so state_dict keys match.
+    layers += [nn.GlobalAvgPool2d(), nn.Flatten(), nn.Linear(previous, num_classes, rng=rng)]
     return nn.Sequential(*layers)
 
 
