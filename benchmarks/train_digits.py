@@ -2,11 +2,12 @@
 
 Both frameworks start from the same initial weights (cnnkit's, copied into the PyTorch
 twin), see the same batches in the same order (``cnnkit.data.batches`` seeded as
-``cnnkit.train.fit`` seeds it; epochs alternate between the two so that load on the
-machine affects both alike; times are training only, evaluation excluded) and use the same optimiser settings (the defaults of
+``cnnkit.train.fit`` seeds it) and use the same optimiser settings (the defaults of
 ``cnnkit train``: Adam, learning rate 3e-3, batch 64, 10 epochs), in float32 on the CPU.
-The script prints each framework's test accuracy per epoch and at the end, and the mean
-epoch time of cnnkit divided by PyTorch's.
+Epochs alternate between the two, so load on the machine slows both alike; the times
+are of training only (evaluation excluded). The script prints each framework's test
+accuracy per epoch and at the end, and the median epoch time of cnnkit divided by
+PyTorch's.
 
 Usage::
 
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
         theirs.append((elapsed, accuracy))
 
     print(f"{'epoch':>5}  {'cnnkit s':>9}  {'torch s':>8}  {'cnnkit acc':>10}  {'torch acc':>9}")
-    for epoch, ((t1, a1), (t2, a2)) in enumerate(zip(ours, theirs), start=1):
+    for epoch, ((t1, a1), (t2, a2)) in enumerate(zip(ours, theirs, strict=True), start=1):
         print(f"{epoch:>5}  {t1:>9.3f}  {t2:>8.3f}  {a1:>10.2%}  {a2:>9.2%}")
     # The median: the first epoch includes warm-up (allocations, torch's lazy init).
     ours_time = float(np.median([t for t, _ in ours]))

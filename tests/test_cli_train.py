@@ -63,7 +63,8 @@ def test_train_digits_writes_model_and_pictures(tmp_path, capsys):
 def test_train_same_seed_same_model(tmp_path):
     """Two runs with the same seed write identical weights; another seed differs."""
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
-        assert main(["train", "-q", *FAST, "--seed", seed, "-o", str(tmp_path / f"{name}.npz")]) == 0
+        out = str(tmp_path / f"{name}.npz")
+        assert main(["train", "-q", *FAST, "--seed", seed, "-o", out]) == 0
     a, b, c = (ck.load(tmp_path / f"{n}.npz").state_dict() for n in "abc")
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["0.weight"], c["0.weight"])

@@ -29,9 +29,10 @@ def test_digits_values_are_sklearn_counts_over_16():
     train, test = load_digits()
     both = np.concatenate([train.x, test.x])[:, 0] * 16  # (N, 8, 8)
     labels = np.concatenate([train.y, test.y])
-    keys = {im.tobytes(): y for im, y in zip(digits.images.astype(np.float32), digits.target)}
+    images = digits.images.astype(np.float32)
+    keys = {im.tobytes(): y for im, y in zip(images, digits.target, strict=True)}
     assert len(both) == len(digits.images)
-    assert all(keys[im.tobytes()] == y for im, y in zip(both, labels))
+    assert all(keys[im.tobytes()] == y for im, y in zip(both, labels, strict=True))
 
 
 def test_digits_split_is_stratified_seeded_and_disjoint():

@@ -138,7 +138,9 @@ def build(description: dict):
     from cnnkit import nn
 
     if not isinstance(description, dict) or not isinstance(description.get("type"), str):
-        raise ValueError(f"a layer description must be a dict with a 'type', got {description!r}"[:200])
+        raise ValueError(
+            f"a layer description must be a dict with a 'type', got {description!r}"[:200]
+        )
     name = description["type"]
     if name not in _LAYERS:
         raise ValueError(f"unknown layer type {name!r} in the architecture description")

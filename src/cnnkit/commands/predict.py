@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.model} names {len(classes)} classes but the model has "
                          f"{probabilities.shape[1]} outputs")
     top = min(args.top, len(classes))
-    for source, p in zip(args.images, probabilities):
+    for source, p in zip(args.images, probabilities, strict=True):
         best = np.argsort(-p, kind="stable")[:top]
         ranked = ", ".join(f"{classes[k]} ({p[k]:.1%})" for k in best)
         print(f"{source}: {ranked}")
