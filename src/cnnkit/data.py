@@ -42,7 +42,7 @@ DIGITS_MAX = 16.0
 _CONTENT_THRESHOLD = 0.25
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Dataset:
     """Images, labels and class names, ready for :func:`cnnkit.train.fit`.
 
@@ -62,6 +62,8 @@ class Dataset:
     >>> data = Dataset(np.zeros((4, 1, 8, 8), np.float32), np.array([0, 1, 1, 0]), ["a", "b"])
     >>> len(data), data.input_shape, data.num_classes
     (4, (1, 8, 8), 2)
+    >>> data
+    Dataset(4 images of shape (1, 8, 8), float32; 2 classes: a, b)
     >>> data[1:3].y
     array([1, 1])
     """
@@ -92,6 +94,11 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def __repr__(self) -> str:
+        names = ", ".join(self.classes[:5]) + (", ..." if len(self.classes) > 5 else "")
+        return (f"Dataset({len(self)} images of shape {self.input_shape}, {self.x.dtype}; "
+                f"{self.num_classes} classes: {names})")
 
     def __getitem__(self, index) -> Dataset:
         """The samples at `index` (a slice, an integer array or a boolean mask)."""

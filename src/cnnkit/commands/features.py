@@ -92,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
     # Draw every figure before writing any file.
     c, h, w = x.shape
-    figures = {"input.png": plot.show_feature_maps(
-        x, titles=[f"channel {i}" for i in range(c)] if c > 1 else ["input"],
-        title=f"{Path(args.image).name} as the model sees it ({c}x{h}x{w})")}
+    picture = x[0] if c == 1 else x.transpose(1, 2, 0)  # (H, W) or (H, W, 3)
+    figures = {"input.png": plot.show_image(
+        picture, title=f"{Path(args.image).name} as the model sees it ({c}x{h}x{w})")}
     for k, (name, layer, maps) in enumerate(layers, start=1):
         figures[f"conv{k}_kernels.png"] = plot.show_kernels(
             layer.weight.data,
