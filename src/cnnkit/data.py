@@ -392,13 +392,14 @@ def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
     >>> import os, tempfile
     >>> from PIL import Image
     >>> from cnnkit.data import load_image_folder
-    >>> root = tempfile.mkdtemp()
+    >>> folder = tempfile.TemporaryDirectory()
     >>> for name, value in [("black", 0), ("white", 255)]:
-    ...     os.mkdir(os.path.join(root, name))
-    ...     Image.new("L", (20, 10), value).save(os.path.join(root, name, "a.png"))
-    >>> data = load_image_folder(root, size=(8, 8), gray=True)
+    ...     os.mkdir(os.path.join(folder.name, name))
+    ...     Image.new("L", (20, 10), value).save(os.path.join(folder.name, name, "a.png"))
+    >>> data = load_image_folder(folder.name, size=(8, 8), gray=True)
     >>> data.x.shape, data.classes, data.y.tolist()
     ((2, 1, 8, 8), ['black', 'white'], [0, 1])
+    >>> folder.cleanup()
     """
     from cnnkit.images import load_image
 

@@ -219,12 +219,14 @@ def save(model, path, *, classes=None, input_shape=None, metadata=None) -> str:
     >>> import numpy as np
     >>> import cnnkit as ck
     >>> model = ck.nn.Sequential(ck.nn.Flatten(), ck.nn.Linear(4, 2, rng=0))
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "model.npz")
     >>> _ = ck.save(model, path, classes=["no", "yes"], input_shape=(1, 2, 2))
     >>> again = ck.load(path)
     >>> x = np.ones((1, 1, 2, 2), np.float32)
     >>> bool(np.array_equal(model(x), again(x)))
     True
+    >>> folder.cleanup()
     """
     path = _check_path(path)
     if os.path.isdir(path):
@@ -313,10 +315,12 @@ def read_metadata(path) -> dict:
     >>> import os, tempfile
     >>> import cnnkit as ck
     >>> from cnnkit.serialization import read_metadata
-    >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "m.npz")
     >>> _ = ck.save(ck.nn.Sequential(ck.nn.ReLU()), path, classes=["a", "b"])
     >>> read_metadata(path)
     {'classes': ['a', 'b']}
+    >>> folder.cleanup()
     """
     document, _ = _read(path)
     return dict(document.get("metadata") or {})
