@@ -246,6 +246,45 @@ def test_predict_model_without_input_shape(tmp_path, capsys):
     assert "input_shape" in capsys.readouterr().err
 
 
+def test_model_to_torch_and_back(digits_model, tmp_path, capsys):
+    """A trained model goes to PyTorch (from the .npz), takes a step there, comes back into
+    cnnkit with its metadata, and predict gives PyTorch's probabilities."""
+    import torch
+
+    layers, previous = [], 1
+    for out in (16, 32):  # the digits_model fixture's channels
+        layers += [torch.nn.Conv2d(previous, out, 3, padding=1, bias=False),
+                   torch.nn.BatchNorm2d(out), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        previous = out
+    twin = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(previous, 10))
+    with np.load(digits_model) as archive:
+        twin.load_state_dict({k: torch.from_numpy(archive[k]) for k in archive.files
+                              if not k.startswith("__")})
+    train, test = load_digits()
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
+    loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(train.x[:64])),
+                                             torch.from_numpy(train.y[:64]))
+    loss.backward()
+    optimizer.step()
+    twin.eval()
+
+    model, metadata = ck.load(digits_model, with_metadata=True)
+    model.load_state_dict({k: v.detach().numpy() for k, v in twin.state_dict().items()})
+    ck.save(model, tmp_path / "back.npz", metadata=metadata)
+    image = drawn_digit(tmp_path, 3, test)
+    assert main(["predict", str(tmp_path / "back.npz"), str(image), "--top", "1"]) == 0
+    label, share = capsys.readouterr().out.split(": ")[1].rstrip(")\n").split(" (")
+    x = ck.data.prepare_image(ck.load_image(str(image)), (1, 8, 8), background="dark",
+                              crop=True)
+    with torch.no_grad():
+        expected = torch.softmax(twin(torch.from_numpy(x[None])), 1)[0].numpy()
+    assert int(label) == int(np.argmax(expected))
+    assert share == f"{expected.max():.1%}"
+    before = ck.train.predict_proba(ck.load(digits_model), x)[0]
+    assert not np.allclose(before, expected, atol=1e-4)  # the step in torch did change it
+
+
 # -- features ------------------------------------------------------------------------------
 
 
