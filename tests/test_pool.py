@@ -79,12 +79,17 @@ def test_max_pool_ties_route_gradient_like_torch(rng):
     np.testing.assert_allclose(F.max_pool2d_backward(g, cache), expected)
 
 
-def test_max_pool_nan_propagates_like_torch():
-    """A NaN in a window makes that window's output NaN, as in PyTorch."""
-    x = np.arange(16.0).reshape(1, 1, 4, 4)
-    x[0, 0, 1, 2] = np.nan
-    expected = TF.max_pool2d(torch.tensor(x), 2).numpy()
-    np.testing.assert_array_equal(F.max_pool2d(x, 2), expected)
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 1), (3, 2)])
+def test_max_pool_nan_like_torch(kernel, stride, rng):
+    """NaN windows give NaN, index their last NaN, and route the gradient there, as PyTorch."""
+    x = tie_free(rng, (2, 2, 7, 7))
+    x[0, 0, 1, 2] = x[0, 0, 2, 2] = x[1, 1, 5, 0] = np.nan
+    (out, idx), cache = F.max_pool2d_forward(x, kernel, stride, return_indices=True)
+    g = rng.standard_normal(out.shape)
+    expected, expected_idx, expected_grad = torch_max(x, kernel, stride, 0, 1, False, g)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(idx, expected_idx)
+    np.testing.assert_allclose(F.max_pool2d_backward(g, cache), expected_grad)
 
 
 # n, c, h, w, kernel, stride, padding, ceil_mode, count_include_pad

@@ -102,7 +102,8 @@ def _pad(xb, g: _PoolGeometry, fill) -> np.ndarray:
     (ph, pw), (hp, wp) = g.padding, g.padded
     if ph == pw == 0 and hp <= h and wp <= w:
         return xb
-    xp = np.full((n, c, max(hp, h + ph), max(wp, w + pw)), fill, dtype=xb.dtype)
+    xp = np.empty_like(xb, shape=(n, c, max(hp, h + ph), max(wp, w + pw)))  # xb's memory order
+    xp.fill(fill)
     xp[:, :, ph : ph + h, pw : pw + w] = xb
     return xp
 
@@ -117,9 +118,8 @@ def _unpad(dxp, g: _PoolGeometry) -> np.ndarray:
 class _MaxPoolCache:
     geometry: _PoolGeometry
     rank: int
-    argmax: np.ndarray  # (N, C, Ho, Wo): which kernel offset, row-major, held the maximum
-    padded_shape: tuple[int, ...]
-    dtype: np.dtype
+    padded: np.ndarray  # the -inf padded input (the input itself when unpadded)
+    out: np.ndarray  # (N, C, Ho, Wo)
 
 
 def max_pool2d_forward(
@@ -142,23 +142,40 @@ def max_pool2d_forward(
     xb, rank, g = _validate("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     xp = _pad(xb, g, -np.inf)
     kh, kw = g.kernel
-    track_nan = bool(np.isnan(xb).any())
-    out = g.window(xp, 0, 0).copy()
-    argmax = np.zeros(out.shape, dtype=np.min_scalar_type(kh * kw - 1))
-    better = np.empty(out.shape, dtype=bool)
+    out = g.window(xp, 0, 0).copy(order="K")
     for offset in range(1, kh * kw):
-        window = g.window(xp, *divmod(offset, kw))
-        # strictly greater: ties keep the first offset in row-major order; a NaN always wins
-        np.greater(window, out, out=better)
-        if track_nan:
-            better |= np.isnan(window)
-        np.copyto(out, window, where=better)
-        np.copyto(argmax, offset, where=better, casting="unsafe")
-    cache = _MaxPoolCache(g, rank, argmax, xp.shape, xb.dtype)
-    out = from_batch(out, rank)
+        np.maximum(out, g.window(xp, *divmod(offset, kw)), out=out)  # NaN propagates
+    cache = _MaxPoolCache(g, rank, xp, out)
     if return_indices:
-        return (out, from_batch(_flat_indices(argmax, g), rank)), cache
-    return out, cache
+        argmax = np.zeros_like(out, dtype=np.int64)
+        for offset, winner in _winners(cache):
+            argmax[winner] = offset
+        return (from_batch(out, rank), from_batch(_flat_indices(argmax, g), rank)), cache
+    return from_batch(out, rank), cache
+
+
+def _winners(cache: _MaxPoolCache):
+    """Yield ``(offset, mask)`` for each kernel offset: the windows whose maximum it holds.
+
+    As PyTorch: the first maximum in row-major order, or in a window holding NaN, its
+    last NaN. Each window is claimed by exactly one offset; the mask is reused.
+    """
+    g, xp, out = cache.geometry, cache.padded, cache.out
+    kh, kw = g.kernel
+    claimed = np.isnan(out)  # temporaries in out's memory order: much faster
+    last_nan = None
+    if claimed.any():
+        last_nan = np.full_like(out, -1, dtype=np.int64)
+        for offset in range(kh * kw):
+            np.copyto(last_nan, offset, where=np.isnan(g.window(xp, *divmod(offset, kw))))
+    winner = np.empty_like(out, dtype=bool)
+    for offset in range(kh * kw):
+        np.equal(g.window(xp, *divmod(offset, kw)), out, out=winner)
+        winner &= ~claimed
+        claimed |= winner
+        if last_nan is not None:
+            winner |= last_nan == offset
+        yield offset, winner
 
 
 def _flat_indices(argmax, g: _PoolGeometry) -> np.ndarray:
@@ -166,7 +183,7 @@ def _flat_indices(argmax, g: _PoolGeometry) -> np.ndarray:
     (ho, wo), (sh, sw), (dh, dw), (ph, pw) = g.out_size, g.stride, g.dilation, g.padding
     _, kw = g.kernel
     width = g.shape[3]
-    di, dj = np.divmod(argmax.astype(np.int64), kw)
+    di, dj = np.divmod(argmax, kw)
     rows = (np.arange(ho) * sh - ph)[:, None] + di * dh
     cols = np.arange(wo) * sw - pw + dj * dw
     return rows * width + cols
@@ -179,13 +196,16 @@ def max_pool2d_backward(grad_output, cache):
     several tie, as in PyTorch); overlapping windows add up.
     """
     g: _PoolGeometry = cache.geometry
-    grad = _check_grad(grad_output, g, cache.rank, cache.dtype)
-    kh, kw = g.kernel
-    dxp = np.zeros(cache.padded_shape, dtype=cache.dtype)
-    routed = np.empty_like(grad)
-    for offset in range(kh * kw):
-        np.multiply(grad, cache.argmax == offset, out=routed)
-        g.window(dxp, *divmod(offset, kw))[...] += routed
+    grad = _check_grad(grad_output, g, cache.rank, cache.out.dtype)
+    kw = g.kernel[1]
+    dxp = np.zeros_like(cache.padded)
+    disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(g.stride, g.dilation, g.kernel))
+    for offset, winner in _winners(cache):
+        target = g.window(dxp, *divmod(offset, kw))
+        if disjoint:  # each input element is seen by one window and offset at most: write
+            np.multiply(grad, winner, out=target)
+        else:
+            target += grad * winner
     return from_batch(_unpad(dxp, g), cache.rank)
 
 
@@ -243,6 +263,7 @@ class _AvgPoolCache:
     rank: int
     divisor: np.ndarray  # (Ho, Wo)
     padded_shape: tuple[int, ...]
+    channels_last: bool  # the padded input's memory order, which the gradient follows
     dtype: np.dtype
 
 
@@ -277,12 +298,13 @@ def avg_pool2d_forward(
         raise TypeError(f"count_include_pad must be a bool, got {count_include_pad!r}")
     xp = _pad(xb, g, 0)
     kh, kw = g.kernel
-    out = g.window(xp, 0, 0).copy()
+    out = g.window(xp, 0, 0).copy(order="K")
     for offset in range(1, kh * kw):
         out += g.window(xp, *divmod(offset, kw))
     divisor = _divisor(g, bool(count_include_pad)).astype(xb.dtype)
     out /= divisor
-    return from_batch(out, rank), _AvgPoolCache(g, rank, divisor, xp.shape, xb.dtype)
+    channels_last = xp.transpose(0, 2, 3, 1).flags.c_contiguous
+    return from_batch(out, rank), _AvgPoolCache(g, rank, divisor, xp.shape, channels_last, xb.dtype)
 
 
 def avg_pool2d_backward(grad_output, cache):
@@ -290,7 +312,11 @@ def avg_pool2d_backward(grad_output, cache):
     g: _PoolGeometry = cache.geometry
     grad = _check_grad(grad_output, g, cache.rank, cache.dtype) / cache.divisor
     kh, kw = g.kernel
-    dxp = np.zeros(cache.padded_shape, dtype=cache.dtype)
+    n, c, hp, wp = cache.padded_shape
+    if cache.channels_last:
+        dxp = np.zeros((n, hp, wp, c), dtype=cache.dtype).transpose(0, 3, 1, 2)
+    else:
+        dxp = np.zeros(cache.padded_shape, dtype=cache.dtype)
     for offset in range(kh * kw):
         g.window(dxp, *divmod(offset, kw))[...] += grad
     return from_batch(_unpad(dxp, g), cache.rank)
