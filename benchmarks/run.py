@@ -2,8 +2,8 @@
 
     python benchmarks/run.py [conv|filter|pool|train|memory ...]
 
-Each case alternates cnnkit and its peer (A B A B ...) and reports the median of the
-per-pair time ratios (cnnkit / peer: below 1 means cnnkit is faster), the median times,
+Each case alternates cnnkit and its peer in rounds (A B A B ...) and reports the median
+of the per-round time ratios (cnnkit / peer: below 1 means cnnkit is faster), the median times,
 and GFLOP/s where it applies. float32, 2 threads on both sides. The machine is shared
 and noisy: compare ratios from one run, not absolute times across runs.
 """
@@ -22,8 +22,8 @@ import time
 import numpy as np
 
 THREADS = 2
-TARGET_SECONDS = 0.6  # per case and side, at least MIN_PAIRS pairs
-MIN_PAIRS = 5
+TARGET_SECONDS = 1.0  # per case and side, at least MIN_ROUNDS rounds
+MIN_ROUNDS = 5
 
 # (N, C, H, W) -> O, kernel, stride, padding, groups
 CONV_CASES = [
@@ -37,26 +37,35 @@ CONV_CASES = [
 ]
 
 
-def paired(mine, peer, setup=None):
-    """Median per-pair ratio mine/peer and the median times, alternating the two."""
-    for f in (mine, peer):  # warm up caches, allocator and thread pools
+def paired(mine, peer):
+    """Median per-round ratio mine/peer, and the median times.
+
+    Rounds alternate the two sides (A B A B ...). Within a round each side runs a few
+    times back to back and its first run is discarded: NumPy's BLAS threads and
+    PyTorch's OpenMP threads spin for a while after their work, so timing a call right
+    after the other library's would charge one library for the other's threads.
+    """
+    for f in (mine, peer):
         f()
     t0 = time.perf_counter()
     peer()
     estimate = max(time.perf_counter() - t0, 1e-5)
-    pairs = max(MIN_PAIRS, min(200, int(TARGET_SECONDS / estimate)))
+    repeats = max(2, min(20, int(0.05 / estimate)))  # ~50 ms of work per side and round
+    rounds = max(MIN_ROUNDS, min(50, int(TARGET_SECONDS / (estimate * repeats))))
     ratios, mine_times, peer_times = [], [], []
-    for _ in range(pairs):
-        times = []
+    for _ in range(rounds):
+        medians = []
         for f in (mine, peer):
-            if setup:
-                setup()
-            start = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - start)
-        mine_times.append(times[0])
-        peer_times.append(times[1])
-        ratios.append(times[0] / times[1])
+            f()  # let the other library's threads settle, on this side's clock
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                f()
+                times.append(time.perf_counter() - start)
+            medians.append(statistics.median(times))
+        mine_times.append(medians[0])
+        peer_times.append(medians[1])
+        ratios.append(medians[0] / medians[1])
     return statistics.median(ratios), statistics.median(mine_times), statistics.median(peer_times)
 
 
@@ -240,12 +249,7 @@ def bench_train():
             torch_optimizer.step()
         return loss
 
-    global MIN_PAIRS
-    saved, MIN_PAIRS = MIN_PAIRS, 3
-    try:
-        row(f"digits_cnn epoch ({len(y)} images, {len(batches)} steps)", *paired(mine, peer))
-    finally:
-        MIN_PAIRS = saved
+    row(f"digits_cnn epoch ({len(y)} images, {len(batches)} steps)", *paired(mine, peer))
 
 
 def _torch_like(model):

@@ -10,7 +10,7 @@ __all__ = ["as_batch", "from_batch", "add_batch_axes", "pad_index", "WORKSPACE_B
 
 # Bound on any temporary an op allocates beyond its input and output (im2col windows,
 # per-offset products); work larger than this is done in chunks.
-WORKSPACE_BYTES = 64 * 2**20
+WORKSPACE_BYTES = 4 * 2**20
 
 
 def as_batch(name: str, x, *, allow_matrix: bool = True):

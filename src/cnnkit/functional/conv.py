@@ -327,10 +327,12 @@ def _strategy(g: _Geometry) -> str:
     """How to compute: see the module docstring."""
     if g.depthwise:
         return "depthwise"
-    (ho, wo), (hp, wp) = g.out_size, g.padded
-    if g.stride == (1, 1) and g.groups == 1 and hp * wp <= 2 * ho * wo:
-        return "rows"
-    return "im2col"
+    (ho, wo), (hp, wp), (kh, kw) = g.out_size, g.padded, g.kernel
+    wasted = hp * wp > 2 * ho * wo  # rows computes every padded-grid position
+    few_inputs = 2 * kw * g.channels < g.out_channels  # rows' GEMMs too thin for its output
+    if g.stride != (1, 1) or g.groups != 1 or (kh, kw) == (1, 1) or wasted or few_inputs:
+        return "im2col"
+    return "rows"
 
 
 def conv2d_forward(
@@ -447,7 +449,9 @@ def _im2col_backward(cache, grad):
     dwmat = np.zeros_like(wmat)
     _, wo = g.out_size
     for n0, n1, h0, h1 in _chunks(g, wo * g.groups * k * xp.itemsize):
-        cols = cache.workspace if cache.workspace is not None else _im2col(xp, g, n0, n1, h0, h1)
+        cols = cache.workspace  # kept by the forward when it was one chunk, as here
+        if cols is None:
+            cols = _im2col(xp, g, n0, n1, h0, h1)
         grad_block = grad[n0:n1, h0:h1].reshape(-1, g.groups, og)  # (M, G, O/G)
         if g.groups == 1:
             dwmat[0] += cols[:, 0].T @ grad_block[:, 0]
@@ -480,9 +484,14 @@ def _rows_tail(g: _Geometry) -> int:
     return (kh - 1) * dh * g.padded[1] + (kw - 1) * dw
 
 
-def _rows_blocks(g: _Geometry, bytes_per_grid_row: int):
-    """Blocks ``(n0, n1, h0, h1)``: whole images (all Hp grid rows), or output rows of one."""
+def _rows_blocks(g: _Geometry, itemsize: int):
+    """Blocks ``(n0, n1, h0, h1)``: whole images (all Hp grid rows), or output rows of one.
+
+    The same for forward and backward, whose workspace per grid row is at most the
+    shifted input and its gradient (kW*C each) and the output and its gradient (O each).
+    """
     halo = (g.kernel[0] - 1) * g.dilation[0]
+    bytes_per_grid_row = g.padded[1] * 2 * (g.kernel[1] * g.channels + g.out_channels) * itemsize
     return _chunks(g, bytes_per_grid_row, span=g.padded[0], halo=halo)
 
 
@@ -507,7 +516,7 @@ def _rows_forward(flat, weight, g: _Geometry, out):
     (hp, wp), (ho, wo), (kh, kw), (dh, _) = g.padded, g.out_size, g.kernel, g.dilation
     o, c = g.out_channels, g.channels
     wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)  # (kH, kW*C, O)
-    blocks = list(_rows_blocks(g, wp * kw * c * flat.itemsize))
+    blocks = list(_rows_blocks(g, flat.itemsize))
     for n0, n1, h0, h1 in blocks:
         shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
         _, count = _block_span(g, n0, n1, h0, h1)
@@ -531,9 +540,10 @@ def _rows_backward(cache, grad):
     wtaps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kH, kW, O, C)
     dwrows = np.zeros_like(wrows)
     dflat = np.zeros_like(flat)
-    for n0, n1, h0, h1 in _rows_blocks(g, wp * kw * max(c, o) * flat.itemsize):
+    blocks = list(_rows_blocks(g, flat.itemsize))
+    for n0, n1, h0, h1 in blocks:
         start, count = _block_span(g, n0, n1, h0, h1)
-        shifted = cache.workspace
+        shifted = cache.workspace  # kept by the forward when it was one block, as here
         if shifted is None:
             shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
         valid = min(h1, ho) - h0
