@@ -13,8 +13,8 @@ __all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
 
 @dataclass
 class _BatchNormCache:
-    normalized: np.ndarray  # (x - mean) / sqrt(var + eps), the shape of x
-    inv_std: np.ndarray  # (C,)
+    centered: np.ndarray  # x - mean, the shape of x
+    inv_std: np.ndarray  # (C,): 1 / sqrt(var + eps), in the output dtype
     weight: np.ndarray | None
     has_bias: bool
     training: bool
@@ -99,14 +99,12 @@ def batch_norm_forward(
         var = running_var
     dtype = np.result_type(x, *(v for v in (weight, bias) if v is not None))
     inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
-    normalized = centered * _broadcastable(inv_std, x.ndim)
-    out = normalized
-    if weight is not None:
-        out = out * _broadcastable(weight, x.ndim)
+    scale = inv_std if weight is None else inv_std * weight  # one multiply per element
+    out = centered * _broadcastable(scale, x.ndim)
     if bias is not None:
-        out = out + _broadcastable(bias, x.ndim)
-    cache = _BatchNormCache(normalized, inv_std, weight, bias is not None, bool(training), axes)
-    return out.astype(dtype, copy=False), cache
+        out += _broadcastable(bias, x.ndim)
+    cache = _BatchNormCache(centered, inv_std, weight, bias is not None, bool(training), axes)
+    return out, cache
 
 
 def batch_norm_backward(grad_output, cache):
@@ -120,24 +118,32 @@ def batch_norm_backward(grad_output, cache):
     Notes
     -----
     In training the mean and variance depend on `x`:
-    ``dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))``
-    with ``m`` values per channel; in evaluation ``dx = dxhat * inv_std``.
+    ``dx = w * inv_std * (g - mean(g) - xhat * mean(g * xhat))``, means over the ``m``
+    values of each channel; in evaluation ``dx = w * inv_std * g``.
     """
-    xhat = cache.normalized
+    centered, inv_std = cache.centered, cache.inv_std
     grad_output = as_float_array("grad_output", grad_output)
-    if grad_output.shape != xhat.shape:
-        raise ValueError(f"grad_output must have shape {xhat.shape}, got shape {grad_output.shape}")
-    grad = grad_output.astype(xhat.dtype, copy=False)
-    ndim, axes = xhat.ndim, cache.axes
-    grad_bias = grad.sum(axis=axes) if cache.has_bias else None
-    grad_weight = (grad * xhat).sum(axis=axes) if cache.weight is not None else None
-    dxhat = grad if cache.weight is None else grad * _broadcastable(cache.weight, ndim)
-    inv_std = _broadcastable(cache.inv_std, ndim)
+    if grad_output.shape != centered.shape:
+        raise ValueError(
+            f"grad_output must have shape {centered.shape}, got shape {grad_output.shape}"
+        )
+    grad = grad_output.astype(inv_std.dtype, copy=False)
+    ndim, axes = centered.ndim, cache.axes
+    count = centered.size // centered.shape[1]
+    grad_sum = grad.sum(axis=axes) if cache.has_bias or cache.training else None
+    grad_bias = grad_sum if cache.has_bias else None
+    # sum(g * xhat) = inv_std * sum(g * (x - mean)), without forming xhat
+    grad_xhat_sum = None
+    if cache.weight is not None or cache.training:
+        grad_xhat_sum = inv_std * (grad * centered).sum(axis=axes)
+    grad_weight = grad_xhat_sum if cache.weight is not None else None
+    scale = inv_std if cache.weight is None else inv_std * cache.weight
     if not cache.training:
-        return dxhat * inv_std, grad_weight, grad_bias
-    mean_dxhat = _broadcastable(dxhat.mean(axis=axes), ndim)
-    mean_dxhat_xhat = _broadcastable((dxhat * xhat).mean(axis=axes), ndim)
-    grad_x = (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv_std
+        return grad * _broadcastable(scale, ndim), grad_weight, grad_bias
+    # dx = w * inv_std * (g - mean(g) - xhat * mean(g * xhat))
+    grad_x = grad - _broadcastable(grad_sum / count, ndim)
+    grad_x -= centered * _broadcastable(inv_std * grad_xhat_sum / count, ndim)
+    grad_x *= _broadcastable(scale, ndim)
     return grad_x, grad_weight, grad_bias
 
 
