@@ -24,6 +24,7 @@ import numpy as np
 THREADS = 2
 TARGET_SECONDS = 1.0  # per case and side, at least MIN_ROUNDS rounds
 MIN_ROUNDS = 5
+SETTLE_SECONDS = 0.15
 
 # (N, C, H, W) -> O, kernel, stride, padding, groups
 CONV_CASES = [
@@ -40,10 +41,10 @@ CONV_CASES = [
 def paired(mine, peer):
     """Median per-round ratio mine/peer, and the median times.
 
-    Rounds alternate the two sides (A B A B ...). Within a round each side runs a few
-    times back to back and its first run is discarded: NumPy's BLAS threads and
-    PyTorch's OpenMP threads spin for a while after their work, so timing a call right
-    after the other library's would charge one library for the other's threads.
+    Rounds alternate the two sides (A B A B ...). Each side's turn starts with a pause
+    and an untimed run, then a few timed runs back to back: OpenBLAS's threads (NumPy)
+    and OpenMP's (PyTorch) keep spinning on the two cores for a while after their work,
+    so a call timed right after the other library's would be charged for its threads.
     """
     for f in (mine, peer):
         f()
@@ -51,12 +52,13 @@ def paired(mine, peer):
     peer()
     estimate = max(time.perf_counter() - t0, 1e-5)
     repeats = max(2, min(20, int(0.05 / estimate)))  # ~50 ms of work per side and round
-    rounds = max(MIN_ROUNDS, min(50, int(TARGET_SECONDS / (estimate * repeats))))
+    rounds = max(MIN_ROUNDS, min(15, int(TARGET_SECONDS / (estimate * repeats))))
     ratios, mine_times, peer_times = [], [], []
     for _ in range(rounds):
         medians = []
         for f in (mine, peer):
-            f()  # let the other library's threads settle, on this side's clock
+            time.sleep(SETTLE_SECONDS)  # the other library's threads stop spinning
+            f()
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
@@ -218,12 +220,14 @@ def bench_pool():
 def bench_train():
     import torch
 
+    from train_digits import torch_twin  # beside this file
+
     from cnnkit import data, models, nn, optim
 
     header("one training epoch on the digits, default model, batch 64, Adam 3e-3")
     train, _ = data.load_digits()
     model = models.digits_cnn(rng=0)
-    reference = _torch_like(model)
+    reference = torch_twin(model)
     criterion, optimizer = nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=3e-3)
     torch_criterion = torch.nn.CrossEntropyLoss()
     torch_optimizer = torch.optim.Adam(reference.parameters(), lr=3e-3)
@@ -250,44 +254,6 @@ def bench_train():
         return loss
 
     row(f"digits_cnn epoch ({len(y)} images, {len(batches)} steps)", *paired(mine, peer))
-
-
-def _torch_like(model):
-    """The torch.nn.Sequential equivalent of a cnnkit Sequential, with its weights."""
-    import torch
-
-    from cnnkit import nn
-
-    layers = []
-    for layer in model:
-        if isinstance(layer, nn.Conv2d):
-            layers.append(torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                                          layer.padding, layer.dilation, layer.groups, layer.bias is not None))
-        elif isinstance(layer, nn.BatchNorm2d):
-            layers.append(torch.nn.BatchNorm2d(layer.num_features, layer.eps, layer.momentum))
-        elif isinstance(layer, nn.ReLU):
-            layers.append(torch.nn.ReLU())
-        elif isinstance(layer, nn.MaxPool2d):
-            layers.append(torch.nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding))
-        elif isinstance(layer, nn.GlobalAvgPool2d):
-            layers.append(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
-        elif isinstance(layer, nn.Flatten):
-            layers.append(torch.nn.Flatten())
-        elif isinstance(layer, nn.Linear):
-            layers.append(torch.nn.Linear(layer.in_features, layer.out_features, layer.bias is not None))
-        elif isinstance(layer, nn.Dropout):
-            layers.append(torch.nn.Dropout(layer.p))
-        else:
-            raise TypeError(f"no torch equivalent for {type(layer).__name__}")
-    reference = torch.nn.Sequential(*layers)
-    state = {}
-    for key, value in model.state_dict().items():
-        index, _, rest = key.partition(".")
-        if isinstance(model[int(index)], nn.GlobalAvgPool2d):
-            continue
-        state[key] = torch.from_numpy(np.array(value))
-    reference.load_state_dict(state)
-    return reference
 
 
 MEMORY_CASES = {
