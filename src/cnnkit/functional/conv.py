@@ -1,13 +1,21 @@
 """2-D convolution (cross-correlation): forward and backward.
 
-The engine works channels-last. The padded input is copied once into an
-``(N, Hp, Wp, C)`` buffer; each chunk of output rows gathers its windows into an
-``(M, groups, kH, kW, C/groups)`` matrix (im2col, one strided copy per kernel offset)
-and multiplies it with the weights in one GEMM. The result is stored ``(N, Ho, Wo, O)``
-and returned as an ``(N, O, Ho, Wo)`` view, so the next layer's channels-last copy is free.
-Depthwise convolution (one input channel per group, one output channel per group) and
-the plain-matrix form skip the GEMM: they accumulate one shifted, scaled input per
-kernel offset.
+Three strategies, chosen per call by :func:`_strategy`, share the validation, padding
+and output layout:
+
+- "im2col" (any stride, any groups): the padded input is copied channels-last into an
+  ``(N, Hp, Wp, C)`` buffer; each chunk of output rows gathers its windows into an
+  ``(M, groups, kH*kW*C/groups)`` matrix, one strided copy per kernel offset, which
+  meets the weights in one (batched) GEMM.
+- "rows" (stride 1, no groups): on the same buffer, every padded-grid position is
+  computed, so each kernel row becomes one GEMM over a contiguous slice of the kW
+  column shifts of the input; the few positions off the output are dropped.
+- "depthwise" (one input and one output channel per group, which includes the plain
+  (H, W) matrix and image filtering): one shifted, scaled pass per kernel offset over
+  cache-sized bands, each padded on its own, so no padded copy of the input is made.
+
+Results are stored ``(N, Ho, Wo, O)`` and returned as ``(N, O, Ho, Wo)`` views, so the
+next layer's channels-last copy is free. Workspaces are chunked to ``WORKSPACE_BYTES``.
 """
 
 from __future__ import annotations
