@@ -44,8 +44,8 @@ __all__ = ["conv2d", "conv2d_forward", "conv2d_backward", "conv2d_output_size"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-# The depthwise strategy makes kH*kW passes over its output; in blocks this small the
-# passes stay in the L2 cache instead of streaming from memory each time.
+# The depthwise backward makes several passes per kernel offset over its blocks; in
+# blocks this small the passes stay in the L2 cache instead of streaming from memory.
 CACHE_BLOCK_BYTES = 256 * 2**10
 
 
@@ -573,37 +573,39 @@ def _rows_backward(cache, grad):
 # -- depthwise: one input and one output channel per group ----------------------------------
 
 
-def _depthwise_bands(g: _Geometry, itemsize: int):
-    """Blocks of output rows small enough for the cache, with the padded rows each reads."""
+def _depthwise_bands(g: _Geometry, bytes_per_row: int, budget: int):
+    """Blocks of output rows within `budget`, with the padded rows each reads."""
     (kh, _), (sh, _), (dh, _) = g.kernel, g.stride, g.dilation
-    _, wo = g.out_size
-    for n0, n1, h0, h1 in _chunks(g, wo * g.channels * itemsize, CACHE_BLOCK_BYTES):
+    for n0, n1, h0, h1 in _chunks(g, bytes_per_row, budget):
         yield n0, n1, h0, h1, h0 * sh, (h1 - 1) * sh + (kh - 1) * dh + 1
 
 
 def _depthwise_forward(x, weight, g: _Geometry, out):
-    """out (N, Ho, Wo, C) = sum over kernel offsets of the shifted input times w[c, i, j].
+    """out[n, c] = w[c] . (the kH*kW shifted windows of channel c): one batched GEMV per band.
 
-    The sums run on planar bands; a channels-last `out` receives each band when done.
+    Each band's windows are gathered planar, (n, C, kH*kW, rows*Wo), so every channel's
+    sum of kH*kW products is one BLAS matrix-vector product rather than kH*kW passes.
+    A planar `out` receives the products directly; a channels-last one, band by band.
     """
-    kh, kw = g.kernel
-    taps = weight[:, 0].transpose(1, 2, 0)  # (kH, kW, C)
-    planar_out = out.transpose(0, 3, 1, 2).flags.c_contiguous
-    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, x.itemsize):
-        band = _padded_band(x, g, n0, n1, r0, r1)  # (n, R, Wp, C), planar
-        target = out[n0:n1, h0:h1]
-        acc = target if planar_out else np.empty_like(band[:, : h1 - h0, : target.shape[2]])
-        product = np.empty_like(acc)
-        for i in range(kh):
-            for j in range(kw):
-                window = _window(band, g, i, j, 0, n1 - n0, 0, h1 - h0)
-                if i == 0 and j == 0:
-                    np.multiply(window, taps[i, j], out=acc)
-                else:
-                    np.multiply(window, taps[i, j], out=product)
-                    acc += product
-        if not planar_out:
-            target[...] = acc
+    (kh, kw), (_, wo) = g.kernel, g.out_size
+    taps = weight[:, 0].reshape(g.channels, 1, kh * kw)  # (C, 1, T)
+    planar = out.transpose(0, 3, 1, 2)  # (N, C, Ho, Wo) view
+    planar_out = planar.flags.c_contiguous
+    bytes_per_row = (kh * kw + 1) * wo * g.channels * x.itemsize
+    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, bytes_per_row, WORKSPACE_BYTES):
+        band = _padded_band(x, g, n0, n1, r0, r1)  # (n, R, Wp, C) view of planar memory
+        n, rows = n1 - n0, h1 - h0
+        windows = np.empty((n, g.channels, kh * kw, rows, wo), dtype=x.dtype)
+        for tap in range(kh * kw):
+            window = _window(band, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
+            windows[:, :, tap] = window.transpose(0, 3, 1, 2)
+        windows = windows.reshape(n, g.channels, kh * kw, rows * wo)
+        if planar_out:  # whole planes, or rows of one sample's planes: a (n, C, 1, rows*Wo) view
+            target = planar[n0:n1, :, h0:h1].reshape(n, g.channels, 1, rows * wo)
+            np.matmul(taps, windows, out=target)
+        else:
+            product = np.matmul(taps, windows).reshape(n, g.channels, rows, wo)
+            out[n0:n1, h0:h1] = product.transpose(0, 2, 3, 1)
     return None
 
 
@@ -614,7 +616,9 @@ def _depthwise_backward(cache, grad):
     taps = weight[:, 0].transpose(1, 2, 0)  # (kH, kW, C)
     dtaps = np.zeros_like(taps)
     dx = np.zeros(x.shape, dtype=x.dtype).transpose(0, 2, 3, 1)  # (N, H, W, C) view, planar
-    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, x.itemsize):
+    _, wo = g.out_size
+    bytes_per_row = wo * g.channels * x.itemsize
+    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, bytes_per_row, CACHE_BLOCK_BYTES):
         band = _padded_band(x, g, n0, n1, r0, r1)
         dband = np.zeros_like(band)
         grad_block = grad[n0:n1, h0:h1]  # (n, h, Wo, C)
