@@ -219,7 +219,6 @@ def test_chunked_workspace_gives_same_result(case, budget, rng, monkeypatch):
     g = rng.standard_normal(out.shape)
     grads = F.conv2d_backward(g, cache)
     monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", budget)
-    monkeypatch.setattr(conv_module, "CACHE_BLOCK_BYTES", budget)
     out_c, cache_c = F.conv2d_forward(x, weight, b, **kwargs)
     np.testing.assert_allclose(out_c, out, rtol=1e-12, atol=1e-12)
     for mine, full in zip(F.conv2d_backward(g, cache_c), grads):

@@ -44,9 +44,6 @@ __all__ = ["conv2d", "conv2d_forward", "conv2d_backward", "conv2d_output_size"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-# The depthwise backward makes several passes per kernel offset over its blocks; in
-# blocks this small the passes stay in the L2 cache instead of streaming from memory.
-CACHE_BLOCK_BYTES = 256 * 2**10
 
 
 @dataclass(frozen=True)
@@ -580,12 +577,24 @@ def _depthwise_bands(g: _Geometry, bytes_per_row: int, budget: int):
         yield n0, n1, h0, h1, h0 * sh, (h1 - 1) * sh + (kh - 1) * dh + 1
 
 
+def _depthwise_windows(x, g: _Geometry, n0, n1, h0, h1, r0, r1):
+    """The band's padded input, (n, R, Wp, C), and its kH*kW windows, (n, C, kH*kW, rows*Wo)."""
+    (kh, kw), (_, wo) = g.kernel, g.out_size
+    band = _padded_band(x, g, n0, n1, r0, r1)  # view of planar memory
+    n, rows = n1 - n0, h1 - h0
+    windows = np.empty((n, g.channels, kh * kw, rows, wo), dtype=x.dtype)
+    for tap in range(kh * kw):
+        window = _window(band, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
+        windows[:, :, tap] = window.transpose(0, 3, 1, 2)
+    return band, windows.reshape(n, g.channels, kh * kw, rows * wo)
+
+
 def _depthwise_forward(x, weight, g: _Geometry, out):
     """out[n, c] = w[c] . (the kH*kW shifted windows of channel c): one batched GEMV per band.
 
-    Each band's windows are gathered planar, (n, C, kH*kW, rows*Wo), so every channel's
-    sum of kH*kW products is one BLAS matrix-vector product rather than kH*kW passes.
-    A planar `out` receives the products directly; a channels-last one, band by band.
+    Gathered planar, every channel's sum of kH*kW products is one BLAS matrix-vector
+    product rather than kH*kW elementwise passes. A planar `out` receives the products
+    directly; a channels-last one, band by band.
     """
     (kh, kw), (_, wo) = g.kernel, g.out_size
     taps = weight[:, 0].reshape(g.channels, 1, kh * kw)  # (C, 1, T)
@@ -593,13 +602,8 @@ def _depthwise_forward(x, weight, g: _Geometry, out):
     planar_out = planar.flags.c_contiguous
     bytes_per_row = (kh * kw + 1) * wo * g.channels * x.itemsize
     for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, bytes_per_row, WORKSPACE_BYTES):
-        band = _padded_band(x, g, n0, n1, r0, r1)  # (n, R, Wp, C) view of planar memory
+        _, windows = _depthwise_windows(x, g, n0, n1, h0, h1, r0, r1)
         n, rows = n1 - n0, h1 - h0
-        windows = np.empty((n, g.channels, kh * kw, rows, wo), dtype=x.dtype)
-        for tap in range(kh * kw):
-            window = _window(band, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
-            windows[:, :, tap] = window.transpose(0, 3, 1, 2)
-        windows = windows.reshape(n, g.channels, kh * kw, rows * wo)
         if planar_out:  # whole planes, or rows of one sample's planes: a (n, C, 1, rows*Wo) view
             target = planar[n0:n1, :, h0:h1].reshape(n, g.channels, 1, rows * wo)
             np.matmul(taps, windows, out=target)
@@ -610,27 +614,30 @@ def _depthwise_forward(x, weight, g: _Geometry, out):
 
 
 def _depthwise_backward(cache, grad):
+    """dw[c] = windows[c] . g[c] (batched GEMV); dx: each window's share, added back in place."""
     g: _Geometry = cache.geometry
     x, weight = cache.source, cache.weight
-    kh, kw = g.kernel
-    taps = weight[:, 0].transpose(1, 2, 0)  # (kH, kW, C)
-    dtaps = np.zeros_like(taps)
+    (kh, kw), (_, wo) = g.kernel, g.out_size
+    taps = weight[:, 0].reshape(g.channels, kh * kw, 1)  # (C, T, 1)
+    dtaps = np.zeros((g.channels, kh * kw, 1), dtype=x.dtype)
     dx = np.zeros(x.shape, dtype=x.dtype).transpose(0, 2, 3, 1)  # (N, H, W, C) view, planar
-    _, wo = g.out_size
-    bytes_per_row = wo * g.channels * x.itemsize
-    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, bytes_per_row, CACHE_BLOCK_BYTES):
-        band = _padded_band(x, g, n0, n1, r0, r1)
+    planar_grad = grad.transpose(0, 3, 1, 2)  # (N, C, Ho, Wo), planar memory
+    bytes_per_row = (2 * kh * kw + 1) * wo * g.channels * x.itemsize
+    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, bytes_per_row, WORKSPACE_BYTES):
+        band, windows = _depthwise_windows(x, g, n0, n1, h0, h1, r0, r1)
+        n, rows = n1 - n0, h1 - h0
+        grad_rows = planar_grad[n0:n1, :, h0:h1].reshape(n, g.channels, rows * wo, 1)
+        dtaps += np.matmul(windows, grad_rows).sum(axis=0)  # (C, T, 1)
+        # (C, T, 1) * (n, C, 1, rows*Wo) -> (n, C, T, rows*Wo): each tap's share of dx
+        shares = (taps * grad_rows.reshape(n, g.channels, 1, rows * wo)).reshape(
+            n, g.channels, kh * kw, rows, wo
+        )
         dband = np.zeros_like(band)
-        grad_block = grad[n0:n1, h0:h1]  # (n, h, Wo, C)
-        product = np.empty_like(grad_block)
-        for i in range(kh):
-            for j in range(kw):
-                np.multiply(_window(band, g, i, j, 0, n1 - n0, 0, h1 - h0), grad_block, out=product)
-                dtaps[i, j] += product.sum(axis=(0, 1, 2))
-                np.multiply(grad_block, taps[i, j], out=product)
-                _window(dband, g, i, j, 0, n1 - n0, 0, h1 - h0)[...] += product
+        for tap in range(kh * kw):
+            window = _window(dband, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
+            window += shares[:, :, tap].transpose(0, 2, 3, 1)
         _fold_band(dband, dx[n0:n1], g, r0)
-    return dx, dtaps.transpose(2, 0, 1)[:, None]  # (C, 1, kH, kW)
+    return dx, dtaps.reshape(g.channels, 1, kh, kw)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
