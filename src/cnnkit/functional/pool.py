@@ -171,7 +171,7 @@ def _winners(cache: _MaxPoolCache):
     winner = np.empty_like(out, dtype=bool)
     for offset in range(kh * kw):
         np.equal(g.window(xp, *divmod(offset, kw)), out, out=winner)
-        winner &= ~claimed
+        np.greater(winner, claimed, out=winner)  # equal and not yet claimed
         claimed |= winner
         if last_nan is not None:
             winner |= last_nan == offset
@@ -200,12 +200,14 @@ def max_pool2d_backward(grad_output, cache):
     kw = g.kernel[1]
     dxp = np.zeros_like(cache.padded)
     disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(g.stride, g.dilation, g.kernel))
+    routed = None if disjoint else np.empty_like(grad)
     for offset, winner in _winners(cache):
         target = g.window(dxp, *divmod(offset, kw))
         if disjoint:  # each input element is seen by one window and offset at most: write
             np.multiply(grad, winner, out=target)
         else:
-            target += grad * winner
+            np.multiply(grad, winner, out=routed)
+            target += routed
     return from_batch(_unpad(dxp, g), cache.rank)
 
 
