@@ -60,6 +60,17 @@ def int_or_pair(minimum: int = 1):
     return parse
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
 def padding_value(text: str):
     """An argparse type for ``--padding``: an int, a pair ``H,W``, ``same`` or ``valid``."""
     if text.strip().lower() in ("same", "valid"):

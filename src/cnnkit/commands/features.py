@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnkit.commands._common import add_quiet, check_not_input
+from cnnkit.commands._common import add_quiet, check_not_input, positive_int
 from cnnkit.commands.predict import add_image_options
 
 #: Feature maps drawn per layer by default (show_kernels draws the first 16 filters too).
@@ -25,16 +25,6 @@ Writes into DIR (created if needed; files of the same names are replaced):
 example: cnnkit features digits.npz seven.png -o seven_features"""
 
 
-def _max_maps(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnkit features``."""
     parser.epilog = EPILOG
@@ -44,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a picture file, an http(s) URL or a bundled sample name")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", type=Path,
                         help="the folder to write the pictures into")
-    parser.add_argument("--max-maps", type=_max_maps, default=MAX_MAPS, metavar="N",
+    parser.add_argument("--max-maps", type=positive_int, default=MAX_MAPS, metavar="N",
                         help=f"show at most N feature maps per layer (default {MAX_MAPS}, "
                              "as many as the kernel pictures show)")
     add_image_options(parser)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnkit.commands._common import positive_int
+
 HELP = "classify images with a trained model: print the top classes and their probabilities"
 
 EPILOG = """\
@@ -27,16 +29,6 @@ example: cnnkit predict digits.npz seven.png three.jpg --top 3"""
 INVERT_CHOICES = {"auto": "auto", "yes": True, "no": False}
 
 
-def _top(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
-
-
 def add_image_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--invert`` and ``--no-crop`` (shared with ``cnnkit features``)."""
     parser.add_argument("--invert", choices=tuple(INVERT_CHOICES), default="auto",
@@ -55,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a model file written by cnnkit train")
     parser.add_argument("images", metavar="IMAGE", nargs="+",
                         help="picture files, http(s) URLs or bundled sample names")
-    parser.add_argument("--top", type=_top, default=3, metavar="K",
+    parser.add_argument("--top", type=positive_int, default=3, metavar="K",
                         help="how many classes to print per image (default 3)")
     add_image_options(parser)
 

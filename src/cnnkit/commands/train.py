@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnkit.commands._common import add_quiet, check_not_input, int_or_pair, output_file
+from cnnkit.commands._common import add_quiet, check_not_input, int_or_pair, output_file, positive_int
 
 HELP = "train a CNN on the 8x8 digits or a folder of images and save it as MODEL.npz"
 
@@ -68,16 +68,6 @@ def _nonnegative_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
-
-
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -101,9 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default digits; a folder named digits: ./digits)")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL.npz",
                         type=output_file((".npz",)), help="the model file to write")
-    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs,
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
                         help=f"passes over the training images (default {defaults.epochs})")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help=f"images per optimiser step (default {defaults.batch_size}; for "
                              "a folder with few images, smaller, so that each epoch takes "
                              f"at least {MIN_STEPS} steps)")
