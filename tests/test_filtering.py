@@ -166,6 +166,25 @@ def test_equals_depthwise_conv2d(rng):
         )
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"padding": 1}, {"padding": (2, 1)}, {"padding": "same"}, {"padding": "valid"},
+     {"stride": (2, 1), "padding": 1}, {"stride": (1, 2)}, {"padding": "same", "stride": 2},
+     {"padding": 1, "padding_mode": "reflect"}],
+)
+@pytest.mark.parametrize("kernel_shape", [(3, 3), (2, 4), (5, 1)])
+def test_interleaved_and_planar_paths_agree_exactly(rng, options, kernel_shape):
+    """Channels side by side (zero padding, column stride 1) give the planar depthwise numbers."""
+    from cnnkit.functional import conv2d
+
+    image = rng.random((9, 11, 3)).astype(np.float32)
+    kernel = rng.standard_normal(kernel_shape).astype(np.float32)
+    weight = np.repeat(kernel[None, None], 3, axis=0)
+    planar = np.ascontiguousarray(image.transpose(2, 0, 1))[None]  # never the interleaved path
+    expected = conv2d(planar, weight, groups=3, **options)[0].transpose(1, 2, 0)
+    np.testing.assert_array_equal(filter2d(image, kernel, **options), expected)
+
+
 def test_delegates_to_conv2d(monkeypatch, rng):
     """filter2d computes nothing itself: every call goes through functional.conv2d."""
     import cnnkit.filtering

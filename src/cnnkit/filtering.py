@@ -4,7 +4,10 @@
 filtered by the same cross-correlation a CNN layer computes. Each channel is filtered on
 its own: a depthwise convolution (``groups=C``) of the ``(1, C, H, W)`` view of the
 image, which conv2d computes band by band without copying the whole image and writes
-straight into a channels-last result. Responses keep their sign; :func:`to_display`
+straight into a channels-last result. With zero padding and column stride 1 it is
+simpler still: the ``(H, W, C)`` image is the ``(H, W*C)`` matrix, filtered with the
+kernel's columns spread ``C`` apart (dilation ``(1, C)``), which touches one channel at
+a time and gives the same numbers. Responses keep their sign; :func:`to_display`
 maps them to ``[0, 1]`` for showing.
 """
 
@@ -97,11 +100,42 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.nda
     options = dict(stride=stride, padding=padding, padding_mode=padding_mode)
     if image.ndim == 2:
         return conv2d(image, kernel, **options)  # (Ho, Wo)
-    channels = image.shape[2]
+    height, width, channels = image.shape
+    pads = _interleaved_padding(padding, kernel.shape, stride, padding_mode)
+    if pads is not None:
+        # Channels side by side: (H, W, C) is the (H, W*C) matrix, on which a kernel whose
+        # columns are C apart reads one channel only. No layout change, same numbers.
+        out = conv2d(image.reshape(height, width * channels), kernel, stride=stride,
+                     padding=(pads[0], pads[1] * channels), dilation=(1, channels))
+        return out.reshape(out.shape[0], -1, channels)  # (Ho, Wo, C)
     x = image.transpose(2, 0, 1)[None]  # (H, W, C) -> (1, C, H, W) view
     weight = np.broadcast_to(kernel, (channels, 1) + kernel.shape)  # (C, 1, kH, kW)
     out = conv2d(x, weight, groups=channels, **options)  # (1, C, Ho, Wo)
     return np.ascontiguousarray(out[0].transpose(1, 2, 0))  # (Ho, Wo, C), no copy as a rule
+
+
+def _interleaved_padding(padding, kernel_shape, stride, padding_mode):
+    """Symmetric (rows, columns) zero padding at column stride 1, or None where it can't be."""
+    if isinstance(stride, bool) or padding_mode != "zeros":
+        return None
+    rows_stride_only = stride == 1 or (
+        isinstance(stride, (tuple, list)) and len(stride) == 2 and stride[1] == 1
+        and isinstance(stride[0], (int, np.integer)) and not isinstance(stride[0], bool)
+    )
+    if not rows_stride_only:
+        return None
+    if isinstance(padding, str):
+        kh, kw = kernel_shape
+        if padding == "valid":
+            return (0, 0)
+        if padding == "same" and kh % 2 and kw % 2 and stride in (1, (1, 1), [1, 1]):
+            return (kh // 2, kw // 2)
+        return None
+    pair = tuple(padding) if isinstance(padding, (tuple, list)) else (padding, padding)
+    integers = all(
+        isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in pair
+    )
+    return pair if len(pair) == 2 and integers else None
 
 
 def to_display(response, mode="abs") -> np.ndarray:
