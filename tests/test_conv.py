@@ -225,29 +225,80 @@ def test_chunked_workspace_gives_same_result(case, budget, rng, monkeypatch):
         np.testing.assert_allclose(mine, full, rtol=1e-12, atol=1e-12)
 
 
-STRIDE_1_CASES = [c for c in ALL_CASES if pair(c[6]) == (1, 1)]
+def _applies(strategy, case):
+    """Whether a strategy can compute a case: rows needs stride 1, both need no groups."""
+    stride, groups = pair(case[6]), case[9]
+    return groups == 1 and (strategy == "planar" or stride == (1, 1))
 
 
-@pytest.mark.parametrize("case", STRIDE_1_CASES)
-def test_fast_strategies_agree_with_im2col(case, rng, monkeypatch):
-    """The "rows" and "depthwise" fast paths give im2col's results, forward and backward."""
+@pytest.mark.parametrize("strategy", ["rows", "planar"])
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_fast_strategies_agree_with_im2col(case, strategy, rng, monkeypatch):
+    """Each fast path gives im2col's results, forward and backward, wherever it applies."""
+    if not _applies(strategy, case):
+        return
     x, weight, b, kwargs, _ = make_inputs(case, np.float64, rng)
-    chosen = conv_module._strategy
+    g = rng.standard_normal(F.conv2d(x, weight, b, **kwargs).shape)
+    results = {}
+    for name in ("im2col", strategy):
+        monkeypatch.setattr(conv_module, "_strategy", lambda geometry, name=name: name)
+        out, cache = F.conv2d_forward(x, weight, b, **kwargs)
+        assert cache.strategy == name
+        results[name] = (out, *F.conv2d_backward(g, cache))
+    for mine, theirs in zip(results[strategy], results["im2col"]):
+        if theirs is None:
+            assert mine is None
+        else:
+            np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("budget", [1, 3000])
+@pytest.mark.parametrize("case", [c for c in CASES if c[9] == 1][:5])
+def test_planar_strategy_in_bands_matches_torch(case, budget, rng, monkeypatch):
+    """The planar path, forced and cut into bands, matches PyTorch forward and backward."""
+    monkeypatch.setattr(conv_module, "_strategy", lambda geometry: "planar")
+    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", budget)
+    x, weight, b, kwargs, pads = make_inputs(case, np.float64, rng)
     out, cache = F.conv2d_forward(x, weight, b, **kwargs)
     g = rng.standard_normal(out.shape)
-    grads = F.conv2d_backward(g, cache)
-    monkeypatch.setattr(conv_module, "_strategy", lambda geometry: "im2col")
-    out_ref, cache_ref = F.conv2d_forward(x, weight, b, **kwargs)
-    np.testing.assert_allclose(out, out_ref, rtol=1e-12, atol=1e-12)
-    for mine, theirs in zip(grads, F.conv2d_backward(g, cache_ref)):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
-    if kwargs["groups"] == 1:  # rows applies to any ungrouped stride-1 case, wasteful or not
-        monkeypatch.setattr(conv_module, "_strategy", lambda geometry: "rows")
-        out_rows, cache_rows = F.conv2d_forward(x, weight, b, **kwargs)
-        np.testing.assert_allclose(out_rows, out_ref, rtol=1e-12, atol=1e-12)
-        for mine, theirs in zip(F.conv2d_backward(g, cache_rows), F.conv2d_backward(g, cache_ref)):
-            np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
-    assert chosen(cache.geometry) == cache.strategy
+    expected, grads = torch_conv(
+        x, weight, b, pair(kwargs["stride"]), pads, pair(kwargs["dilation"]), 1,
+        kwargs["padding_mode"], g,
+    )
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    for mine, theirs in zip(F.conv2d_backward(g, cache), grads):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("strategy", ["rows", "planar"])
+@pytest.mark.parametrize("shape, wshape, padding", [
+    ((64, 1, 28, 28), (8, 1, 5, 5), 0),  # a first layer cut into several bands
+    ((3, 3, 70, 90), (16, 3, 3, 3), 1),
+])
+def test_strategies_agree_on_inputs_larger_than_the_workspace(strategy, shape, wshape, padding, rng,
+                                                             monkeypatch):
+    """Inputs that need many chunks give im2col's numbers on every path, backward included."""
+    x, w = rng.standard_normal(shape), rng.standard_normal(wshape)
+    results = {}
+    for name in ("im2col", strategy):
+        monkeypatch.setattr(conv_module, "_strategy", lambda geometry, name=name: name)
+        out, cache = F.conv2d_forward(x, w, padding=padding)
+        results[name] = (out, *F.conv2d_backward(np.ones_like(out), cache)[:2])
+    for mine, theirs in zip(results[strategy], results["im2col"]):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-11, atol=1e-11)
+
+
+def test_strategy_choice(rng):
+    """Few channels go planar, depthwise stays depthwise, wide stride-1 layers go rows."""
+    cases = {
+        "planar": ((2, 3, 32, 32), (16, 3, 3, 3), 1, 1),
+        "depthwise": ((2, 8, 16, 16), (8, 1, 3, 3), 1, 8),
+        "rows": ((2, 32, 16, 16), (32, 32, 3, 3), 1, 1),
+        "im2col": ((2, 32, 16, 16), (32, 32, 3, 3), 2, 1),
+    }
+    for expected, (shape, wshape, stride, groups) in cases.items():
+        _, cache = F.conv2d_forward(np.ones(shape), np.ones(wshape), stride=stride, padding=1, groups=groups)
+        assert cache.strategy == expected
 
 
 def test_non_contiguous_inputs_and_no_mutation(rng):

@@ -1,7 +1,7 @@
 """2-D convolution (cross-correlation): forward and backward.
 
-Three strategies, chosen per call by :func:`_strategy`, share the validation, padding
-and output layout:
+Four strategies, chosen per call by :func:`_strategy`, share the validation, the
+padding rules and the output's (N, O, Ho, Wo) shape:
 
 - "im2col" (any stride, any groups): the padded input is copied channels-last into an
   ``(N, Hp, Wp, C)`` buffer; each chunk of output rows gathers its windows into an
@@ -10,11 +10,15 @@ and output layout:
 - "rows" (stride 1, no groups): on the same buffer, every padded-grid position is
   computed, so each kernel row becomes one GEMM over a contiguous slice of the kW
   column shifts of the input; the few positions off the output are dropped.
+- "planar" (no groups, few values per window: first layers, image-like inputs): the
+  input stays channels-first; each band of output rows gathers its windows as a
+  (C*kH*kW, rows*Wo) matrix of whole image rows, and one GEMM writes (O, N, Ho, Wo).
 - "depthwise" (one input and one output channel per group, which includes the plain
-  (H, W) matrix and image filtering): one shifted, scaled pass per kernel offset over
-  cache-sized bands, each padded on its own, so no padded copy of the input is made.
+  (H, W) matrix and image filtering): bands of output rows, each padded on its own so
+  no padded copy of the input is made, gather each channel's kH*kW windows, and one
+  batched GEMV takes every channel's sum of products.
 
-Results are stored ``(N, Ho, Wo, O)`` and returned as ``(N, O, Ho, Wo)`` views, so the
+im2col and rows store ``(N, Ho, Wo, O)`` and return an ``(N, O, Ho, Wo)`` view, so the
 next layer's channels-last copy is free. Workspaces are chunked to ``WORKSPACE_BYTES``.
 """
 
@@ -43,6 +47,10 @@ from cnnkit.functional._shapes import (
 __all__ = ["conv2d", "conv2d_forward", "conv2d_backward", "conv2d_output_size"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+# Windows of at most this many values (C*kH*kW: first layers, few channels) are gathered
+# plane by plane, with the window index as the GEMM's short inner dimension.
+PLANAR_MAX_WINDOW = 32
 
 
 
@@ -333,6 +341,8 @@ def _strategy(g: _Geometry) -> str:
     if g.depthwise:
         return "depthwise"
     (ho, wo), (hp, wp), (kh, kw) = g.out_size, g.padded, g.kernel
+    if g.groups == 1 and g.channels * kh * kw <= PLANAR_MAX_WINDOW and ho * wo >= 256:
+        return "planar"
     wasted = hp * wp > 2 * ho * wo  # rows computes every padded-grid position
     few_inputs = 2 * kw * g.channels < g.out_channels  # rows' GEMMs too thin for its output
     if g.stride != (1, 1) or g.groups != 1 or (kh, kw) == (1, 1) or wasted or few_inputs:
@@ -373,10 +383,18 @@ def conv2d_forward(
             out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)  # as the input
         else:
             out = np.empty((g.batch, g.out_channels, ho, wo), dtype=dtype).transpose(0, 2, 3, 1)
+    elif strategy == "planar":  # padded band by band; the GEMM writes (O, N, Ho, Wo)
+        source = xb.astype(dtype, copy=False)
+        out = np.empty((g.out_channels, g.batch, ho, wo), dtype=dtype).transpose(1, 2, 3, 0)
     else:
         source = _pad(xb, g, dtype, _rows_tail(g) if strategy == "rows" else 0)
         out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
-    forward = {"depthwise": _depthwise_forward, "rows": _rows_forward, "im2col": _im2col_forward}
+    forward = {
+        "depthwise": _depthwise_forward,
+        "planar": _planar_forward,
+        "rows": _rows_forward,
+        "im2col": _im2col_forward,
+    }
     workspace = forward[strategy](source, weight, g, out)
     if bias is not None:
         out += bias.astype(dtype, copy=False)
@@ -410,11 +428,18 @@ def conv2d_backward(grad_output, cache):
     dtype = cache.source.dtype
     grad = add_batch_axes(grad_output, cache.rank)  # (N, O, Ho, Wo)
     grad = grad.transpose(0, 2, 3, 1)  # (N, Ho, Wo, O) view
-    if cache.strategy == "depthwise":
+    if cache.strategy == "depthwise":  # planar (N, C, Ho, Wo) memory
         grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2), dtype=dtype).transpose(0, 2, 3, 1)
+    elif cache.strategy == "planar":  # (O, N, Ho, Wo) memory, as the forward wrote it
+        grad = np.ascontiguousarray(grad.transpose(3, 0, 1, 2), dtype=dtype).transpose(1, 2, 3, 0)
     else:
         grad = np.ascontiguousarray(grad, dtype=dtype)
-    backward = {"depthwise": _depthwise_backward, "rows": _rows_backward, "im2col": _im2col_backward}
+    backward = {
+        "depthwise": _depthwise_backward,
+        "planar": _planar_backward,
+        "rows": _rows_backward,
+        "im2col": _im2col_backward,
+    }
     dx, dweight = backward[cache.strategy](cache, grad)  # (N, H, W, C) view, (O, C/G, kH, kW)
     dx = dx.transpose(0, 3, 1, 2)
     dbias = grad.sum(axis=(0, 1, 2)) if cache.has_bias else None
@@ -567,26 +592,90 @@ def _rows_backward(cache, grad):
     return _unpad(_grid(dflat, g), g), dwrows.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
 
 
+# -- planar: few channels (first layers, image-like inputs) ---------------------------------
+
+
+def _planar_blocks(g: _Geometry, itemsize: int) -> list:
+    """The bands of both passes: the windows and, backward, their gradient, per output row."""
+    bytes_per_row = 2 * g.channels * g.kernel[0] * g.kernel[1] * g.out_size[1] * itemsize
+    return list(_bands(g, bytes_per_row, WORKSPACE_BYTES))
+
+
+def _planar_forward(x, weight, g: _Geometry, out):
+    """out (O, N*Ho*Wo) = W (O, C*kH*kW) @ windows (C*kH*kW, N*Ho*Wo), band by band.
+
+    With few values per window, an im2col matrix with the window as its long side is
+    written in strided bits; gathered planar instead, every row of the windows matrix
+    is whole image rows, and the GEMM writes the planar output directly.
+    """
+    (kh, kw), (_, wo) = g.kernel, g.out_size
+    wmat = weight.reshape(g.out_channels, -1)  # (O, C*kH*kW), the windows' row order
+    planar = out.transpose(3, 0, 1, 2)  # (O, N, Ho, Wo), contiguous
+    blocks = _planar_blocks(g, x.itemsize)
+    for n0, n1, h0, h1, r0, r1 in blocks:
+        _, windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1, samples_first=False)
+        # whole images, or rows of one: each output channel's block is contiguous
+        target = planar[:, n0:n1, h0:h1].reshape(g.out_channels, -1)
+        assert np.may_share_memory(target, out), "the output block must be a view"
+        np.matmul(wmat, windows, out=target)
+    return windows if len(blocks) == 1 else None
+
+
+def _planar_backward(cache, grad):
+    g: _Geometry = cache.geometry
+    x, weight = cache.source, cache.weight
+    (kh, kw), (_, wo) = g.kernel, g.out_size
+    wmat = weight.reshape(g.out_channels, -1)  # (O, K)
+    dwmat = np.zeros_like(wmat)
+    dx = np.zeros(x.shape, dtype=x.dtype).transpose(0, 2, 3, 1)  # (N, H, W, C) view, planar
+    planar_grad = grad.transpose(3, 0, 1, 2)  # (O, N, Ho, Wo), contiguous
+    for n0, n1, h0, h1, r0, r1 in _planar_blocks(g, x.itemsize):
+        n, rows = n1 - n0, h1 - h0
+        windows = cache.workspace  # kept by the forward when it was one band, as here
+        if windows is None:
+            _, windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1, samples_first=False)
+        grad_block = planar_grad[:, n0:n1, h0:h1].reshape(g.out_channels, -1)  # (O, M)
+        dwmat += grad_block @ windows.T
+        # (K, O) @ (O, M) -> (C, kH*kW, n, rows, Wo): each window's gradient
+        dwindows = (wmat.T @ grad_block).reshape(g.channels, kh * kw, n, rows, wo)
+        dband = np.zeros((n, g.channels, r1 - r0, g.padded[1]), dtype=x.dtype).transpose(0, 2, 3, 1)
+        for tap in range(kh * kw):
+            window = _window(dband, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
+            window += dwindows[:, tap].transpose(1, 2, 3, 0)
+        _fold_band(dband, dx[n0:n1], g, r0)
+    return dx, dwmat.reshape(weight.shape)
+
+
 # -- depthwise: one input and one output channel per group ----------------------------------
 
 
-def _depthwise_bands(g: _Geometry, bytes_per_row: int, budget: int):
+def _bands(g: _Geometry, bytes_per_row: int, budget: int):
     """Blocks of output rows within `budget`, with the padded rows each reads."""
     (kh, _), (sh, _), (dh, _) = g.kernel, g.stride, g.dilation
     for n0, n1, h0, h1 in _chunks(g, bytes_per_row, budget):
         yield n0, n1, h0, h1, h0 * sh, (h1 - 1) * sh + (kh - 1) * dh + 1
 
 
-def _depthwise_windows(x, g: _Geometry, n0, n1, h0, h1, r0, r1):
-    """The band's padded input, (n, R, Wp, C), and its kH*kW windows, (n, C, kH*kW, rows*Wo)."""
+def _band_windows(x, g: _Geometry, n0, n1, h0, h1, r0, r1, *, samples_first: bool):
+    """A band's padded input, (n, R, Wp, C), and its kH*kW windows, gathered planar.
+
+    The windows come as (n, C, kH*kW, rows*Wo) with `samples_first` (depthwise), else as
+    (C*kH*kW, n*rows*Wo) (the planar GEMM's right-hand side).
+    """
     (kh, kw), (_, wo) = g.kernel, g.out_size
     band = _padded_band(x, g, n0, n1, r0, r1)  # view of planar memory
     n, rows = n1 - n0, h1 - h0
-    windows = np.empty((n, g.channels, kh * kw, rows, wo), dtype=x.dtype)
+    if samples_first:
+        windows = np.empty((n, g.channels, kh * kw, rows, wo), dtype=x.dtype)
+        for tap in range(kh * kw):
+            window = _window(band, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
+            windows[:, :, tap] = window.transpose(0, 3, 1, 2)
+        return band, windows.reshape(n, g.channels, kh * kw, rows * wo)
+    windows = np.empty((g.channels, kh * kw, n, rows, wo), dtype=x.dtype)
     for tap in range(kh * kw):
         window = _window(band, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
-        windows[:, :, tap] = window.transpose(0, 3, 1, 2)
-    return band, windows.reshape(n, g.channels, kh * kw, rows * wo)
+        windows[:, tap] = window.transpose(3, 0, 1, 2)
+    return band, windows.reshape(g.channels * kh * kw, n * rows * wo)
 
 
 def _depthwise_forward(x, weight, g: _Geometry, out):
@@ -601,8 +690,8 @@ def _depthwise_forward(x, weight, g: _Geometry, out):
     planar = out.transpose(0, 3, 1, 2)  # (N, C, Ho, Wo) view
     planar_out = planar.flags.c_contiguous
     bytes_per_row = (kh * kw + 1) * wo * g.channels * x.itemsize
-    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, bytes_per_row, WORKSPACE_BYTES):
-        _, windows = _depthwise_windows(x, g, n0, n1, h0, h1, r0, r1)
+    for n0, n1, h0, h1, r0, r1 in _bands(g, bytes_per_row, WORKSPACE_BYTES):
+        _, windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1, samples_first=True)
         n, rows = n1 - n0, h1 - h0
         if planar_out:  # whole planes, or rows of one sample's planes: a (n, C, 1, rows*Wo) view
             target = planar[n0:n1, :, h0:h1].reshape(n, g.channels, 1, rows * wo)
@@ -623,8 +712,8 @@ def _depthwise_backward(cache, grad):
     dx = np.zeros(x.shape, dtype=x.dtype).transpose(0, 2, 3, 1)  # (N, H, W, C) view, planar
     planar_grad = grad.transpose(0, 3, 1, 2)  # (N, C, Ho, Wo), planar memory
     bytes_per_row = (2 * kh * kw + 1) * wo * g.channels * x.itemsize
-    for n0, n1, h0, h1, r0, r1 in _depthwise_bands(g, bytes_per_row, WORKSPACE_BYTES):
-        band, windows = _depthwise_windows(x, g, n0, n1, h0, h1, r0, r1)
+    for n0, n1, h0, h1, r0, r1 in _bands(g, bytes_per_row, WORKSPACE_BYTES):
+        band, windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1, samples_first=True)
         n, rows = n1 - n0, h1 - h0
         grad_rows = planar_grad[n0:n1, :, h0:h1].reshape(n, g.channels, rows * wo, 1)
         dtaps += np.matmul(windows, grad_rows).sum(axis=0)  # (C, T, 1)
