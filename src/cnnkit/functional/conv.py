@@ -53,7 +53,6 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PLANAR_MAX_WINDOW = 32
 
 
-
 @dataclass(frozen=True)
 class _Geometry:
     """Everything about a convolution except the numbers flowing through it."""
@@ -90,8 +89,8 @@ class _Geometry:
 class _ConvCache:
     geometry: _Geometry
     rank: int
-    strategy: str  # "depthwise", "rows" or "im2col"
-    source: np.ndarray  # depthwise: the input (N, C, H, W); else from _pad, (N*Hp*Wp + tail, C)
+    strategy: str  # "im2col", "rows", "planar" or "depthwise"
+    source: np.ndarray  # planar, depthwise: the input (N, C, H, W); else _pad's (N*Hp*Wp + tail, C)
     weight: np.ndarray  # (O, C/groups, kH, kW) in the compute dtype
     has_bias: bool
     workspace: np.ndarray | None  # the gathered windows, kept when they fit in one chunk
