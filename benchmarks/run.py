@@ -337,7 +337,7 @@ def main(argv=None):
 
     torch.set_num_threads(THREADS)
     print(f"cnnkit vs peers, float32, {THREADS} threads; numpy {np.__version__}, torch {torch.__version__}; "
-          f"ratio = cnnkit time / peer time (median of alternating pairs)")
+          f"ratio = cnnkit time / peer time (median of alternating rounds)")
     for name in args.sections or SECTIONS:
         SECTIONS[name]()
     return 0
