@@ -31,6 +31,12 @@ def _per_channel(name, value, channels):
     return value
 
 
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per channel (axis 1), the sum of ``a * b``, without forming the product."""
+    letters = "nchw"[: a.ndim] if a.ndim == 4 else "nc"
+    return np.einsum(f"{letters},{letters}->c", a, b)
+
+
 def _broadcastable(v: np.ndarray, ndim: int) -> np.ndarray:
     """(C,) -> (C, 1, 1) for 4-D inputs, unchanged for (N, C)."""
     return v.reshape(v.shape + (1,) * (ndim - 2))
@@ -83,8 +89,7 @@ def batch_norm_forward(
             )
         mean = x.mean(axis=axes)
         centered = x - _broadcastable(mean, x.ndim)
-        squared = np.square(centered)
-        var = squared.mean(axis=axes)  # biased: normalises the batch
+        var = _channel_dot(centered, centered) / count  # biased: normalises the batch
         if running_mean is not None:
             unbiased = var * (count / (count - 1))
             running_mean *= 1 - momentum
@@ -98,13 +103,10 @@ def batch_norm_forward(
             )
         centered = x - _broadcastable(running_mean, x.ndim).astype(x.dtype, copy=False)
         var = running_var
-        squared = None
     dtype = np.result_type(x, *(v for v in (weight, bias) if v is not None))
     inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
     scale = inv_std if weight is None else inv_std * weight  # one multiply per element
-    # the squares' memory is free again: large fresh arrays cost page faults
-    reuse = squared if squared is not None and squared.dtype == dtype else None
-    out = np.multiply(centered, _broadcastable(scale, x.ndim), out=reuse)
+    out = centered * _broadcastable(scale, x.ndim)
     if bias is not None:
         out += _broadcastable(bias, x.ndim)
     cache = _BatchNormCache(centered, inv_std, weight, bias is not None, bool(training), axes)
@@ -137,18 +139,16 @@ def batch_norm_backward(grad_output, cache):
     grad_sum = grad.sum(axis=axes) if cache.has_bias or cache.training else None
     grad_bias = grad_sum if cache.has_bias else None
     # sum(g * xhat) = inv_std * sum(g * (x - mean)), without forming xhat
-    grad_xhat_sum = product = None
+    grad_xhat_sum = None
     if cache.weight is not None or cache.training:
-        product = grad * centered
-        grad_xhat_sum = inv_std * product.sum(axis=axes)
+        grad_xhat_sum = inv_std * _channel_dot(grad, centered)
     grad_weight = grad_xhat_sum if cache.weight is not None else None
     scale = inv_std if cache.weight is None else inv_std * cache.weight
     if not cache.training:
         return grad * _broadcastable(scale, ndim), grad_weight, grad_bias
     # dx = w * inv_std * (g - mean(g) - xhat * mean(g * xhat))
     grad_x = grad - _broadcastable(grad_sum / count, ndim)
-    coefficient = _broadcastable(inv_std * grad_xhat_sum / count, ndim)
-    grad_x -= np.multiply(centered, coefficient, out=product)
+    grad_x -= centered * _broadcastable(inv_std * grad_xhat_sum / count, ndim)
     grad_x *= _broadcastable(scale, ndim)
     return grad_x, grad_weight, grad_bias
 
