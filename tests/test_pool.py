@@ -206,3 +206,29 @@ def test_bad_pool_inputs(x, error):
     for op in (lambda z: F.max_pool2d(z, 1), lambda z: F.avg_pool2d(z, 1), F.global_avg_pool2d):
         with pytest.raises(error, match="x must"):
             op(x)
+
+
+@pytest.mark.parametrize("budget", [1, 600, 5000])
+@pytest.mark.parametrize("case", MAX_CASES[:8])
+def test_pooling_in_blocks_matches_torch(case, budget, rng, monkeypatch):
+    """Cut into blocks of samples, channels or rows, both poolings still match PyTorch."""
+    from cnnkit.functional import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "WORKSPACE_BYTES", budget)
+    n, c, h, w, kernel, stride, padding, dilation, ceil_mode = case
+    x = tie_free(rng, (n, c, h, w))
+    x[0, 0, 1, 1] = np.nan  # NaN routing must survive the blocks too
+    (out, idx), cache = F.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    g = rng.standard_normal(out.shape)
+    expected, expected_idx, expected_grad = torch_max(x, kernel, stride, padding, dilation, ceil_mode, g)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(idx, expected_idx)
+    np.testing.assert_allclose(F.max_pool2d_backward(g, cache), expected_grad, rtol=1e-12, atol=1e-12)
+    if dilation == 1:  # avg_pool2d has no dilation; the same windows, so the same g fits
+        y = rng.standard_normal((n, c, h, w))
+        out, cache = F.avg_pool2d_forward(y, kernel, stride, padding, ceil_mode, False)
+        yt = torch.tensor(y, requires_grad=True)
+        expected = TF.avg_pool2d(yt, kernel, stride, padding, ceil_mode, False)
+        expected.backward(torch.tensor(g))
+        np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(F.avg_pool2d_backward(g, cache), yt.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -1,8 +1,10 @@
 """Max, average and global-average pooling: forward and backward.
 
 Each pooling window is visited one kernel offset at a time: the offset's strided view of
-the (padded) input covers every window at once, so the work is ``kH * kW`` vectorised
-passes over the output, with no Python loop over windows.
+the input covers every window at once, so the work is ``kH * kW`` vectorised passes over
+the output, with no Python loop over windows. The passes run block by block (whole
+samples when they fit), each block padded on its own where its windows reach outside
+the input, so no temporary grows with the input.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit._validation import as_float_array, check_nonnegative, check_positive
-from cnnkit.functional._shapes import add_batch_axes, as_batch, from_batch
+from cnnkit.functional._shapes import WORKSPACE_BYTES, add_batch_axes, as_batch, from_batch
 
 __all__ = [
     "max_pool2d",
@@ -63,10 +65,11 @@ class _PoolGeometry:
             for o, s, d, k in zip(self.out_size, self.stride, self.dilation, self.kernel)
         )
 
-    def window(self, xp, i, j):
-        """View of `xp` seen by kernel offset (i, j) at every window: (N, C, Ho, Wo)."""
-        (ho, wo), (sh, sw), (dh, dw) = self.out_size, self.stride, self.dilation
-        return xp[..., i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+    def tap(self, band, i, j, rows):
+        """View of a band seen by kernel offset (i, j) at each of its windows: (n, c, rows, Wo)."""
+        (_, wo), (sh, sw), (dh, dw) = self.out_size, self.stride, self.dilation
+        top, left = i * dh, j * dw
+        return band[..., top : top + sh * (rows - 1) + 1 : sh, left : left + sw * (wo - 1) + 1 : sw]
 
 
 def _validate(name, x, kernel_size, stride, padding, dilation, ceil_mode):
@@ -96,29 +99,90 @@ def _validate(name, x, kernel_size, stride, padding, dilation, ceil_mode):
     return xb, rank, _PoolGeometry(xb.shape, kernel, stride, padding, dilation, out_size)
 
 
-def _pad(xb, g: _PoolGeometry, fill) -> np.ndarray:
-    """`xb` inside a `fill`ed buffer covering every window; `xb` itself when none is needed."""
-    n, c, h, w = xb.shape
-    (ph, pw), (hp, wp) = g.padding, g.padded
-    if ph == pw == 0 and hp <= h and wp <= w:
-        return xb
-    xp = np.empty_like(xb, shape=(n, c, max(hp, h + ph), max(wp, w + pw)))  # xb's memory order
-    xp.fill(fill)
-    xp[:, :, ph : ph + h, pw : pw + w] = xb
-    return xp
+def _blocks(g: _PoolGeometry, itemsize: int):
+    """Blocks ``(n0, n1, c0, c1, h0, h1)`` of the output within ``WORKSPACE_BYTES``.
+
+    Whole samples when they fit, else channels of one sample, else rows of one plane:
+    every pass then runs on a block that stays in the cache, and no temporary (a padded
+    band, a mask) grows with the input.
+    """
+    n, c, _, _ = g.shape
+    (ho, wo), (sh, _), (_, wp) = g.out_size, g.stride, g.padded
+    row_bytes = (sh * wp + 4 * wo) * itemsize  # a plane's input rows and masks per output row
+    plane = ho * row_bytes
+    if plane * c <= WORKSPACE_BYTES:
+        samples = WORKSPACE_BYTES // (plane * c)
+        for n0 in range(0, n, samples):
+            yield n0, min(n0 + samples, n), 0, c, 0, ho
+    elif plane <= WORKSPACE_BYTES:
+        channels = WORKSPACE_BYTES // plane
+        for n0 in range(n):
+            for c0 in range(0, c, channels):
+                yield n0, n0 + 1, c0, min(c0 + channels, c), 0, ho
+    else:
+        rows = max(1, WORKSPACE_BYTES // row_bytes)
+        for n0 in range(n):
+            for c0 in range(c):
+                for h0 in range(0, ho, rows):
+                    yield n0, n0 + 1, c0, c0 + 1, h0, min(h0 + rows, ho)
 
 
-def _unpad(dxp, g: _PoolGeometry) -> np.ndarray:
+def _band_span(g: _PoolGeometry, h0, h1):
+    """Input rows r0..r1 that output rows h0..h1 read, and whether they reach past the input."""
+    (_, _, h, w), (sh, _), (dh, _), (kh, _), (ph, pw) = (
+        g.shape, g.stride, g.dilation, g.kernel, g.padding
+    )
+    r0 = h0 * sh - ph
+    r1 = (h1 - 1) * sh - ph + dh * (kh - 1) + 1
+    padded = r0 < 0 or r1 > h or pw > 0 or g.padded[1] > w
+    return r0, r1, padded
+
+
+def _band(xb, g: _PoolGeometry, block, fill):
+    """The input a block reads, (n, c, R, Wp): a view, or a copy padded with `fill`."""
+    n0, n1, c0, c1, h0, h1 = block
     _, _, h, w = g.shape
-    ph, pw = g.padding
-    return dxp[:, :, ph : ph + h, pw : pw + w]
+    pw = g.padding[1]
+    r0, r1, padded = _band_span(g, h0, h1)
+    source = xb[n0:n1, c0:c1]
+    if not padded:
+        return source[:, :, r0:r1]
+    band = np.empty_like(source, shape=(n1 - n0, c1 - c0, r1 - r0, g.padded[1]))  # same order
+    band.fill(fill)
+    s0, s1 = max(r0, 0), min(r1, h)
+    cols = min(w, g.padded[1] - pw)
+    band[:, :, s0 - r0 : s1 - r0, pw : pw + cols] = source[:, :, s0:s1, :cols]
+    return band
+
+
+def _gradient_band(dx, g: _PoolGeometry, block):
+    """Where a block's input gradient goes: a view of `dx`, or a zeroed padded band."""
+    n0, n1, c0, c1, h0, h1 = block
+    r0, r1, padded = _band_span(g, h0, h1)
+    target = dx[n0:n1, c0:c1]
+    if not padded:
+        return target[:, :, r0:r1]
+    return np.zeros_like(target, shape=(n1 - n0, c1 - c0, r1 - r0, g.padded[1]))
+
+
+def _fold(dband, dx, g: _PoolGeometry, block) -> None:
+    """Add a padded band's gradient into `dx`, dropping the padding."""
+    n0, n1, c0, c1, h0, h1 = block
+    _, _, h, w = g.shape
+    pw = g.padding[1]
+    r0, r1, padded = _band_span(g, h0, h1)
+    if not padded:
+        return  # the band was a view of dx
+    s0, s1 = max(r0, 0), min(r1, h)
+    cols = min(w, g.padded[1] - pw)
+    dx[n0:n1, c0:c1, s0:s1, :cols] += dband[:, :, s0 - r0 : s1 - r0, pw : pw + cols]
 
 
 @dataclass
 class _MaxPoolCache:
     geometry: _PoolGeometry
     rank: int
-    padded: np.ndarray  # the -inf padded input (the input itself when unpadded)
+    x: np.ndarray  # (N, C, H, W), the input
     out: np.ndarray  # (N, C, Ho, Wo)
 
 
@@ -140,37 +204,43 @@ def max_pool2d_forward(
            [0., 1., 0., 1.]])
     """
     xb, rank, g = _validate("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
-    xp = _pad(xb, g, -np.inf)
     kh, kw = g.kernel
-    out = g.window(xp, 0, 0).copy(order="K")
-    for offset in range(1, kh * kw):
-        np.maximum(out, g.window(xp, *divmod(offset, kw)), out=out)  # NaN propagates
-    cache = _MaxPoolCache(g, rank, xp, out)
+    out = np.empty_like(xb, shape=g.shape[:2] + g.out_size)  # the input's memory order
+    argmax = np.zeros_like(out, dtype=np.int64) if return_indices else None
+    for block in _blocks(g, xb.itemsize):
+        n0, n1, c0, c1, h0, h1 = block
+        band = _band(xb, g, block, -np.inf)
+        target = out[n0:n1, c0:c1, h0:h1]
+        np.copyto(target, g.tap(band, 0, 0, h1 - h0))
+        for offset in range(1, kh * kw):
+            np.maximum(target, g.tap(band, *divmod(offset, kw), h1 - h0), out=target)  # NaN wins
+        if argmax is not None:
+            for offset, winner in _winners(band, target, g):
+                argmax[n0:n1, c0:c1, h0:h1][winner] = offset
+    cache = _MaxPoolCache(g, rank, xb, out)
     if return_indices:
-        argmax = np.zeros_like(out, dtype=np.int64)
-        for offset, winner in _winners(cache):
-            argmax[winner] = offset
         return (from_batch(out, rank), from_batch(_flat_indices(argmax, g), rank)), cache
     return from_batch(out, rank), cache
 
 
-def _winners(cache: _MaxPoolCache):
+def _winners(band, out, g: _PoolGeometry):
     """Yield ``(offset, mask)`` for each kernel offset: the windows whose maximum it holds.
 
     As PyTorch: the first maximum in row-major order, or in a window holding NaN, its
     last NaN. Each window is claimed by exactly one offset; the mask is reused.
     """
-    g, xp, out = cache.geometry, cache.padded, cache.out
     kh, kw = g.kernel
+    rows = out.shape[2]
     claimed = np.isnan(out)  # temporaries in out's memory order: much faster
     last_nan = None
     if claimed.any():
         last_nan = np.full_like(out, -1, dtype=np.int64)
         for offset in range(kh * kw):
-            np.copyto(last_nan, offset, where=np.isnan(g.window(xp, *divmod(offset, kw))))
+            nan = np.isnan(g.tap(band, *divmod(offset, kw), rows))
+            np.copyto(last_nan, offset, where=nan)
     winner = np.empty_like(out, dtype=bool)
     for offset in range(kh * kw):
-        np.equal(g.window(xp, *divmod(offset, kw)), out, out=winner)
+        np.equal(g.tap(band, *divmod(offset, kw), rows), out, out=winner)
         np.greater(winner, claimed, out=winner)  # equal and not yet claimed
         claimed |= winner
         if last_nan is not None:
@@ -198,17 +268,23 @@ def max_pool2d_backward(grad_output, cache):
     g: _PoolGeometry = cache.geometry
     grad = _check_grad(grad_output, g, cache.rank, cache.out.dtype)
     kw = g.kernel[1]
-    dxp = np.zeros_like(cache.padded)
+    dx = np.zeros_like(cache.x)
     disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(g.stride, g.dilation, g.kernel))
-    routed = None if disjoint else np.empty_like(grad)
-    for offset, winner in _winners(cache):
-        target = g.window(dxp, *divmod(offset, kw))
-        if disjoint:  # each input element is seen by one window and offset at most: write
-            np.multiply(grad, winner, out=target)
-        else:
-            np.multiply(grad, winner, out=routed)
-            target += routed
-    return from_batch(_unpad(dxp, g), cache.rank)
+    for block in _blocks(g, dx.itemsize):
+        n0, n1, c0, c1, h0, h1 = block
+        band = _band(cache.x, g, block, -np.inf)
+        dband = _gradient_band(dx, g, block)
+        grad_block = grad[n0:n1, c0:c1, h0:h1]
+        routed = None if disjoint else np.empty_like(grad_block)
+        for offset, winner in _winners(band, cache.out[n0:n1, c0:c1, h0:h1], g):
+            target = g.tap(dband, *divmod(offset, kw), h1 - h0)
+            if disjoint:  # each input element is seen by one window and offset at most: write
+                np.multiply(grad_block, winner, out=target)
+            else:
+                np.multiply(grad_block, winner, out=routed)
+                target += routed
+        _fold(dband, dx, g, block)
+    return from_batch(dx, cache.rank)
 
 
 def _check_grad(grad_output, g: _PoolGeometry, rank, dtype) -> np.ndarray:
@@ -264,9 +340,7 @@ class _AvgPoolCache:
     geometry: _PoolGeometry
     rank: int
     divisor: np.ndarray  # (Ho, Wo)
-    padded_shape: tuple[int, ...]
-    channels_last: bool  # the padded input's memory order, which the gradient follows
-    dtype: np.dtype
+    x: np.ndarray  # the input, whose shape and memory order the gradient takes
 
 
 def _divisor(g: _PoolGeometry, count_include_pad: bool) -> np.ndarray:
@@ -298,30 +372,34 @@ def avg_pool2d_forward(
     xb, rank, g = _validate("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
     if not isinstance(count_include_pad, (bool, np.bool_)):
         raise TypeError(f"count_include_pad must be a bool, got {count_include_pad!r}")
-    xp = _pad(xb, g, 0)
     kh, kw = g.kernel
-    out = g.window(xp, 0, 0).copy(order="K")
-    for offset in range(1, kh * kw):
-        out += g.window(xp, *divmod(offset, kw))
     divisor = _divisor(g, bool(count_include_pad)).astype(xb.dtype)
-    out /= divisor
-    channels_last = xp.transpose(0, 2, 3, 1).flags.c_contiguous
-    return from_batch(out, rank), _AvgPoolCache(g, rank, divisor, xp.shape, channels_last, xb.dtype)
+    out = np.empty_like(xb, shape=g.shape[:2] + g.out_size)  # the input's memory order
+    for block in _blocks(g, xb.itemsize):
+        n0, n1, c0, c1, h0, h1 = block
+        band = _band(xb, g, block, 0)
+        target = out[n0:n1, c0:c1, h0:h1]
+        np.copyto(target, g.tap(band, 0, 0, h1 - h0))
+        for offset in range(1, kh * kw):
+            target += g.tap(band, *divmod(offset, kw), h1 - h0)
+        target /= divisor[h0:h1]
+    return from_batch(out, rank), _AvgPoolCache(g, rank, divisor, xb)
 
 
 def avg_pool2d_backward(grad_output, cache):
     """Gradient of :func:`avg_pool2d` with respect to its input."""
     g: _PoolGeometry = cache.geometry
-    grad = _check_grad(grad_output, g, cache.rank, cache.dtype) / cache.divisor
+    grad = _check_grad(grad_output, g, cache.rank, cache.x.dtype)
     kh, kw = g.kernel
-    n, c, hp, wp = cache.padded_shape
-    if cache.channels_last:
-        dxp = np.zeros((n, hp, wp, c), dtype=cache.dtype).transpose(0, 3, 1, 2)
-    else:
-        dxp = np.zeros(cache.padded_shape, dtype=cache.dtype)
-    for offset in range(kh * kw):
-        g.window(dxp, *divmod(offset, kw))[...] += grad
-    return from_batch(_unpad(dxp, g), cache.rank)
+    dx = np.zeros_like(cache.x)
+    for block in _blocks(g, dx.itemsize):
+        n0, n1, c0, c1, h0, h1 = block
+        dband = _gradient_band(dx, g, block)
+        share = grad[n0:n1, c0:c1, h0:h1] / cache.divisor[h0:h1]
+        for offset in range(kh * kw):
+            g.tap(dband, *divmod(offset, kw), h1 - h0)[...] += share
+        _fold(dband, dx, g, block)
+    return from_batch(dx, cache.rank)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
