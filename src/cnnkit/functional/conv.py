@@ -556,9 +556,10 @@ def _shifted_rows(flat, g: _Geometry, n0, n1, h0, h1) -> np.ndarray:
 
 
 def _rows_forward(flat, weight, g: _Geometry, out):
-    (hp, wp), (ho, wo), (kh, kw), (dh, _) = g.padded, g.out_size, g.kernel, g.dilation
+    (_, wp), (ho, wo), (kh, kw), (dh, _) = g.padded, g.out_size, g.kernel, g.dilation
     o, c = g.out_channels, g.channels
-    wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)  # (kH, kW*C, O)
+    # (O, C, kH, kW) -> (kH, kW*C, O)
+    wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
     blocks = list(_rows_blocks(g, flat.itemsize))
     for n0, n1, h0, h1 in blocks:
         shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
@@ -621,7 +622,6 @@ def _planar_forward(x, weight, g: _Geometry, out):
     written in strided bits; gathered planar instead, every row of the windows matrix
     is whole image rows, and the GEMM writes the planar output directly.
     """
-    (kh, kw), (_, wo) = g.kernel, g.out_size
     wmat = weight.reshape(g.out_channels, -1)  # (O, C*kH*kW), the windows' row order
     planar = out.transpose(3, 0, 1, 2)  # (O, N, Ho, Wo), contiguous
     blocks = _planar_blocks(g, x.itemsize)

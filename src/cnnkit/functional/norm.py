@@ -33,7 +33,7 @@ def _per_channel(name, value, channels):
 
 def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per channel (axis 1), the sum of ``a * b``, without forming the product."""
-    letters = "nchw"[: a.ndim] if a.ndim == 4 else "nc"
+    letters = "nchw"[: a.ndim]  # (N, C, H, W) or (N, C)
     return np.einsum(f"{letters},{letters}->c", a, b)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from cnnkit import functional as F
 from cnnkit._validation import check_choice, check_nonnegative, check_positive, to_int
 from cnnkit.nn.init import uniform_fan_in
