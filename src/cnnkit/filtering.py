@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit._validation import as_float_array, check_choice
+from cnnkit._validation import as_float_array, check_choice, check_positive
 from cnnkit.functional import conv2d
+from cnnkit.functional.conv import resolve_padding
 
 __all__ = ["filter2d", "to_display", "DISPLAY_MODES"]
 
@@ -101,7 +102,7 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.nda
     if image.ndim == 2:
         return conv2d(image, kernel, **options)  # (Ho, Wo)
     height, width, channels = image.shape
-    pads = _interleaved_padding(padding, kernel.shape, stride, padding_mode)
+    pads = _interleaved_padding(image.shape, kernel.shape, stride, padding, padding_mode)
     if pads is not None:
         # Channels side by side: (H, W, C) is the (H, W*C) matrix, on which a kernel whose
         # columns are C apart reads one channel only. No layout change, same numbers.
@@ -114,28 +115,23 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.nda
     return np.ascontiguousarray(out[0].transpose(1, 2, 0))  # (Ho, Wo, C), no copy as a rule
 
 
-def _interleaved_padding(padding, kernel_shape, stride, padding_mode):
-    """Symmetric (rows, columns) zero padding at column stride 1, or None where it can't be."""
-    if isinstance(stride, bool) or padding_mode != "zeros":
+def _interleaved_padding(image_shape, kernel_shape, stride, padding, padding_mode):
+    """Symmetric (rows, columns) zero padding at column stride 1, or None where it can't be.
+
+    Bad arguments give None too: the planar path then lets conv2d report them.
+    """
+    if padding_mode != "zeros":
         return None
-    rows_stride_only = stride == 1 or (
-        isinstance(stride, (tuple, list)) and len(stride) == 2 and stride[1] == 1
-        and isinstance(stride[0], (int, np.integer)) and not isinstance(stride[0], bool)
-    )
-    if not rows_stride_only:
+    try:
+        strides = check_positive("stride", stride)
+        top, bottom, left, right = resolve_padding(
+            padding, image_shape[:2], kernel_shape, strides, (1, 1)
+        )
+    except (TypeError, ValueError):
         return None
-    if isinstance(padding, str):
-        kh, kw = kernel_shape
-        if padding == "valid":
-            return (0, 0)
-        if padding == "same" and kh % 2 and kw % 2 and stride in (1, (1, 1), [1, 1]):
-            return (kh // 2, kw // 2)
+    if strides[1] != 1 or top != bottom or left != right:
         return None
-    pair = tuple(padding) if isinstance(padding, (tuple, list)) else (padding, padding)
-    integers = all(
-        isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in pair
-    )
-    return pair if len(pair) == 2 and integers else None
+    return top, left
 
 
 def to_display(response, mode="abs") -> np.ndarray:

@@ -107,8 +107,8 @@ def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
-def _resolve_padding(padding, size, kernel, stride, dilation):
-    """(top, bottom, left, right) for an int, a pair, "valid" or "same"."""
+def resolve_padding(padding, size, kernel, stride, dilation):
+    """(top, bottom, left, right) for an int, a pair, "valid" or "same"; bad values raise."""
     if isinstance(padding, str):
         padding = check_choice("padding", padding, ("valid", "same"))
         if padding == "valid":
@@ -168,7 +168,7 @@ def _validate(x, weight, bias, stride, padding, dilation, groups, padding_mode):
     padding_mode = check_choice("padding_mode", padding_mode, PADDING_MODES)
     if h < 1 or w < 1:
         raise ValueError(f"x must have a non-empty image, got shape {x.shape}")
-    pads = _resolve_padding(padding, (h, w), (kh, kw), stride, dilation)
+    pads = resolve_padding(padding, (h, w), (kh, kw), stride, dilation)
     geometry = _Geometry(n, c, h, w, o, (kh, kw), stride, dilation, pads, groups, padding_mode)
     if padding_mode == "reflect" and (max(pads[:2]) >= h or max(pads[2:]) >= w):
         raise ValueError(
