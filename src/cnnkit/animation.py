@@ -107,6 +107,22 @@ class _Scene:
     output_label: str
 
 
+def _scene(op, x, kernel, config, out_shape, *, headline, window, padding_word) -> _Scene:
+    """The titles and labels both animations show around their frames."""
+    stride, pad, dil = config
+    label = f"input {_dims(x.shape)}"
+    if pad != (0, 0):
+        label += f" + {padding_word} {pad[0] if pad[0] == pad[1] else pad}"
+    title = (
+        f"{headline}\n"
+        f"input {_dims(x.shape)}, {window}, {_setting('stride', stride)}, "
+        f"{_setting('padding', pad)}, {_setting('dilation', dil)} "
+        f"\u2192 output {_dims(out_shape)}"
+    )
+    return _Scene(op=op, values=x, kernel=kernel, padding=pad, out_shape=out_shape,
+                  title=title, input_label=label, output_label=f"output {_dims(out_shape)}")
+
+
 def _check_config(op, input_shape, kernel_size, stride, padding, dilation):
     """Validate sizes that must fit together; return them as pairs."""
     stride = check_positive("stride", stride)
@@ -524,19 +540,10 @@ def animate_conv(path, input_size=5, kernel_size=3, stride=1, padding=0, dilatio
         weight = weight.astype(np.float64)
     stride, pad, dil = _check_config("conv", x.shape, weight.shape, stride, padding, dilation)
     out_shape, steps = _conv_steps(x, weight, stride, pad, dil)
-    label = f"input {_dims(x.shape)}"
-    if pad != (0, 0):
-        label += f" + zero padding {pad[0] if pad[0] == pad[1] else pad}"
-    scene = _Scene(
-        op="conv", values=x, kernel=weight, padding=pad, out_shape=out_shape,
-        title=(
-            "convolution (cross-correlation): slide the kernel, multiply, add\n"
-            f"input {_dims(x.shape)}, kernel {_dims(weight.shape)}, {_setting('stride', stride)}, "
-            f"{_setting('padding', pad)}, {_setting('dilation', dil)} "
-            f"\u2192 output {_dims(out_shape)}"
-        ),
-        input_label=label,
-        output_label=f"output {_dims(out_shape)}",
+    scene = _scene(
+        "conv", x, weight, (stride, pad, dil), out_shape,
+        headline="convolution (cross-correlation): slide the kernel, multiply, add",
+        window=f"kernel {_dims(weight.shape)}", padding_word="zero padding",
     )
     return _write_gif(path, scene, steps, duration, progress)
 
@@ -594,18 +601,9 @@ def animate_pool(path, input_size=4, kernel_size=2, stride=None, padding=0, dila
     stride = ksize if stride is None else stride
     stride, pad, dil = _check_config("maxpool", x.shape, ksize, stride, padding, dilation)
     out_shape, steps = _pool_steps(x, ksize, stride, pad, dil)
-    label = f"input {_dims(x.shape)}"
-    if pad != (0, 0):
-        label += f" + padding {pad[0] if pad[0] == pad[1] else pad}"
-    scene = _Scene(
-        op="maxpool", values=x, kernel=None, padding=pad, out_shape=out_shape,
-        title=(
-            "max pooling: keep the largest value of each window\n"
-            f"input {_dims(x.shape)}, window {_dims(ksize)}, {_setting('stride', stride)}, "
-            f"{_setting('padding', pad)}, {_setting('dilation', dil)} "
-            f"\u2192 output {_dims(out_shape)}"
-        ),
-        input_label=label,
-        output_label=f"output {_dims(out_shape)}",
+    scene = _scene(
+        "maxpool", x, None, (stride, pad, dil), out_shape,
+        headline="max pooling: keep the largest value of each window",
+        window=f"window {_dims(ksize)}", padding_word="padding",
     )
     return _write_gif(path, scene, steps, duration, progress)
