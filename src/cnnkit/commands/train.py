@@ -48,24 +48,22 @@ def _channels(text: str) -> tuple[int, ...]:
     return values
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
+def _finite_float(minimum: float, *, strict: bool):
+    """An argparse type: a finite number above `minimum` (or at least it, unless `strict`)."""
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        below = not value > minimum if strict else not value >= minimum
+        if below or value == float("inf"):
+            bound = f"{'>' if strict else '>='} {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}")
+        return value
 
-def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
+    parse.__name__ = "number"  # argparse names the type in its error message
+    return parse
 
 
 def _fraction(text: str) -> float:
@@ -97,12 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"images per optimiser step (default {defaults.batch_size}; for "
                              "a folder with few images, smaller, so that each epoch takes "
                              f"at least {MIN_STEPS} steps)")
-    parser.add_argument("--lr", type=_positive_float, default=defaults.lr,
+    parser.add_argument("--lr", type=_finite_float(0, strict=True), default=defaults.lr,
                         help=f"learning rate (default {defaults.lr:g})")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default=defaults.optimizer,
                         help=f"adam, or sgd with momentum {defaults.momentum:g} "
                              f"(default {defaults.optimizer})")
-    parser.add_argument("--weight-decay", type=_nonnegative_float,
+    parser.add_argument("--weight-decay", type=_finite_float(0, strict=False),
                         default=defaults.weight_decay,
                         help=f"L2 penalty (default {defaults.weight_decay:g})")
     parser.add_argument("--seed", type=int, default=defaults.seed,
