@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnkit.commands._common import add_quiet, check_not_input, int_or_pair, output_file, positive_int
+from cnnkit.commands._common import (
+    add_quiet,
+    check_not_input,
+    int_or_pair,
+    output_file,
+    positive_int,
+)
 
 HELP = "train a CNN on the 8x8 digits or a folder of images and save it as MODEL.npz"
 
