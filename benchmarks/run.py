@@ -219,7 +219,6 @@ def bench_pool():
 
 def bench_train():
     import torch
-
     from train_digits import torch_twin  # beside this file
 
     from cnnkit import data, models, nn, optim

@@ -67,10 +67,10 @@ def main(argv=None) -> int:
 
     import torch
 
+    from cnnkit import nn
     from cnnkit._random import manual_seed
     from cnnkit.data import batches, load_digits
     from cnnkit.models import digits_cnn
-    from cnnkit import nn
     from cnnkit.train import TrainConfig, evaluate, make_optimizer
 
     torch.set_num_threads(args.threads)

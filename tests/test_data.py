@@ -8,7 +8,6 @@ from PIL import Image
 
 from cnnkit.data import Dataset, batches, load_digits, load_image_folder, prepare_image, split
 
-
 # -- digits ------------------------------------------------------------------------------
 
 
@@ -218,7 +217,7 @@ def test_image_folder_non_image_file_named(tmp_path):
     """A text file among the images is a one-line error naming that file."""
     root = _folder(tmp_path, {"cats": [("a.png", Image.new("L", (4, 4)))],
                               "dogs": [("notes.txt", b"not a picture\n")]})
-    with pytest.raises(ValueError, match="notes.txt") as info:
+    with pytest.raises(ValueError, match=r"notes\.txt") as info:
         load_image_folder(root)
     assert "\n" not in str(info.value)
 

@@ -365,7 +365,7 @@ def test_to_display_dtype_and_input_untouched(rng):
 
 def test_to_display_errors():
     """Unknown modes and non-finite responses raise ValueError naming them."""
-    with pytest.raises(ValueError, match="mode.*'log'"):
+    with pytest.raises(ValueError, match=r"mode.*'log'"):
         to_display(np.zeros((2, 2)), mode="log")
     with pytest.raises(ValueError, match="finite"):
         to_display(np.array([[np.nan, 1.0]]))

@@ -212,7 +212,7 @@ def test_show_confusion_matrix_counts_and_accuracy():
                                             (-np.ones((2, 2)), None)])
 def test_show_confusion_matrix_rejects_bad_input(matrix, labels):
     """Non-square or negative matrices and wrong label counts are refused."""
-    with pytest.raises(ValueError, match="matrix|labels"):
+    with pytest.raises(ValueError, match=r"matrix|labels"):
         plot.show_confusion_matrix(matrix, labels=labels)
 
 

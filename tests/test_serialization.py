@@ -254,7 +254,7 @@ def saved(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.npz"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.npz"):
         ck.load(tmp_path / "nope.npz")
 
 
@@ -323,9 +323,8 @@ def test_corrupt_description(saved):
 def test_pickled_content_is_not_loaded(tmp_path):
     """An object array (which would need pickle) is refused, not unpickled."""
     path = tmp_path / "evil.npz"
-    with zipfile.ZipFile(path, "w") as archive:
-        with archive.open("__cnnkit__.npy", "w") as member:
-            np.save(member, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(path, "w") as archive, archive.open("__cnnkit__.npy", "w") as member:
+        np.save(member, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="not a cnnkit model file"):
         ck.load(path)
 

@@ -110,7 +110,7 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.nda
                      padding=(pads[0], pads[1] * channels), dilation=(1, channels))
         return out.reshape(out.shape[0], -1, channels)  # (Ho, Wo, C)
     x = image.transpose(2, 0, 1)[None]  # (H, W, C) -> (1, C, H, W) view
-    weight = np.broadcast_to(kernel, (channels, 1) + kernel.shape)  # (C, 1, kH, kW)
+    weight = np.broadcast_to(kernel, (channels, 1, *kernel.shape))  # (C, 1, kH, kW)
     out = conv2d(x, weight, groups=channels, **options)  # (1, C, Ho, Wo)
     return np.ascontiguousarray(out[0].transpose(1, 2, 0))  # (Ho, Wo, C), no copy as a rule
 

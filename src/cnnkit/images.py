@@ -264,7 +264,6 @@ def _load_url(url: str) -> np.ndarray:
     """Download an http(s) URL (with a timeout and a size cap) and decode it."""
     import http.client
     import io
-    import socket
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -300,7 +299,7 @@ def _load_url(url: str) -> np.ndarray:
         raise ValueError(f"could not download {url!r}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise ValueError(f"could not download {url!r}: {exc.reason}") from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise ValueError(f"could not download {url!r}: timed out after {URL_TIMEOUT} s") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
         # connection reset, a malformed response, an invalid URL (spaces, bad port) ...
@@ -330,7 +329,7 @@ def _decode(file, label: str) -> np.ndarray:
             raise ValueError(f"cannot read {label}: not a recognised image file") from None
         except PermissionError as exc:
             raise ValueError(f"cannot read {label}: {exc.strerror or 'permission denied'}") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             # Pillow reports truncated and corrupt data as OSError, SyntaxError, EOFError,
             # ValueError, struct.error, zlib.error ... depending on the format and the damage.
             raise ValueError(
@@ -345,7 +344,7 @@ def _upright(image):
 
     try:
         return ImageOps.exif_transpose(image)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any EXIF damage: keep the image as stored
         return image
 
 

@@ -326,7 +326,7 @@ def _im2col(xp, g: _Geometry, n0, n1, h0, h1) -> np.ndarray:
     for i in range(kh):
         for j in range(kw):
             window = _window(xp, g, i, j, n0, n1, h0, h1)  # (n, h, Wo, C)
-            cols[..., i, j, :] = window.reshape(window.shape[:3] + (g.groups, cg))
+            cols[..., i, j, :] = window.reshape((*window.shape[:3], g.groups, cg))
     return cols.reshape(-1, g.groups, kh * kw * cg)  # (M, G, K)
 
 

@@ -34,7 +34,7 @@ def linear_forward(x, weight, bias=None):
 def linear_backward(grad_output, cache):
     """Gradients of :func:`linear` with respect to `x`, `weight` and `bias` (None without one)."""
     x, weight, has_bias = cache
-    expected = x.shape[:-1] + (weight.shape[0],)
+    expected = (*x.shape[:-1], weight.shape[0])
     grad_output = as_float_array("grad_output", grad_output)
     if grad_output.shape != expected:
         raise ValueError(f"grad_output must have shape {expected}, got shape {grad_output.shape}")

@@ -79,7 +79,7 @@ def batch_norm_forward(
     for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
         if buffer is not None and training and not buffer.flags.writeable:
             raise ValueError(f"{name} must be writeable: it is updated in place when training")
-    axes = (0,) + tuple(range(2, x.ndim))
+    axes = (0, *tuple(range(2, x.ndim)))
     count = x.size // channels if channels else 0
     if training:
         if count <= 1:

@@ -289,7 +289,7 @@ def max_pool2d_backward(grad_output, cache):
 
 def _check_grad(grad_output, g: _PoolGeometry, rank, dtype) -> np.ndarray:
     n, c = g.shape[:2]
-    expected = ((n, c) + g.out_size)[4 - rank :]  # the shape from_batch gives
+    expected = ((n, c, *g.out_size))[4 - rank :]  # the shape from_batch gives
     grad_output = as_float_array("grad_output", grad_output)
     if grad_output.shape != expected:
         raise ValueError(f"grad_output must have shape {expected}, got shape {grad_output.shape}")
