@@ -9,8 +9,24 @@ import numpy as np
 NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
+def tie_free(rng, shape, dtype=np.float64):
+    """A shuffled arange: no two values equal, so the maximum of every window is unique."""
+    return rng.permutation(np.prod(shape)).reshape(shape).astype(dtype) / 7.0
+
+
+def away_from_zero(rng, shape, dtype=np.float64):
+    """Values with |x| >= 0.1, so a finite difference never straddles a kink of ReLU."""
+    x = rng.uniform(0.1, 3.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+    return x.astype(dtype)
+
+
 def same_pads(size, kernel, stride, dilation):
-    """TensorFlow's "same" rule: (before, after) with the odd one after."""
+    """TensorFlow's "same" rule: (before, after) with the odd one after.
+
+    Not an independent oracle at stride > 1: PyTorch refuses padding="same" there, so
+    this rule (and cnnkit's) are both read from TensorFlow's documentation. At stride 1
+    PyTorch's own padding="same" checks it (test_conv.py).
+    """
     out = math.ceil(size / stride)
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
     return total // 2, total - total // 2
@@ -20,7 +36,7 @@ def conv2d(x, weight, bias=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 
     """Loop over every output element; `pads` is (top, bottom, left, right)."""
     x = np.asarray(x, dtype=np.float64)
     weight = np.asarray(weight, dtype=np.float64)
-    n, c, h, w = x.shape
+    n, _c, h, w = x.shape
     o, cg, kh, kw = weight.shape
     top, bottom, left, right = pads
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=NP_PAD_MODES[mode])

@@ -167,11 +167,10 @@ def test_atomic_path_leaves_the_old_file_on_failure(tmp_path):
     """If writing fails, the destination keeps its old content and the temporary is removed."""
     out = tmp_path / "out.png"
     out.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with _common.atomic_path(out) as temporary:
-            assert temporary.parent == tmp_path and temporary.suffix == ".png"
-            temporary.write_bytes(b"half")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), _common.atomic_path(out) as temporary:
+        assert temporary.parent == tmp_path and temporary.suffix == ".png"
+        temporary.write_bytes(b"half")
+        raise RuntimeError("disk full")
     assert out.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["out.png"]
 
@@ -231,6 +230,7 @@ def run_cnnkit(*args, cwd):
                           text=True, cwd=cwd, env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_subprocess_filter_and_animate(picture, tmp_path):
     """Real runs of `python -m cnnkit` write their outputs and exit 0."""
     done = run_cnnkit("filter", str(picture), "--kernel", "laplacian", "-o", "lap.png",
@@ -244,6 +244,7 @@ def test_subprocess_filter_and_animate(picture, tmp_path):
         assert gif.n_frames == 4
 
 
+@pytest.mark.slow
 def test_subprocess_errors_are_one_line(picture, tmp_path):
     """Real runs: exit 1 with one stderr line and the input untouched; usage errors exit 2."""
     before = picture.read_bytes(), os.stat(picture).st_mtime_ns

@@ -41,6 +41,7 @@ def drawn_digit(folder, index, test):
 # -- train ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_digits_writes_model_and_pictures(tmp_path, capsys):
     """Per-epoch metrics and the final test accuracy are printed; three files written."""
     out = tmp_path / "m.npz"
@@ -60,6 +61,7 @@ def test_train_digits_writes_model_and_pictures(tmp_path, capsys):
     assert f"test accuracy: {accuracy:.2%}" in printed
 
 
+@pytest.mark.slow
 def test_train_same_seed_same_model(tmp_path):
     """Two runs with the same seed write identical weights; another seed differs."""
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
@@ -70,6 +72,7 @@ def test_train_same_seed_same_model(tmp_path):
     assert not np.array_equal(a["0.weight"], c["0.weight"])
 
 
+@pytest.mark.slow
 def test_train_creates_the_output_folder(tmp_path):
     out = tmp_path / "new" / "deeper" / "m.npz"
     assert main(["train", "-q", *FAST, "-o", str(out)]) == 0
@@ -77,6 +80,7 @@ def test_train_creates_the_output_folder(tmp_path):
         "m.npz", "m_confusion.png", "m_history.png"]
 
 
+@pytest.mark.slow
 def test_train_quiet(tmp_path, capsys):
     assert main(["train", "--quiet", *FAST, "-o", str(tmp_path / "m.npz")]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -97,6 +101,7 @@ def _stripes(root, n=8, size=16):
     return root
 
 
+@pytest.mark.slow
 def test_train_on_folder_then_predict(tmp_path, capsys):
     """A folder of the user's pictures trains; predict names the folder's classes."""
     data = _stripes(tmp_path / "data")
@@ -105,7 +110,7 @@ def test_train_on_folder_then_predict(tmp_path, capsys):
                  "--batch-size", "4", "--channels", "4,8", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "2 classes" in printed
-    model, meta = ck.load(out, with_metadata=True)
+    _model, meta = ck.load(out, with_metadata=True)
     assert meta["classes"] == ["horizontal", "vertical"] and meta["input_shape"] == [3, 8, 8]
     assert meta["background"] is None and meta["crop"] is False
     assert main(["predict", str(out), str(data / "vertical" / "0.png"),
@@ -116,6 +121,7 @@ def test_train_on_folder_then_predict(tmp_path, capsys):
     assert lines[0].count("%") == 2
 
 
+@pytest.mark.slow
 def test_train_small_folder_gets_small_batches(tmp_path, capsys):
     """Without --batch-size, 12 training images are trained in batches of 2 (>= 8 steps)."""
     data = _stripes(tmp_path / "data", n=8)
@@ -176,6 +182,7 @@ def test_train_missing_data_folder(tmp_path, capsys):
 # -- predict -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_predict_reads_drawn_digits(digits_model, tmp_path, capsys):
     """Digits drawn dark on white, large and off-centre, are inverted, cropped and read."""
     _, test = load_digits()
@@ -195,6 +202,7 @@ def test_predict_reads_drawn_digits(digits_model, tmp_path, capsys):
     assert np.mean(np.array(wrong) == test.y[list(indices)]) < correct - 0.3
 
 
+@pytest.mark.slow
 def test_predict_output_format(digits_model, tmp_path, capsys):
     """One line per image: the top classes, most probable first, probabilities that add up."""
     _, test = load_digits()
@@ -209,6 +217,7 @@ def test_predict_output_format(digits_model, tmp_path, capsys):
     assert shares == sorted(shares, reverse=True) and abs(sum(shares) - 100) < 0.6
 
 
+@pytest.mark.slow
 def test_predict_any_size_and_channels(digits_model, tmp_path, capsys):
     """An RGBA picture of any size goes to the one-channel 8x8 model."""
     Image.new("RGBA", (33, 17), (10, 200, 30, 128)).save(tmp_path / "odd.png")
@@ -230,6 +239,7 @@ def test_predict_bad_model(tmp_path, capsys, make, match):
     assert match in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_predict_bad_image(digits_model, tmp_path, capsys):
     (tmp_path / "notes.png").write_text("not a picture")
     assert main(["predict", str(digits_model), str(tmp_path / "notes.png")]) == 1
@@ -246,6 +256,7 @@ def test_predict_model_without_input_shape(tmp_path, capsys):
     assert "input_shape" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_model_to_torch_and_back(digits_model, tmp_path, capsys):
     """A trained model goes to PyTorch (from the .npz), takes a step there, comes back into
     cnnkit with its metadata, and predict gives PyTorch's probabilities."""
@@ -297,6 +308,7 @@ def small_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_features_writes_kernels_and_maps(small_model, tmp_path, capsys):
     """One picture of the input, and kernels and feature maps for each of the 2 convs."""
     _, test = load_digits()
@@ -310,6 +322,7 @@ def test_features_writes_kernels_and_maps(small_model, tmp_path, capsys):
     assert "wrote 5 pictures" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_features_on_a_photo(small_model, tmp_path):
     """A bundled colour photo works too (converted to the model's one 8x8 channel)."""
     assert main(["features", "-q", str(small_model), "chelsea", "-o", str(tmp_path)]) == 0
@@ -348,6 +361,7 @@ def test_features_model_without_conv(tmp_path, capsys):
 # -- real processes ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "predict", "features"])
 def test_help_in_a_subprocess(command):
     result = subprocess.run([sys.executable, "-m", "cnnkit", command, "--help"],
@@ -355,6 +369,7 @@ def test_help_in_a_subprocess(command):
     assert result.returncode == 0 and "usage: cnnkit " + command in result.stdout
 
 
+@pytest.mark.slow
 def test_error_in_a_subprocess_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cnnkit", "predict",
                              str(tmp_path / "none.npz"), "chelsea"],

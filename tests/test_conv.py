@@ -1,4 +1,5 @@
-"""conv2d against PyTorch (forward and autograd), a naive loop, and finite differences."""
+"""conv2d against PyTorch (forward and autograd) and a naive loop (gradient checks:
+test_properties.py)."""
 
 import numpy as np
 import pytest
@@ -14,7 +15,12 @@ TORCH_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicat
 
 
 def resolve_pads(padding, h, w, kernel, stride, dilation):
-    """(top, bottom, left, right), computed independently of cnnkit."""
+    """(top, bottom, left, right), computed independently of cnnkit's code.
+
+    For "same" at stride > 1 the oracle is not independent of the rule: PyTorch refuses
+    padding="same" there, so the pads come from reference.same_pads, TensorFlow's rule as
+    cnnkit also reads it, and PyTorch then checks the convolution given those pads.
+    """
     if padding == "valid":
         return (0, 0, 0, 0)
     if padding == "same":
@@ -94,7 +100,7 @@ def random_cases(count, seed):
 def make_inputs(case, dtype, rng, bias=True):
     n, c, h, w, o, kernel, stride, padding, dilation, groups, mode = case
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    weight = rng.standard_normal((o, c // groups) + kernel).astype(dtype)
+    weight = rng.standard_normal((o, c // groups, *kernel)).astype(dtype)
     b = rng.standard_normal(o).astype(dtype) if bias else None
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
     pads = resolve_pads(padding, h, w, kernel, pair(stride), pair(dilation))
@@ -152,23 +158,6 @@ def test_forward_matches_naive_loops(case, rng):
         kwargs["padding_mode"],
     )
     np.testing.assert_allclose(F.conv2d(x, weight, b, **kwargs), expected, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("case", [CASES[i] for i in (0, 2, 3, 6, 7, 10)])
-def test_gradients_match_finite_differences(case, rng):
-    """<u, J^T v> from backward equals the central difference of <f, v> along u (float64)."""
-    x, weight, b, kwargs, _ = make_inputs(case, np.float64, rng)
-    out, cache = F.conv2d_forward(x, weight, b, **kwargs)
-    v = rng.standard_normal(out.shape)
-    dx, dw, db = F.conv2d_backward(v, cache)
-    for value, grad, f in (
-        (x, dx, lambda z: F.conv2d(z, weight, b, **kwargs)),
-        (weight, dw, lambda z: F.conv2d(x, z, b, **kwargs)),
-        (b, db, lambda z: F.conv2d(x, weight, z, **kwargs)),
-    ):
-        u = rng.standard_normal(value.shape)
-        numeric = reference.directional_check(f, value, u, v)
-        assert np.isclose(np.sum(u * grad), numeric, rtol=1e-7, atol=1e-7)
 
 
 def test_walkthrough_matrix_stride_1_and_3():
@@ -358,7 +347,7 @@ def test_same_padding_at_stride_1_matches_torch_same(rng):
     """At stride 1 our "same" is PyTorch's padding="same", even kernels included."""
     x = rng.standard_normal((2, 3, 9, 8))
     for kernel in ((3, 3), (2, 4), (4, 1)):
-        w = rng.standard_normal((2, 3) + kernel)
+        w = rng.standard_normal((2, 3, *kernel))
         expected = TF.conv2d(torch.tensor(x), torch.tensor(w), padding="same", dilation=(2, 1)).numpy()
         np.testing.assert_allclose(F.conv2d(x, w, padding="same", dilation=(2, 1)), expected, rtol=1e-10)
 
@@ -405,7 +394,7 @@ def test_bad_arguments_raise_clear_errors(override, error, message):
 
 def test_backward_rejects_wrong_gradient_shape(rng):
     """A grad_output of the wrong shape is refused, naming both shapes."""
-    out, cache = F.conv2d_forward(rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)))
+    _out, cache = F.conv2d_forward(rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)))
     with pytest.raises(ValueError, match=r"grad_output must have shape \(1, 3, 3, 3\), got shape \(1, 3, 3\)"):
         F.conv2d_backward(np.ones((1, 3, 3)), cache)
 

@@ -46,6 +46,7 @@ def tour(tmp_path_factory):
     return out, code, stdout.getvalue(), stderr.getvalue()
 
 
+@pytest.mark.slow
 def test_tour_exits_0_quietly(tour):
     """The tour succeeds and writes nothing to stderr."""
     _, code, _, err = tour
@@ -53,6 +54,7 @@ def test_tour_exits_0_quietly(tour):
     assert err == ""
 
 
+@pytest.mark.slow
 def test_tour_prints_the_small_matrix_examples_with_shapes(tour):
     """Convolution at stride 1 and 3, max pool, global average pool, softmax, sigmoid."""
     _, _, out, _ = tour
@@ -65,6 +67,7 @@ def test_tour_prints_the_small_matrix_examples_with_shapes(tour):
     assert "softmax(x)" in out and "sigmoid(x)" in out and "sum = 1.0000" in out
 
 
+@pytest.mark.slow
 def test_tour_printed_numbers_are_right(tour):
     """The printed stride-3 output is the naive convolution of the printed matrix."""
     _, _, out, _ = tour
@@ -87,6 +90,7 @@ def test_tour_printed_numbers_are_right(tour):
     np.testing.assert_array_equal(stride3, naive)
 
 
+@pytest.mark.slow
 def test_every_picture_in_index_html_exists_and_opens(tour):
     """Each <img> of index.html is a readable image file in the folder, with a caption."""
     folder, _, _, _ = tour
@@ -106,6 +110,7 @@ def test_every_picture_in_index_html_exists_and_opens(tour):
     assert sorted(os.listdir(folder)) == sorted([*page.sources, "index.html"])
 
 
+@pytest.mark.slow
 def test_tour_covers_the_walkthrough(tour):
     """Image, channels, Sobel, stride and padding, ReLU, max pooling, animations."""
     folder, _, _, _ = tour
@@ -115,6 +120,7 @@ def test_tour_covers_the_walkthrough(tour):
         assert any(part in name for name in names), part
 
 
+@pytest.mark.slow
 def test_tour_animations_match_the_printed_examples(tour):
     """The 6x6 matrix at stride 1 gives 16 frames, at stride 3 gives 4; the 4x4 pool 4."""
     folder, _, _, _ = tour
@@ -130,6 +136,7 @@ def test_tour_animations_match_the_printed_examples(tour):
     assert frames["13_max_pool.gif"] == 4
 
 
+@pytest.mark.slow
 def test_channels_picture_is_coloured(tour):
     """The channels picture holds strong red, green and blue pixels."""
     folder, _, _, _ = tour
@@ -182,6 +189,6 @@ def test_large_images_are_shrunk_for_the_pictures(rng):
     small = _shrink(image)
     assert small.shape == (MAX_SIDE, MAX_SIDE // 2, 3) and small.dtype == np.float32
     assert abs(small.mean() - image.mean()) < 1e-3
-    assert 0 <= small.min() and small.max() <= 1
+    assert small.min() >= 0 and small.max() <= 1
     assert _shrink(image[:10, :20]).shape == (10, 20, 3)  # small images stay as they are
     assert _shrink(image[..., 0]).shape == (MAX_SIDE, MAX_SIDE // 2)
