@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageColor
 
-from cnnkit import animation
+from cnnkit.viz import animation
 from cnnkit.plot import animate_conv, animate_pool
 
 

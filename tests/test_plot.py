@@ -93,7 +93,9 @@ def test_show_kernel_writes_values_and_colours_by_sign():
     assert len(fig.axes) == 2  # heatmap and colour bar
     texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
              for t in ax.texts}
-    assert texts == {(r, c): str(int(kernel[r, c])) for r in range(3) for c in range(3)}
+    minus = "\u2212"  # a real minus sign, as in the animations
+    assert texts == {(r, c): str(int(kernel[r, c])).replace("-", minus)
+                     for r in range(3) for c in range(3)}
     pixels = render(fig)
     r, _, b = pixel_at(pixels, ax, 0.0, -0.3)  # the +1 cell, away from its text
     assert r > b + 40
@@ -295,3 +297,92 @@ def test_figures_show_in_jupyter_without_pyplot_and_pickle():
     copy = pickle.loads(pickle.dumps(fig))
     assert type(copy) is type(fig) and len(copy.axes) == 2
     assert copy.axes[0].get_title() == "kernel 3\u00d73"
+
+
+def test_show_on_a_headless_backend_does_nothing():
+    """Under Agg, `fig.show()` neither raises nor warns, and pyplot still knows no figure."""
+    import matplotlib.pyplot as plt
+
+    fig = plot.show_channels(np.ones((4, 4, 3)))
+    fig.show()
+    assert fig.canvas.manager is None and plt.get_fignums() == []
+
+
+def test_kernel_labels_share_one_format_per_grid():
+    """0.006 and 0.14 in one bank read 0.006 and 0.140, not 6e-03 next to 0.14."""
+    bank = np.array([[[[0.006, 0.14], [-0.05, 0.0]]], [[[0.1, -0.123], [0.2, 0.3]]]])
+    fig = plot.show_kernels(bank)
+    texts = [t.get_text() for ax in image_axes(fig) for t in ax.texts]
+    assert sorted(texts) == sorted(["0.006", "0.140", "\u22120.050", "0.000",
+                                    "0.100", "\u22120.123", "0.200", "0.300"])
+    fig = plot.show_kernel(np.array([[1.5, 0.25], [-2.0, 0.0]]))
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == sorted(
+        ["1.50", "0.25", "\u22122.00", "0.00"])
+
+
+GUI_SCRIPT = """
+import sys
+import numpy as np
+if sys.argv[1] == "pyplot-first":
+    import matplotlib.pyplot as plt  # a script that uses pyplot, then cnnkit
+from cnnkit import plot
+
+fig = plot.show_channels(np.ones((8, 8, 3)))
+import matplotlib.pyplot as plt
+managed_at_once = plt.get_fignums() == [fig.number] if sys.argv[1] == "pyplot-first" else None
+fig.show()
+widget = fig.canvas.get_tk_widget()
+for _ in range(100):
+    plt.pause(0.05)
+    if widget.winfo_ismapped():
+        break
+print(plt.get_backend(), managed_at_once, plt.get_fignums() == [fig.number],
+      bool(widget.winfo_ismapped()), widget.winfo_width() > 100)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["pyplot-first", "show-only"])
+def test_figures_open_windows_with_a_gui_backend(mode, tmp_path):
+    """With TkAgg on a (virtual) display, a figure is pyplot's and `fig.show()` opens its window.
+
+    "pyplot-first": pyplot was imported before drawing, so pyplot manages the figure from
+    the start and `plt.show()` would show it; "show-only": a script that never imported
+    pyplot calls `fig.show()`, which hands the figure to pyplot and maps its window.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    assert shutil.which("xvfb-run"), "xvfb-run is needed (apt-get install xvfb xauth)"
+    script = tmp_path / "show.py"
+    script.write_text(GUI_SCRIPT)
+    env = {**os.environ, "MPLBACKEND": "TkAgg"}
+    out = subprocess.run(["xvfb-run", "-a", sys.executable, str(script), mode],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    expected = "True" if mode == "pyplot-first" else "None"
+    assert out.stdout.split() == ["TkAgg", expected, "True", "True", "True"], out.stdout
+
+
+@pytest.mark.slow
+def test_figures_in_jupyter_show_once_and_stay_out_of_pyplot(tmp_path):
+    """In a Jupyter kernel with pyplot imported: a returned figure displays once, `fig.show()`
+    displays it, and no figure is left registered with pyplot."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        "%matplotlib inline\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+        "from cnnkit import plot",
+        "plot.show_kernel(np.eye(3))",
+        "fig = plot.show_channels(np.ones((4, 4, 3)))\nfig.show()",
+        "print(plt.get_fignums())",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    pngs = [[o for o in cell.outputs if "image/png" in o.get("data", {})] for cell in nb.cells]
+    assert [len(p) for p in pngs] == [0, 1, 1, 0]
+    assert nb.cells[3].outputs[0].text.strip() == "[]"

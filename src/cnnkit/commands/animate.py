@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     """Render the frames and write the GIF atomically; return the exit status."""
     from PIL import Image
 
-    from cnnkit.animation import animate_conv, animate_pool
+    from cnnkit.viz import animate_conv, animate_pool
 
     options = dict(padding=args.padding, dilation=args.dilation, seed=args.seed,
                    duration=args.duration, progress=not args.quiet)

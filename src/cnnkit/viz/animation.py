@@ -8,7 +8,7 @@ written. There is exactly one frame per output cell.
 
 The numbers come from :func:`cnnkit.functional.conv2d` and
 :func:`cnnkit.functional.max_pool2d`; the frames are drawn with matplotlib's Agg
-renderer and written as a looping GIF with Pillow. :mod:`cnnkit.plot` re-exports both
+renderer and written as a looping GIF with Pillow. :mod:`cnnkit.plot` exports both
 functions.
 """
 
@@ -20,6 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PatchCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+from PIL import Image
+from tqdm import tqdm
 
 from cnnkit._validation import (
     as_float_array,
@@ -28,6 +34,9 @@ from cnnkit._validation import (
     check_positive,
     to_int,
 )
+from cnnkit.functional import conv2d, max_pool2d
+from cnnkit.viz._figure import dims as _dims
+from cnnkit.viz._figure import format_number as _fmt
 
 __all__ = ["animate_conv", "animate_pool", "output_size"]
 
@@ -72,7 +81,7 @@ def output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
 
     Examples
     --------
-    >>> from cnnkit.animation import output_size
+    >>> from cnnkit.viz.animation import output_size
     >>> output_size(5, 3, stride=2, padding=1)
     3
     """
@@ -161,8 +170,6 @@ def _input_values(values, input_size, rng, high):
 
 def _conv_steps(values, kernel, stride, padding, dilation):
     """The frames of a convolution: window taps and the value conv2d gives each cell."""
-    from cnnkit.functional import conv2d
-
     out = conv2d(values, kernel, stride=stride, padding=padding, dilation=dilation)
     kh, kw = kernel.shape
     steps = []
@@ -179,8 +186,6 @@ def _conv_steps(values, kernel, stride, padding, dilation):
 
 def _pool_steps(values, kernel_size, stride, padding, dilation):
     """The frames of a max pool, each with the cell max_pool2d picked."""
-    from cnnkit.functional import max_pool2d
-
     out, indices = max_pool2d(
         values, kernel_size, stride=stride, padding=padding, dilation=dilation,
         return_indices=True,
@@ -200,23 +205,6 @@ def _pool_steps(values, kernel_size, stride, padding, dilation):
     return out.shape, steps
 
 
-def _fmt(value: float) -> str:
-    """A number as short text: integers without a decimal point."""
-    if value == 0:
-        return "0"
-    if float(value).is_integer() and abs(value) < 1e6:
-        text = str(int(value))
-    elif abs(value) >= 100:
-        text = f"{value:.3g}"
-    else:
-        text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return text.replace("-", "\u2212")
-
-
-def _dims(pair) -> str:
-    return f"{pair[0]}\u00d7{pair[1]}"
-
-
 def _setting(name, pair) -> str:
     return f"{name} {pair[0]}" if pair[0] == pair[1] else f"{name} {pair}"
 
@@ -231,11 +219,6 @@ class _Board:
     """
 
     def __init__(self, scene: _Scene):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.collections import PatchCollection
-        from matplotlib.figure import Figure
-        from matplotlib.patches import Patch, Rectangle
-
         self.scene = scene
         h, w = scene.values.shape
         ph, pw = scene.padding
@@ -334,8 +317,6 @@ class _Board:
 
     def _tap_artists(self, n: int) -> None:
         """Create the window's cell overlays on first use (the window size is fixed)."""
-        from matplotlib.patches import Rectangle
-
         while len(self.tap_cells) < n:
             cell = Rectangle((0, 0), 1, 1, linewidth=0.8, animated=True)
             self.ax.add_patch(cell)
@@ -436,8 +417,6 @@ class _Board:
 
 def _write_gif(path, scene: _Scene, steps: list[_Step], duration, progress) -> Path:
     """Render one frame per step and save them as a looping GIF."""
-    from PIL import Image
-
     duration = to_int("duration", duration)
     if duration < 10:
         raise ValueError(f"duration must be >= 10 milliseconds, got {duration}")
@@ -449,8 +428,6 @@ def _write_gif(path, scene: _Scene, steps: list[_Step], duration, progress) -> P
     frames = []
     iterator = steps
     if progress:
-        from tqdm import tqdm
-
         # disable=None: off when stderr is not a terminal
         iterator = tqdm(steps, desc=f"frames of {Path(path).name}", unit="frame",
                         disable=None, leave=False, file=sys.stderr)
