@@ -26,3 +26,16 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if isinstance(item, pytest.DoctestItem) and item.name in SLOW_DOCTESTS:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request, monkeypatch):
+    """Run with 1 and with 2 threads, on blocks small enough that small inputs split."""
+    import cnnkit as ck
+    from cnnkit import _threads
+
+    before = ck.get_num_threads()
+    monkeypatch.setattr(_threads, "BLOCK_BYTES", 4096)
+    ck.set_num_threads(request.param)
+    yield request.param
+    ck.set_num_threads(before)

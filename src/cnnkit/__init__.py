@@ -16,6 +16,7 @@ import importlib
 
 from cnnkit import functional, nn, optim
 from cnnkit._random import manual_seed
+from cnnkit._threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -32,7 +33,16 @@ _LAZY = {
     "load": ("cnnkit.serialization", "load"),
 }
 
-__all__ = ["functional", "nn", "optim", "manual_seed", "__version__", *_LAZY]
+__all__ = [
+    "functional",
+    "nn",
+    "optim",
+    "manual_seed",
+    "set_num_threads",
+    "get_num_threads",
+    "__version__",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,206 @@
+"""One small thread pool for the memory-bound passes (pooling, batch norm, depthwise, ...).
+
+NumPy releases the GIL inside its loops, so elementwise passes over separate blocks of an
+array run in parallel on Python threads. The rules that keep results identical for any
+number of threads:
+
+- the caller cuts the work into blocks whose bounds depend on the shapes only, never on
+  the thread count (:func:`blocks`);
+- each block writes its own part of the output, and no block reads another's writes;
+  reductions return one partial result per block, which the caller combines in block
+  order.
+
+BLAS calls (matmul, einsum over a GEMM) stay on the calling thread, outside the pool:
+OpenBLAS has its own threads, and running it from several of ours would oversubscribe the
+cores. The pool's threads sleep on a queue between jobs; they never spin.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from cnnkit._validation import to_int
+
+__all__ = ["BLOCK_BYTES", "blocks", "get_num_threads", "parallel", "set_num_threads"]
+
+ENV_VARIABLE = "CNNKIT_NUM_THREADS"
+
+# Work per block: large enough that the pool's overhead (tens of microseconds) is small
+# next to it, small enough that a block's operands stay in the L2/L3 cache.
+BLOCK_BYTES = 2 * 2**20
+
+_lock = threading.Lock()
+_num_threads: int | None = None  # None: not yet decided (environment, then affinity)
+_executor: ThreadPoolExecutor | None = None
+_executor_workers = 0
+_local = threading.local()  # .inside: this thread is running a block already
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _from_environment() -> int:
+    value = os.environ.get(ENV_VARIABLE, "").strip()
+    if not value:
+        return _available_cores()
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"{ENV_VARIABLE} must be a positive integer, got {value!r}")
+    return count
+
+
+def set_num_threads(n) -> None:
+    """Set how many threads cnnkit's memory-bound ops use (pooling, batch norm, depthwise).
+
+    Results do not depend on the number of threads. BLAS (matrix products) keeps its own
+    threads, set by OpenBLAS's or MKL's environment variables.
+
+    Parameters
+    ----------
+    n : int
+        At least 1; 1 runs everything on the calling thread.
+
+    Examples
+    --------
+    >>> import cnnkit as ck
+    >>> before = ck.get_num_threads()
+    >>> ck.set_num_threads(1)
+    >>> ck.get_num_threads()
+    1
+    >>> ck.set_num_threads(before)
+    """
+    global _num_threads
+    n = to_int("n", n)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    with _lock:
+        _num_threads = n
+
+
+def get_num_threads() -> int:
+    """The number of threads cnnkit's memory-bound ops use.
+
+    By default the cores this process may run on, or ``CNNKIT_NUM_THREADS`` when set.
+
+    Examples
+    --------
+    >>> import cnnkit as ck
+    >>> ck.get_num_threads() >= 1
+    True
+    """
+    global _num_threads
+    if _num_threads is None:
+        count = _from_environment()
+        with _lock:
+            if _num_threads is None:
+                _num_threads = count
+    return _num_threads
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The shared executor, with at least `workers` threads (grown, never per call)."""
+    global _executor, _executor_workers
+    with _lock:
+        if _executor is None or _executor_workers < workers:
+            old = _executor
+            _executor = ThreadPoolExecutor(workers, thread_name_prefix="cnnkit")
+            _executor_workers = workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _executor
+
+
+def _forget_pool_in_child() -> None:
+    """After fork the pool's threads do not exist in the child: start a new pool there."""
+    global _executor, _executor_workers, _lock
+    _executor, _executor_workers = None, 0
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+class _Job:
+    """Blocks handed out one at a time to whichever thread asks next."""
+
+    def __init__(self, work, items):
+        self.work, self.items = work, items
+        self.results = [None] * len(items)
+        self.error: BaseException | None = None
+        self._next = itertools.count()  # next() on a count is atomic under the GIL
+        self._remaining = len(items)
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        was_inside = getattr(_local, "inside", False)
+        _local.inside = True
+        try:
+            while (index := next(self._next)) < len(self.items):
+                if self.error is None:
+                    try:
+                        self.results[index] = self.work(self.items[index])
+                    except BaseException as error:  # noqa: BLE001 - re-raised on the calling thread
+                        self.error = error
+                with self._lock:
+                    self._remaining -= 1
+                    if self._remaining == 0:
+                        self.done.set()
+        finally:
+            _local.inside = was_inside
+
+
+def parallel(work, items) -> list:
+    """``[work(item) for item in items]``, the items spread over the pool's threads.
+
+    The calling thread takes blocks too. A call from inside a block (nested) runs on its
+    own thread. The first exception a block raises is raised here, once all blocks have
+    stopped.
+
+    Examples
+    --------
+    >>> parallel(lambda k: k * k, range(4))
+    [0, 1, 4, 9]
+    """
+    items = list(items)
+    threads = min(get_num_threads(), len(items))
+    if threads <= 1 or getattr(_local, "inside", False):
+        return [work(item) for item in items]
+    job = _Job(work, items)
+    pool = _pool(threads - 1)
+    for _ in range(threads - 1):
+        pool.submit(job.run)
+    job.run()
+    job.done.wait()
+    if job.error is not None:
+        raise job.error
+    return job.results
+
+
+def blocks(
+    count: int, bytes_per_item: int, block_bytes: int | None = None
+) -> list[tuple[int, int]]:
+    """Split ``range(count)`` into ``(start, stop)`` blocks of about `block_bytes` each.
+
+    `block_bytes` defaults to ``BLOCK_BYTES`` (read at each call, so tests can shrink it).
+    The split depends on the sizes only, never on the number of threads.
+
+    Examples
+    --------
+    >>> blocks(10, 1, block_bytes=4)
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+    step = max(1, block_bytes // max(1, bytes_per_item))
+    return [(start, min(start + step, count)) for start in range(0, count, step)]

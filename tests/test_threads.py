@@ -1,0 +1,156 @@
+"""The thread pool and its controls: set/get, the environment variable, order and errors."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import cnnkit as ck
+from cnnkit import _threads
+
+
+@pytest.fixture
+def restore_threads():
+    before = ck.get_num_threads()
+    yield
+    ck.set_num_threads(before)
+
+
+def test_default_is_the_cores_this_process_may_use():
+    """Without CNNKIT_NUM_THREADS the default is the affinity mask's size."""
+    env = {k: v for k, v in os.environ.items() if k != "CNNKIT_NUM_THREADS"}
+    code = "import cnnkit as ck, os; print(ck.get_num_threads(), len(os.sched_getaffinity(0)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got, cores = out.stdout.split()
+    assert got == cores
+
+
+def test_environment_variable_sets_the_count():
+    env = dict(os.environ, CNNKIT_NUM_THREADS="3")
+    code = "import cnnkit as ck; print(ck.get_num_threads())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "3"
+
+
+def test_bad_environment_variable_is_named():
+    env = dict(os.environ, CNNKIT_NUM_THREADS="many")
+    code = "import cnnkit as ck; ck.get_num_threads()"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "CNNKIT_NUM_THREADS must be a positive integer, got 'many'" in out.stderr
+
+
+def test_set_and_get(restore_threads):
+    ck.set_num_threads(3)
+    assert ck.get_num_threads() == 3
+    ck.set_num_threads(np.int64(1))
+    assert ck.get_num_threads() == 1
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        (0, ValueError),
+        (-2, ValueError),
+        (1.5, TypeError),
+        (True, TypeError),
+        ("2", TypeError),
+    ],
+)
+def test_set_refuses_bad_counts(restore_threads, value, error):
+    with pytest.raises(error, match="^n must be"):
+        ck.set_num_threads(value)
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_parallel_keeps_order_and_uses_the_pool(restore_threads, count):
+    """Results come back in item order; with more than one thread, pool threads take part."""
+    ck.set_num_threads(count)
+    names = set()
+    barrier = threading.Barrier(count) if count > 1 else None
+
+    def work(k):
+        names.add(threading.current_thread().name)
+        if barrier is not None and k < count:
+            barrier.wait(timeout=10)  # the first `count` items run at the same time
+        return k * k
+
+    assert _threads.parallel(work, range(20)) == [k * k for k in range(20)]
+    assert len(names) == count
+
+
+def test_parallel_raises_the_blocks_error(restore_threads):
+    ck.set_num_threads(2)
+
+    def work(k):
+        if k == 5:
+            raise ValueError("block 5 failed")
+        return k
+
+    with pytest.raises(ValueError, match="block 5 failed"):
+        _threads.parallel(work, range(10))
+    assert _threads.parallel(lambda k: k, range(3)) == [0, 1, 2]  # the pool still works
+
+
+def test_nested_parallel_runs_inline(restore_threads):
+    """A block that calls parallel again does not wait on the (busy) pool."""
+    ck.set_num_threads(2)
+    result = _threads.parallel(
+        lambda k: sum(_threads.parallel(lambda j: j, range(k))), range(6)
+    )
+    assert result == [sum(range(k)) for k in range(6)]
+
+
+def test_parallel_in_a_forked_child(restore_threads):
+    """The pool works in a child forked after the parent started it."""
+    ck.set_num_threads(2)
+    _threads.parallel(lambda k: k, range(4))
+    code = (
+        "import os, sys, cnnkit as ck\n"
+        "from cnnkit import _threads\n"
+        "ck.set_num_threads(2)\n"
+        "_threads.parallel(lambda k: k, range(4))\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0 if _threads.parallel(lambda k: k + 1, range(4)) == [1, 2, 3, 4] else 3)\n"
+        "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.stdout.strip() == "0", out.stderr
+
+
+def test_blocks_depend_on_sizes_only(restore_threads):
+    splits = []
+    for count in (1, 2, 5):
+        ck.set_num_threads(count)
+        splits.append(_threads.blocks(1000, 24, block_bytes=1000))
+    assert splits[0] == splits[1] == splits[2]
+    assert splits[0][0] == (0, 41) and splits[0][-1][1] == 1000
+    assert all(a[1] == b[0] for a, b in zip(splits[0], splits[0][1:]))
