@@ -79,7 +79,7 @@ def test_set_and_get(restore_threads):
     ],
 )
 def test_set_refuses_bad_counts(restore_threads, value, error):
-    with pytest.raises(error, match="^n must be"):
+    with pytest.raises(error, match=r"^n must be"):
         ck.set_num_threads(value)
 
 
