@@ -116,9 +116,7 @@ def test_parallel_raises_the_blocks_error(restore_threads):
 def test_nested_parallel_runs_inline(restore_threads):
     """A block that calls parallel again does not wait on the (busy) pool."""
     ck.set_num_threads(2)
-    result = _threads.parallel(
-        lambda k: sum(_threads.parallel(lambda j: j, range(k))), range(6)
-    )
+    result = _threads.parallel(lambda k: sum(_threads.parallel(lambda j: j, range(k))), range(6))
     assert result == [sum(range(k)) for k in range(6)]
 
 
