@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as TF
 
 import cnnkit.functional as F
+from cnnkit.functional import _shapes as shapes_module
 from cnnkit.functional import conv as conv_module
 
 import reference
@@ -207,7 +208,7 @@ def test_chunked_workspace_gives_same_result(case, budget, rng, monkeypatch):
     out, cache = F.conv2d_forward(x, weight, b, **kwargs)
     g = rng.standard_normal(out.shape)
     grads = F.conv2d_backward(g, cache)
-    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", budget)
+    monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
     out_c, cache_c = F.conv2d_forward(x, weight, b, **kwargs)
     np.testing.assert_allclose(out_c, out, rtol=1e-12, atol=1e-12)
     for mine, full in zip(F.conv2d_backward(g, cache_c), grads):
@@ -230,7 +231,7 @@ def test_fast_strategies_agree_with_im2col(case, strategy, rng, monkeypatch):
     g = rng.standard_normal(F.conv2d(x, weight, b, **kwargs).shape)
     results = {}
     for name in ("im2col", strategy):
-        monkeypatch.setattr(conv_module, "_strategy", lambda geometry, name=name: name)
+        monkeypatch.setattr(conv_module, "_strategy", lambda *args, name=name: name)
         out, cache = F.conv2d_forward(x, weight, b, **kwargs)
         assert cache.strategy == name
         results[name] = (out, *F.conv2d_backward(g, cache))
@@ -245,8 +246,8 @@ def test_fast_strategies_agree_with_im2col(case, strategy, rng, monkeypatch):
 @pytest.mark.parametrize("case", [c for c in CASES if c[9] == 1][:5])
 def test_planar_strategy_in_bands_matches_torch(case, budget, rng, monkeypatch):
     """The planar path, forced and cut into bands, matches PyTorch forward and backward."""
-    monkeypatch.setattr(conv_module, "_strategy", lambda geometry: "planar")
-    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", budget)
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: "planar")
+    monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
     x, weight, b, kwargs, pads = make_inputs(case, np.float64, rng)
     out, cache = F.conv2d_forward(x, weight, b, **kwargs)
     g = rng.standard_normal(out.shape)
@@ -270,11 +271,65 @@ def test_strategies_agree_on_inputs_larger_than_the_workspace(strategy, shape, w
     x, w = rng.standard_normal(shape), rng.standard_normal(wshape)
     results = {}
     for name in ("im2col", strategy):
-        monkeypatch.setattr(conv_module, "_strategy", lambda geometry, name=name: name)
+        monkeypatch.setattr(conv_module, "_strategy", lambda *args, name=name: name)
         out, cache = F.conv2d_forward(x, w, padding=padding)
         results[name] = (out, *F.conv2d_backward(np.ones_like(out), cache)[:2])
     for mine, theirs in zip(results[strategy], results["im2col"]):
         np.testing.assert_allclose(mine, theirs, rtol=1e-11, atol=1e-11)
+
+
+# n, c, h, w, kernel, stride, padding, dilation: depthwise, zero padding, column stride 1
+INTERLEAVED_CASES = [
+    (1, 3, 9, 11, (3, 3), 1, 0, 1),
+    (2, 3, 8, 7, (2, 4), (2, 1), "same", 1),  # asymmetric "same" pads, row stride 2
+    (1, 4, 10, 9, (3, 2), 1, (2, 1), (2, 1)),
+    (3, 2, 6, 6, (1, 5), 1, "same", (1, 2)),
+    (1, 3, 5, 5, (5, 5), 1, 0, 1),  # kernel equal to the image
+]
+
+
+@pytest.mark.parametrize("budget", [None, 1])
+@pytest.mark.parametrize("case", INTERLEAVED_CASES)
+def test_interleaved_strategy_matches_im2col_and_torch(case, budget, rng, monkeypatch):
+    """One kernel on every channel of a channels-last input: the (H, W*C) path, forward and backward."""
+    n, c, h, w, kernel, stride, padding, dilation = case
+    if budget is not None:
+        monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
+    x = rng.standard_normal((n, h, w, c)).transpose(0, 3, 1, 2)  # (N, C, H, W) view of NHWC memory
+    weight = np.broadcast_to(rng.standard_normal((1, 1) + kernel), (c, 1) + kernel)
+    b = rng.standard_normal(c)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=c)
+    out, cache = F.conv2d_forward(x, weight, b, **kwargs)
+    assert cache.strategy == "interleaved"
+    g = rng.standard_normal(out.shape)
+    grads = F.conv2d_backward(g, cache)
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: "im2col")
+    out_ref, cache_ref = F.conv2d_forward(x, weight, b, **kwargs)
+    for mine, theirs in zip((out, *grads), (out_ref, *F.conv2d_backward(g, cache_ref))):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+    pads = resolve_pads(padding, h, w, kernel, pair(stride), pair(dilation))
+    expected, torch_grads = torch_conv(
+        x, np.ascontiguousarray(weight), b, pair(stride), pads, pair(dilation), c, "zeros", g
+    )
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    for mine, theirs in zip(grads, torch_grads):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)
+
+
+def test_interleaved_only_where_it_applies(rng):
+    """Different kernels per channel, other padding modes, column strides or planar memory stay depthwise."""
+    x = rng.standard_normal((1, 8, 9, 3)).transpose(0, 3, 1, 2)  # NHWC memory
+    shared = np.broadcast_to(np.ones((1, 1, 3, 3)), (3, 1, 3, 3))
+    assert F.conv2d_forward(x, shared, groups=3)[1].strategy == "interleaved"
+    assert F.conv2d_forward(x, np.ones((3, 1, 3, 3)), groups=3)[1].strategy == "interleaved"
+    others = [
+        (x, rng.standard_normal((3, 1, 3, 3)), {}),
+        (x, shared, {"padding": 1, "padding_mode": "reflect"}),
+        (x, shared, {"stride": (1, 2)}),
+        (np.ascontiguousarray(x), shared, {}),
+    ]
+    for xi, wi, kwargs in others:
+        assert F.conv2d_forward(xi, wi, groups=3, **kwargs)[1].strategy == "depthwise"
 
 
 def test_strategy_choice(rng):
@@ -370,8 +425,8 @@ BAD = [
     (dict(padding=-1), ValueError, "padding must be >= 0, got -1"),
     (dict(padding="full"), ValueError, "padding must be one of 'valid', 'same', got 'full'"),
     (dict(padding_mode="mirror"), ValueError, "padding_mode must be one of"),
-    (dict(weight=np.ones((2, 3, 9, 9))), ValueError, "larger than the padded input"),
-    (dict(weight=np.ones((2, 3, 3, 3)), dilation=4), ValueError, "dilated to (9, 9)"),
+    (dict(weight=np.ones((2, 3, 9, 9))), ValueError, "image is 5×5; a 9×9 kernel needs at least 9×9 pixels, or padding"),
+    (dict(weight=np.ones((2, 3, 3, 3)), dilation=4), ValueError, "a 3×3 kernel with dilation (4, 4) needs at least 9×9 pixels"),
     (dict(padding=5, padding_mode="reflect"), ValueError, "padding_mode='reflect' needs padding smaller"),
     (dict(padding=6, padding_mode="circular"), ValueError, "padding_mode='circular' needs padding no larger"),
     (dict(bias=np.ones(3)), ValueError, "bias must have shape (2,), got shape (3,)"),

@@ -301,7 +301,7 @@ Z5, K3 = np.zeros((5, 5)), np.ones((3, 3))
         (Z5, K3, {"padding": -1}, ValueError, "padding"),
         (Z5, K3, {"padding": "full"}, ValueError, "padding.*'full'"),
         (Z5, K3, {"padding_mode": "mirror"}, ValueError, "padding_mode.*'mirror'"),
-        (np.zeros((5, 5, 3)), np.ones((7, 7)), {}, ValueError, "larger"),
+        (np.zeros((5, 5, 3)), np.ones((7, 7)), {}, ValueError, "image is 5×5; a 7×7 kernel needs at least 7×7 pixels"),
         (np.zeros((3, 3)), K3, {"padding": 3, "padding_mode": "reflect"}, ValueError, "reflect"),
     ],
 )

@@ -15,6 +15,11 @@ __all__ = [
     "check_choice",
     "to_pair",
     "to_int",
+    "check_bool",
+    "check_positive_int",
+    "check_grad",
+    "check_grad_shape",
+    "output_size",
 ]
 
 
@@ -54,6 +59,63 @@ def to_int(name: str, value) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {_describe(value)}")
     return int(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """Return `value` as a bool; anything but a Python or NumPy bool raises TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {_describe(value)}")
+    return bool(value)
+
+
+def check_positive_int(name: str, value) -> int:
+    """Return `value` as an int >= 1."""
+    value = to_int(name, value)
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def check_grad_shape(grad_output: np.ndarray, shape: tuple) -> None:
+    """Raise ValueError unless `grad_output` has the shape of the forward's output."""
+    if grad_output.shape != tuple(shape):
+        raise ValueError(f"grad_output must have shape {tuple(shape)}, got shape {grad_output.shape}")
+
+
+def check_grad(grad_output, shape: tuple, dtype=None) -> np.ndarray:
+    """`grad_output` as a float array of the forward output's `shape`, in `dtype` if given."""
+    grad_output = as_float_array("grad_output", grad_output)
+    check_grad_shape(grad_output, shape)
+    return grad_output if dtype is None else grad_output.astype(dtype, copy=False)
+
+
+def output_size(size, kernel_size, stride=1, padding=0, dilation=1, *, ceil_mode=False) -> int:
+    """Output length along one axis of a convolution or pooling, as PyTorch computes it.
+
+    `padding` is added on each side, or is a ``(before, after)`` pair. With
+    `ceil_mode` (pooling) a last partial window is kept if it starts inside the input
+    or the leading padding. Every argument is checked; a kernel that does not fit in
+    the padded input raises ValueError.
+    """
+    size = check_positive_int("size", size)
+    kernel_size = check_positive_int("kernel_size", kernel_size)
+    stride = check_positive_int("stride", stride)
+    dilation = check_positive_int("dilation", dilation)
+    before, after = to_pair("padding", padding)
+    if min(before, after) < 0:
+        raise ValueError(f"padding must be >= 0, got {_describe(padding)}")
+    padded = size + before + after
+    span = dilation * (kernel_size - 1) + 1  # the dilated kernel's extent
+    if span > padded:
+        raise ValueError(
+            f"output size would be empty: kernel_size {kernel_size} spans {span} (dilation "
+            f"{dilation}), more than size {size} with padding {padding}"
+        )
+    reach = padded - span  # how far the first window can move
+    out = (-(-reach // stride) if ceil_mode else reach // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + before:
+        out -= 1  # the last window would start in the trailing padding
+    return out
 
 
 def to_pair(name: str, value) -> tuple[int, int]:

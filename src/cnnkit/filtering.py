@@ -2,22 +2,20 @@
 
 :func:`filter2d` is a thin wrapper over :func:`cnnkit.functional.conv2d`, so a picture is
 filtered by the same cross-correlation a CNN layer computes. Each channel is filtered on
-its own: a depthwise convolution (``groups=C``) of the ``(1, C, H, W)`` view of the
-image, which conv2d computes band by band without copying the whole image and writes
-straight into a channels-last result. With zero padding and column stride 1 it is
-simpler still: the ``(H, W, C)`` image is the ``(H, W*C)`` matrix, filtered with the
-kernel's columns spread ``C`` apart (dilation ``(1, C)``), which touches one channel at
-a time and gives the same numbers. Responses keep their sign; :func:`to_display`
-maps them to ``[0, 1]`` for showing.
+its own: a depthwise convolution (``groups=C``, one kernel for every channel) of the
+``(1, C, H, W)`` view of the image. conv2d chooses how: band by band without copying
+the image, or, with zero padding and column stride 1, the ``(H, W, C)`` image as one
+``(H, W*C)`` matrix (its "interleaved" strategy); either way the result is written
+channels-last and the arguments are checked once, by conv2d. Responses keep their
+sign; :func:`to_display` maps them to ``[0, 1]`` for showing.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnkit._validation import as_float_array, check_choice, check_positive
+from cnnkit._validation import as_float_array, check_choice
 from cnnkit.functional import conv2d
-from cnnkit.functional.conv import resolve_padding
 
 __all__ = ["filter2d", "to_display", "DISPLAY_MODES"]
 
@@ -98,40 +96,14 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.nda
     if kernel.size == 0:
         raise ValueError(f"kernel must not be empty, got shape {kernel.shape}")
 
-    options = dict(stride=stride, padding=padding, padding_mode=padding_mode)
     if image.ndim == 2:
-        return conv2d(image, kernel, **options)  # (Ho, Wo)
-    height, width, channels = image.shape
-    pads = _interleaved_padding(image.shape, kernel.shape, stride, padding, padding_mode)
-    if pads is not None:
-        # Channels side by side: (H, W, C) is the (H, W*C) matrix, on which a kernel whose
-        # columns are C apart reads one channel only. No layout change, same numbers.
-        out = conv2d(image.reshape(height, width * channels), kernel, stride=stride,
-                     padding=(pads[0], pads[1] * channels), dilation=(1, channels))
-        return out.reshape(out.shape[0], -1, channels)  # (Ho, Wo, C)
-    x = image.transpose(2, 0, 1)[None]  # (H, W, C) -> (1, C, H, W) view
-    weight = np.broadcast_to(kernel, (channels, 1, *kernel.shape))  # (C, 1, kH, kW)
-    out = conv2d(x, weight, groups=channels, **options)  # (1, C, Ho, Wo)
+        return conv2d(image, kernel, stride=stride, padding=padding, padding_mode=padding_mode)
+    channels = image.shape[2]
+    x = image.transpose(2, 0, 1)[None]  # (H, W, C) -> (1, C, H, W), a view of channels-last memory
+    weight = np.broadcast_to(kernel, (channels, 1) + kernel.shape)  # (C, 1, kH, kW), one kernel
+    out = conv2d(x, weight, stride=stride, padding=padding, groups=channels,
+                 padding_mode=padding_mode)  # (1, C, Ho, Wo), channels-last in memory
     return np.ascontiguousarray(out[0].transpose(1, 2, 0))  # (Ho, Wo, C), no copy as a rule
-
-
-def _interleaved_padding(image_shape, kernel_shape, stride, padding, padding_mode):
-    """Symmetric (rows, columns) zero padding at column stride 1, or None where it can't be.
-
-    Bad arguments give None too: the planar path then lets conv2d report them.
-    """
-    if padding_mode != "zeros":
-        return None
-    try:
-        strides = check_positive("stride", stride)
-        top, bottom, left, right = resolve_padding(
-            padding, image_shape[:2], kernel_shape, strides, (1, 1)
-        )
-    except (TypeError, ValueError):
-        return None
-    if strides[1] != 1 or top != bottom or left != right:
-        return None
-    return top, left
 
 
 def to_display(response, mode="abs") -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit._validation import as_float_array, check_nonnegative, check_positive
+from cnnkit._validation import as_float_array, check_nonnegative, check_positive, output_size
 from cnnkit.functional._shapes import WORKSPACE_BYTES, add_batch_axes, as_batch, from_batch
 
 __all__ = [
@@ -41,11 +41,7 @@ def pool_output_size(size, kernel_size, stride, padding=0, dilation=1, ceil_mode
     >>> pool_output_size(5, 2, 2), pool_output_size(5, 2, 2, ceil_mode=True)
     (2, 3)
     """
-    span = size + 2 * padding - dilation * (kernel_size - 1) - 1
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
+    return output_size(size, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cnnkit import functional as F
-from cnnkit._validation import check_choice, check_nonnegative, check_positive, to_int
+from cnnkit._validation import check_choice, check_positive, check_positive_int
+from cnnkit.functional._conv_geometry import PADDING_MODES, check_padding
 from cnnkit.nn.init import uniform_fan_in
 from cnnkit.nn.module import Module, Parameter
 
@@ -53,19 +54,14 @@ class Conv2d(Module):
         rng=None,
     ):
         super().__init__()
-        self.in_channels = to_int("in_channels", in_channels)
-        self.out_channels = to_int("out_channels", out_channels)
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
         self.kernel_size = check_positive("kernel_size", kernel_size)
         self.stride = check_positive("stride", stride)
-        self.padding = padding if isinstance(padding, str) else check_nonnegative("padding", padding)
-        if isinstance(padding, str):
-            check_choice("padding", padding, ("valid", "same"))
+        self.padding = check_padding(padding)
         self.dilation = check_positive("dilation", dilation)
-        self.groups = to_int("groups", groups)
-        self.padding_mode = check_choice("padding_mode", padding_mode, F.conv.PADDING_MODES)
-        for name in ("in_channels", "out_channels", "groups"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.groups = check_positive_int("groups", groups)
+        self.padding_mode = check_choice("padding_mode", padding_mode, PADDING_MODES)
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(
                 f"groups={self.groups} must divide in_channels={self.in_channels} "

@@ -1,0 +1,191 @@
+"""The GEMM engines of conv2d: "im2col" (any stride, any groups) and "rows" (stride 1).
+
+Both read the input from :func:`~cnnkit.functional._conv_geometry.pad`'s flat
+channels-last buffer, write the output channels-last, ``(N, Ho, Wo, O)``, and return
+their gathered windows when the whole call was one block, for the backward to reuse.
+Each backward takes ``(source, weight, geometry, workspace, grad)``, with `grad`
+channels-last, and returns the input's gradient ``(N, H, W, C)`` and the weight's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnkit.functional import _conv_geometry as geo
+from cnnkit.functional._conv_geometry import Geometry
+
+# -- im2col: any stride and groups --------------------------------------------------------
+
+def _im2col(xp, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
+    """Windows of rows h0..h1 as a (n*(h1-h0)*Wo, groups, kH, kW, C/groups) matrix."""
+    kh, kw = g.kernel
+    _, wo = g.out_size
+    cg = g.channels // g.groups
+    cols = np.empty((n1 - n0, h1 - h0, wo, g.groups, kh, kw, cg), dtype=xp.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = geo.window(xp, g, i, j, n0, n1, h0, h1)  # (n, h, Wo, C)
+            cols[..., i, j, :] = window.reshape(window.shape[:3] + (g.groups, cg))
+    return cols.reshape(-1, g.groups, kh * kw * cg)  # (M, G, K)
+
+
+def _col2im(dcols, dxp, g: Geometry, n0, n1, h0, h1) -> None:
+    """Adjoint of :func:`_im2col`: add each window's gradient into `dxp` (N, Hp, Wp, C)."""
+    kh, kw = g.kernel
+    _, wo = g.out_size
+    cg = g.channels // g.groups
+    dcols = dcols.reshape(n1 - n0, h1 - h0, wo, g.groups, kh, kw, cg)
+    for i in range(kh):
+        for j in range(kw):
+            window = geo.window(dxp, g, i, j, n0, n1, h0, h1)  # (n, h, Wo, C) view into dxp
+            window += dcols[..., i, j, :].reshape(window.shape)
+
+
+def _weight_matrix(weight: np.ndarray, g: Geometry) -> np.ndarray:
+    """(O, C/G, kH, kW) weights as (G, kH*kW*C/G, O/G), matching the im2col column order."""
+    o, cg, kh, kw = weight.shape
+    w = weight.reshape(g.groups, o // g.groups, cg, kh, kw)
+    return np.ascontiguousarray(w.transpose(0, 3, 4, 2, 1)).reshape(g.groups, kh * kw * cg, -1)
+
+
+
+def im2col_forward(flat, weight, g: Geometry, out):
+    """One GEMM per chunk of output rows over its gathered windows; returns them if one chunk."""
+    xp = geo.grid(flat, g)
+    wmat = _weight_matrix(weight, g)  # (G, K, O/G)
+    _, wo = g.out_size
+    blocks = list(geo.chunks(g, wo * g.groups * wmat.shape[1] * flat.itemsize))
+    for n0, n1, h0, h1 in blocks:
+        cols = _im2col(xp, g, n0, n1, h0, h1)  # (M, G, K)
+        out_block = out[n0:n1, h0:h1].reshape(-1, g.out_channels)  # (M, O) view
+        if g.groups == 1:
+            np.matmul(cols[:, 0], wmat[0], out=out_block)
+        else:
+            # (G, M, K) @ (G, K, O/G) -> (G, M, O/G) -> (M, G, O/G)
+            product = np.matmul(cols.transpose(1, 0, 2), wmat)
+            out_block.reshape(-1, g.groups, product.shape[2])[...] = product.transpose(1, 0, 2)
+    return cols if len(blocks) == 1 else None
+
+
+def im2col_backward(flat, weight, g: Geometry, workspace, grad):
+    """Gradients of the input (N, H, W, C) and weight from the output's (N, Ho, Wo, O)."""
+    xp = geo.grid(flat, g)
+    dflat = np.zeros_like(flat)
+    dxp = geo.grid(dflat, g)
+    wmat = _weight_matrix(weight, g)  # (G, K, O/G)
+    k, og = wmat.shape[1], wmat.shape[2]
+    dwmat = np.zeros_like(wmat)
+    _, wo = g.out_size
+    for n0, n1, h0, h1 in geo.chunks(g, wo * g.groups * k * xp.itemsize):
+        cols = workspace  # kept by the forward when it was one chunk, as here
+        if cols is None:
+            cols = _im2col(xp, g, n0, n1, h0, h1)
+        grad_block = grad[n0:n1, h0:h1].reshape(-1, g.groups, og)  # (M, G, O/G)
+        if g.groups == 1:
+            dwmat[0] += cols[:, 0].T @ grad_block[:, 0]
+            dcols = grad_block[:, 0] @ wmat[0].T  # (M, K)
+        else:
+            # (G, K, M) @ (G, M, O/G) -> (G, K, O/G)
+            dwmat += np.matmul(cols.transpose(1, 2, 0), grad_block.transpose(1, 0, 2))
+            # (G, M, O/G) @ (G, O/G, K) -> (G, M, K) -> (M, G, K)
+            dcols = np.matmul(grad_block.transpose(1, 0, 2), wmat.transpose(0, 2, 1))
+            dcols = dcols.transpose(1, 0, 2)
+        _col2im(dcols, dxp, g, n0, n1, h0, h1)
+    o, cg, kh, kw = weight.shape
+    # (G, kH*kW*C/G, O/G) -> (G, kH, kW, C/G, O/G) -> (O, C/G, kH, kW)
+    dweight = dwmat.reshape(g.groups, kh, kw, cg, og).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
+    return geo.unpad(dxp, g), dweight
+
+
+# -- rows: stride 1, no groups --------------------------------------------------------------
+#
+# At stride 1, output pixel p of the padded grid (flat index n*Hp*Wp + h*Wp + w) sums
+# flat[p + i*dh*Wp + j*dw] @ W[:, :, i, j] over the kernel. Computing every grid position
+# (the few with w >= Wo or h >= Ho are discarded) turns each kernel row i into one GEMM
+# over a contiguous slice of a (P, kW, C) buffer holding the kW column shifts: kW cheap
+# contiguous copies of the input instead of kH*kW strided ones.
+
+
+def rows_tail(g: Geometry) -> int:
+    """Pixels read past the last image by the last grid position's kernel."""
+    (kh, kw), (dh, dw) = g.kernel, g.dilation
+    return (kh - 1) * dh * g.padded[1] + (kw - 1) * dw
+
+
+def _rows_blocks(g: Geometry, itemsize: int):
+    """Blocks ``(n0, n1, h0, h1)``: whole images (all Hp grid rows), or output rows of one.
+
+    The same for forward and backward, whose workspace per grid row is at most the
+    shifted input and its gradient (kW*C each) and the output and its gradient (O each).
+    """
+    halo = (g.kernel[0] - 1) * g.dilation[0]
+    bytes_per_grid_row = g.padded[1] * 2 * (g.kernel[1] * g.channels + g.out_channels) * itemsize
+    return geo.chunks(g, bytes_per_grid_row, span=g.padded[0], halo=halo)
+
+
+def _block_span(g: Geometry, n0, n1, h0, h1) -> tuple[int, int]:
+    """First flat pixel of a block and its number of grid positions."""
+    hp, wp = g.padded
+    return (n0 * hp + h0) * wp, ((n1 - n0 - 1) * hp + (h1 - h0)) * wp
+
+
+def _shifted_rows(flat, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
+    """(count + halo, kW, C): the block's pixels shifted by each kernel column j."""
+    (_, wp), (kh, kw), (dh, dw) = g.padded, g.kernel, g.dilation
+    start, count = _block_span(g, n0, n1, h0, h1)
+    length = count + (kh - 1) * dh * wp
+    shifted = np.empty((length, kw, g.channels), dtype=flat.dtype)
+    for j in range(kw):
+        shifted[:, j] = flat[start + j * dw : start + j * dw + length]
+    return shifted
+
+
+def rows_forward(flat, weight, g: Geometry, out):
+    """out (N, Ho, Wo, O): per block, one GEMM per kernel row; returns the shifted rows if one block."""
+    (_, wp), (ho, wo), (kh, kw), (dh, _) = g.padded, g.out_size, g.kernel, g.dilation
+    o, c = g.out_channels, g.channels
+    # (O, C, kH, kW) -> (kH, kW*C, O)
+    wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
+    blocks = list(_rows_blocks(g, flat.itemsize))
+    for n0, n1, h0, h1 in blocks:
+        shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
+        _, count = _block_span(g, n0, n1, h0, h1)
+        acc = shifted[:count].reshape(count, kw * c) @ wrows[0]  # (count, O)
+        product = np.empty_like(acc)
+        for i in range(1, kh):
+            offset = i * dh * wp
+            np.matmul(shifted[offset : offset + count].reshape(count, kw * c), wrows[i], out=product)
+            acc += product
+        valid = min(h1, ho) - h0
+        out[n0:n1, h0 : h0 + valid] = acc.reshape(n1 - n0, h1 - h0, wp, o)[:, :valid, :wo]
+    return shifted if len(blocks) == 1 else None
+
+
+def rows_backward(flat, weight, g: Geometry, workspace, grad):
+    """Gradients of the input (N, H, W, C) and weight from the output's (N, Ho, Wo, O)."""
+    (_, wp), (ho, wo), (kh, kw), (dh, dw) = g.padded, g.out_size, g.kernel, g.dilation
+    o, c = g.out_channels, g.channels
+    wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
+    wtaps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kH, kW, O, C)
+    dwrows = np.zeros_like(wrows)
+    dflat = np.zeros_like(flat)
+    blocks = list(_rows_blocks(g, flat.itemsize))
+    for n0, n1, h0, h1 in blocks:
+        start, count = _block_span(g, n0, n1, h0, h1)
+        shifted = workspace  # kept by the forward when it was one block, as here
+        if shifted is None:
+            shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
+        valid = min(h1, ho) - h0
+        grad_grid = np.zeros((n1 - n0, h1 - h0, wp, o), dtype=flat.dtype)  # 0 off the outputs
+        grad_grid[:, :valid, :wo] = grad[n0:n1, h0 : h0 + valid]
+        grad_grid = grad_grid.reshape(count, o)
+        for i in range(kh):
+            offset = i * dh * wp
+            dwrows[i] += shifted[offset : offset + count].reshape(count, kw * c).T @ grad_grid
+            # (count, O) @ (kW, O, C) -> (kW, count, C): contiguous per kernel column
+            dshifted = np.matmul(grad_grid, wtaps[i])
+            for j in range(kw):
+                begin = start + offset + j * dw
+                dflat[begin : begin + count] += dshifted[j]
+    # (kH, kW*C, O) -> (kH, kW, C, O) -> (O, C, kH, kW)
+    return geo.unpad(geo.grid(dflat, g), g), dwrows.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
