@@ -12,7 +12,12 @@ from cnnkit.functional import conv as conv_module
 
 import reference
 
-TORCH_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+TORCH_MODES = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "replicate",
+    "circular": "circular",
+}
 
 
 def resolve_pads(padding, h, w, kernel, stride, dilation):
@@ -103,7 +108,9 @@ def make_inputs(case, dtype, rng, bias=True):
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     weight = rng.standard_normal((o, c // groups, *kernel)).astype(dtype)
     b = rng.standard_normal(o).astype(dtype) if bias else None
-    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
+    kwargs = dict(
+        stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode
+    )
     pads = resolve_pads(padding, h, w, kernel, pair(stride), pair(dilation))
     return x, weight, b, kwargs, pads
 
@@ -119,8 +126,15 @@ def test_forward_and_backward_match_torch_float64(case, bias, rng):
     out, cache = F.conv2d_forward(x, weight, b, **kwargs)
     grad_output = rng.standard_normal(out.shape)
     expected, (gx, gw, gb) = torch_conv(
-        x, weight, b, pair(kwargs["stride"]), pads, pair(kwargs["dilation"]), kwargs["groups"],
-        kwargs["padding_mode"], grad_output,
+        x,
+        weight,
+        b,
+        pair(kwargs["stride"]),
+        pads,
+        pair(kwargs["dilation"]),
+        kwargs["groups"],
+        kwargs["padding_mode"],
+        grad_output,
     )
     assert out.shape == expected.shape and out.dtype == np.float64
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
@@ -140,8 +154,15 @@ def test_float32_matches_torch(case, rng):
     out, cache = F.conv2d_forward(x, weight, b, **kwargs)
     grad_output = rng.standard_normal(out.shape).astype(np.float32)
     expected, grads = torch_conv(
-        x, weight, b, pair(kwargs["stride"]), pads, pair(kwargs["dilation"]), kwargs["groups"],
-        kwargs["padding_mode"], grad_output,
+        x,
+        weight,
+        b,
+        pair(kwargs["stride"]),
+        pads,
+        pair(kwargs["dilation"]),
+        kwargs["groups"],
+        kwargs["padding_mode"],
+        grad_output,
     )
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
@@ -155,7 +176,13 @@ def test_forward_matches_naive_loops(case, rng):
     """Against the loop implementation, which shares no code with cnnkit or PyTorch."""
     x, weight, b, kwargs, pads = make_inputs(case, np.float64, rng)
     expected = reference.conv2d(
-        x, weight, b, pair(kwargs["stride"]), pads, pair(kwargs["dilation"]), kwargs["groups"],
+        x,
+        weight,
+        b,
+        pair(kwargs["stride"]),
+        pads,
+        pair(kwargs["dilation"]),
+        kwargs["groups"],
         kwargs["padding_mode"],
     )
     np.testing.assert_allclose(F.conv2d(x, weight, b, **kwargs), expected, rtol=1e-12, atol=1e-12)
@@ -179,7 +206,9 @@ def test_plain_matrix_equals_batched_form(padding, mode, rng):
     x = rng.standard_normal((7, 8))
     k = rng.standard_normal((3, 2))
     out, cache = F.conv2d_forward(x, k, padding=padding, padding_mode=mode, stride=(1, 2))
-    out4, cache4 = F.conv2d_forward(x[None, None], k[None, None], padding=padding, padding_mode=mode, stride=(1, 2))
+    out4, cache4 = F.conv2d_forward(
+        x[None, None], k[None, None], padding=padding, padding_mode=mode, stride=(1, 2)
+    )
     np.testing.assert_allclose(out, out4[0, 0])
     g = rng.standard_normal(out.shape)
     dx, dk, _ = F.conv2d_backward(g, cache)
@@ -197,7 +226,9 @@ def test_single_sample_equals_batch_of_one(rng):
     out4, cache4 = F.conv2d_forward(x[None], w, padding=1)
     np.testing.assert_allclose(out, out4[0])
     g = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(F.conv2d_backward(g, cache)[0], F.conv2d_backward(g[None], cache4)[0][0])
+    np.testing.assert_allclose(
+        F.conv2d_backward(g, cache)[0], F.conv2d_backward(g[None], cache4)[0][0]
+    )
 
 
 @pytest.mark.parametrize("budget", [1, 2000, 50_000])
@@ -223,7 +254,12 @@ def _applies(strategy, case):
 
 @pytest.mark.parametrize(
     "case, strategy",
-    [(case, strategy) for strategy in ("rows", "planar") for case in ALL_CASES if _applies(strategy, case)],
+    [
+        (case, strategy)
+        for strategy in ("rows", "planar")
+        for case in ALL_CASES
+        if _applies(strategy, case)
+    ],
 )
 def test_fast_strategies_agree_with_im2col(case, strategy, rng, monkeypatch):
     """Each fast path gives im2col's results, forward and backward, wherever it applies."""
@@ -252,8 +288,15 @@ def test_planar_strategy_in_bands_matches_torch(case, budget, rng, monkeypatch):
     out, cache = F.conv2d_forward(x, weight, b, **kwargs)
     g = rng.standard_normal(out.shape)
     expected, grads = torch_conv(
-        x, weight, b, pair(kwargs["stride"]), pads, pair(kwargs["dilation"]), 1,
-        kwargs["padding_mode"], g,
+        x,
+        weight,
+        b,
+        pair(kwargs["stride"]),
+        pads,
+        pair(kwargs["dilation"]),
+        1,
+        kwargs["padding_mode"],
+        g,
     )
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
     for mine, theirs in zip(F.conv2d_backward(g, cache), grads):
@@ -261,12 +304,16 @@ def test_planar_strategy_in_bands_matches_torch(case, budget, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("strategy", ["rows", "planar"])
-@pytest.mark.parametrize("shape, wshape, padding", [
-    ((64, 1, 28, 28), (8, 1, 5, 5), 0),  # a first layer cut into several bands
-    ((3, 3, 70, 90), (16, 3, 3, 3), 1),
-])
-def test_strategies_agree_on_inputs_larger_than_the_workspace(strategy, shape, wshape, padding, rng,
-                                                             monkeypatch):
+@pytest.mark.parametrize(
+    "shape, wshape, padding",
+    [
+        ((64, 1, 28, 28), (8, 1, 5, 5), 0),  # a first layer cut into several bands
+        ((3, 3, 70, 90), (16, 3, 3, 3), 1),
+    ],
+)
+def test_strategies_agree_on_inputs_larger_than_the_workspace(
+    strategy, shape, wshape, padding, rng, monkeypatch
+):
     """Inputs that need many chunks give im2col's numbers on every path, backward included."""
     x, w = rng.standard_normal(shape), rng.standard_normal(wshape)
     results = {}
@@ -296,7 +343,7 @@ def test_interleaved_strategy_matches_im2col_and_torch(case, budget, rng, monkey
     if budget is not None:
         monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
     x = rng.standard_normal((n, h, w, c)).transpose(0, 3, 1, 2)  # (N, C, H, W) view of NHWC memory
-    weight = np.broadcast_to(rng.standard_normal((1, 1) + kernel), (c, 1) + kernel)
+    weight = np.broadcast_to(rng.standard_normal((1, 1, *kernel)), (c, 1, *kernel))
     b = rng.standard_normal(c)
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=c)
     out, cache = F.conv2d_forward(x, weight, b, **kwargs)
@@ -341,7 +388,9 @@ def test_strategy_choice(rng):
         "im2col": ((2, 32, 16, 16), (32, 32, 3, 3), 2, 1),
     }
     for expected, (shape, wshape, stride, groups) in cases.items():
-        _, cache = F.conv2d_forward(np.ones(shape), np.ones(wshape), stride=stride, padding=1, groups=groups)
+        _, cache = F.conv2d_forward(
+            np.ones(shape), np.ones(wshape), stride=stride, padding=1, groups=groups
+        )
         assert cache.strategy == expected
 
 
@@ -353,7 +402,9 @@ def test_non_contiguous_inputs_and_no_mutation(rng):
     b = rng.standard_normal(10)[::2]
     snapshot = [a.copy() for a in (x, w, b)]
     out, cache = F.conv2d_forward(x, w, b, padding=1, padding_mode="reflect")
-    expected, cache_c = F.conv2d_forward(*(np.ascontiguousarray(a) for a in (x, w, b)), padding=1, padding_mode="reflect")
+    expected, cache_c = F.conv2d_forward(
+        *(np.ascontiguousarray(a) for a in (x, w, b)), padding=1, padding_mode="reflect"
+    )
     np.testing.assert_array_equal(out, expected)
     g = rng.standard_normal(out.shape)
     for mine, theirs in zip(F.conv2d_backward(g, cache), F.conv2d_backward(g, cache_c)):
@@ -369,7 +420,9 @@ def test_depthwise_on_a_channels_last_image_matches_contiguous(padding, mode, rn
     x = image.transpose(2, 0, 1)[None]
     w = rng.standard_normal((3, 1, 3, 3))
     out, cache = F.conv2d_forward(x, w, groups=3, padding=padding, padding_mode=mode)
-    expected, cache_c = F.conv2d_forward(np.ascontiguousarray(x), w, groups=3, padding=padding, padding_mode=mode)
+    expected, cache_c = F.conv2d_forward(
+        np.ascontiguousarray(x), w, groups=3, padding=padding, padding_mode=mode
+    )
     assert cache.strategy == "depthwise" and out[0].transpose(1, 2, 0).flags.c_contiguous
     np.testing.assert_array_equal(out, expected)
     g = rng.standard_normal(out.shape)
@@ -393,7 +446,12 @@ def test_same_padding_keeps_ceil_size(rng):
     """padding="same" gives ceil(H / stride) rows and columns at any stride."""
     for stride in (1, 2, 3):
         for k in (1, 2, 3, 4):
-            out = F.conv2d(rng.standard_normal((1, 1, 10, 7)), np.ones((1, 1, k, k)), padding="same", stride=stride)
+            out = F.conv2d(
+                rng.standard_normal((1, 1, 10, 7)),
+                np.ones((1, 1, k, k)),
+                padding="same",
+                stride=stride,
+            )
             assert out.shape[2:] == (-(-10 // stride), -(-7 // stride))
 
 
@@ -403,8 +461,12 @@ def test_same_padding_at_stride_1_matches_torch_same(rng):
     x = rng.standard_normal((2, 3, 9, 8))
     for kernel in ((3, 3), (2, 4), (4, 1)):
         w = rng.standard_normal((2, 3, *kernel))
-        expected = TF.conv2d(torch.tensor(x), torch.tensor(w), padding="same", dilation=(2, 1)).numpy()
-        np.testing.assert_allclose(F.conv2d(x, w, padding="same", dilation=(2, 1)), expected, rtol=1e-10)
+        expected = TF.conv2d(
+            torch.tensor(x), torch.tensor(w), padding="same", dilation=(2, 1)
+        ).numpy()
+        np.testing.assert_allclose(
+            F.conv2d(x, w, padding="same", dilation=(2, 1)), expected, rtol=1e-10
+        )
 
 
 BAD = [
@@ -425,10 +487,26 @@ BAD = [
     (dict(padding=-1), ValueError, "padding must be >= 0, got -1"),
     (dict(padding="full"), ValueError, "padding must be one of 'valid', 'same', got 'full'"),
     (dict(padding_mode="mirror"), ValueError, "padding_mode must be one of"),
-    (dict(weight=np.ones((2, 3, 9, 9))), ValueError, "image is 5×5; a 9×9 kernel needs at least 9×9 pixels, or padding"),
-    (dict(weight=np.ones((2, 3, 3, 3)), dilation=4), ValueError, "a 3×3 kernel with dilation (4, 4) needs at least 9×9 pixels"),
-    (dict(padding=5, padding_mode="reflect"), ValueError, "padding_mode='reflect' needs padding smaller"),
-    (dict(padding=6, padding_mode="circular"), ValueError, "padding_mode='circular' needs padding no larger"),
+    (
+        dict(weight=np.ones((2, 3, 9, 9))),
+        ValueError,
+        "image is 5×5; a 9×9 kernel needs at least 9×9 pixels, or padding",
+    ),
+    (
+        dict(weight=np.ones((2, 3, 3, 3)), dilation=4),
+        ValueError,
+        "a 3×3 kernel with dilation (4, 4) needs at least 9×9 pixels",
+    ),
+    (
+        dict(padding=5, padding_mode="reflect"),
+        ValueError,
+        "padding_mode='reflect' needs padding smaller",
+    ),
+    (
+        dict(padding=6, padding_mode="circular"),
+        ValueError,
+        "padding_mode='circular' needs padding no larger",
+    ),
     (dict(bias=np.ones(3)), ValueError, "bias must have shape (2,), got shape (3,)"),
     (dict(x=np.ones((1, 3, 5, 5), dtype=complex)), TypeError, "x must hold real numbers"),
     (dict(weight=np.ones((2, 3, 0, 3))), ValueError, "kernel size must be >= 1"),
@@ -439,8 +517,16 @@ BAD = [
 @pytest.mark.parametrize("override, error, message", BAD)
 def test_bad_arguments_raise_clear_errors(override, error, message):
     """Each bad argument raises the documented error naming the argument and the value."""
-    args = dict(x=np.ones((1, 3, 5, 5)), weight=np.ones((2, 3, 3, 3)), bias=None, stride=1, padding=0,
-                dilation=1, groups=1, padding_mode="zeros")
+    args = dict(
+        x=np.ones((1, 3, 5, 5)),
+        weight=np.ones((2, 3, 3, 3)),
+        bias=None,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        padding_mode="zeros",
+    )
     args.update(override)
     with pytest.raises(error) as info:
         F.conv2d(**args)
@@ -449,8 +535,12 @@ def test_bad_arguments_raise_clear_errors(override, error, message):
 
 def test_backward_rejects_wrong_gradient_shape(rng):
     """A grad_output of the wrong shape is refused, naming both shapes."""
-    _out, cache = F.conv2d_forward(rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)))
-    with pytest.raises(ValueError, match=r"grad_output must have shape \(1, 3, 3, 3\), got shape \(1, 3, 3\)"):
+    _out, cache = F.conv2d_forward(
+        rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    )
+    with pytest.raises(
+        ValueError, match=r"grad_output must have shape \(1, 3, 3, 3\), got shape \(1, 3, 3\)"
+    ):
         F.conv2d_backward(np.ones((1, 3, 3)), cache)
 
 
@@ -460,4 +550,6 @@ def test_reflect_and_circular_limits_match_torch(rng):
     w = rng.standard_normal((1, 1, 3, 3))
     for mode, pad in (("reflect", 3), ("circular", 4)):
         expected = torch_conv(x, w, None, (1, 1), (pad,) * 4, (1, 1), 1, mode)
-        np.testing.assert_allclose(F.conv2d(x, w, padding=pad, padding_mode=mode), expected, rtol=1e-10)
+        np.testing.assert_allclose(
+            F.conv2d(x, w, padding=pad, padding_mode=mode), expected, rtol=1e-10
+        )

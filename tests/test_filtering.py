@@ -168,9 +168,17 @@ def test_equals_depthwise_conv2d(rng):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"padding": 1}, {"padding": (2, 1)}, {"padding": "same"}, {"padding": "valid"},
-     {"stride": (2, 1), "padding": 1}, {"stride": (1, 2)}, {"padding": "same", "stride": 2},
-     {"padding": 1, "padding_mode": "reflect"}],
+    [
+        {},
+        {"padding": 1},
+        {"padding": (2, 1)},
+        {"padding": "same"},
+        {"padding": "valid"},
+        {"stride": (2, 1), "padding": 1},
+        {"stride": (1, 2)},
+        {"padding": "same", "stride": 2},
+        {"padding": 1, "padding_mode": "reflect"},
+    ],
 )
 @pytest.mark.parametrize("kernel_shape", [(3, 3), (2, 4), (5, 1)])
 def test_interleaved_and_planar_paths_agree_exactly(rng, options, kernel_shape):
@@ -268,7 +276,10 @@ def test_non_contiguous_and_unmodified(rng):
     for view in views:
         out = filter2d(view, kernel, stride=2, padding="same", padding_mode="reflect")
         expected = filter2d(
-            np.ascontiguousarray(view), np.ascontiguousarray(kernel), stride=2, padding="same",
+            np.ascontiguousarray(view),
+            np.ascontiguousarray(kernel),
+            stride=2,
+            padding="same",
             padding_mode="reflect",
         )
         np.testing.assert_array_equal(out, expected)
@@ -301,7 +312,13 @@ Z5, K3 = np.zeros((5, 5)), np.ones((3, 3))
         (Z5, K3, {"padding": -1}, ValueError, "padding"),
         (Z5, K3, {"padding": "full"}, ValueError, "padding.*'full'"),
         (Z5, K3, {"padding_mode": "mirror"}, ValueError, "padding_mode.*'mirror'"),
-        (np.zeros((5, 5, 3)), np.ones((7, 7)), {}, ValueError, "image is 5×5; a 7×7 kernel needs at least 7×7 pixels"),
+        (
+            np.zeros((5, 5, 3)),
+            np.ones((7, 7)),
+            {},
+            ValueError,
+            "image is 5×5; a 7×7 kernel needs at least 7×7 pixels",
+        ),
         (np.zeros((3, 3)), K3, {"padding": 3, "padding_mode": "reflect"}, ValueError, "reflect"),
     ],
 )
@@ -320,7 +337,7 @@ def test_top_level_alias():
 
 
 def test_to_display_abs(rng):
-    """"abs" is |r| / max|r|: in [0, 1], 1 at the strongest response of either sign."""
+    """ "abs" is |r| / max|r|: in [0, 1], 1 at the strongest response of either sign."""
     r = rng.standard_normal((5, 6, 3)) * 7
     out = to_display(r)
     np.testing.assert_allclose(out, np.abs(r) / np.abs(r).max())
@@ -328,7 +345,7 @@ def test_to_display_abs(rng):
 
 
 def test_to_display_signed(rng):
-    """"signed" maps 0 to 0.5 on a scale symmetric about 0."""
+    """ "signed" maps 0 to 0.5 on a scale symmetric about 0."""
     r = rng.standard_normal((5, 6))
     r[0, 0] = 0.0
     out = to_display(r, mode="signed")
@@ -338,7 +355,7 @@ def test_to_display_signed(rng):
 
 
 def test_to_display_minmax(rng):
-    """"minmax" stretches min..max to 0..1."""
+    """ "minmax" stretches min..max to 0..1."""
     r = rng.standard_normal((4, 4)) + 3
     out = to_display(r, mode="minmax")
     np.testing.assert_allclose(out, (r - r.min()) / (r.max() - r.min()))

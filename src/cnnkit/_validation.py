@@ -79,7 +79,9 @@ def check_positive_int(name: str, value) -> int:
 def check_grad_shape(grad_output: np.ndarray, shape: tuple) -> None:
     """Raise ValueError unless `grad_output` has the shape of the forward's output."""
     if grad_output.shape != tuple(shape):
-        raise ValueError(f"grad_output must have shape {tuple(shape)}, got shape {grad_output.shape}")
+        raise ValueError(
+            f"grad_output must have shape {tuple(shape)}, got shape {grad_output.shape}"
+        )
 
 
 def check_grad(grad_output, shape: tuple, dtype=None) -> np.ndarray:
@@ -132,7 +134,9 @@ def to_pair(name: str, value) -> tuple[int, int]:
     try:
         v = to_int(name, value)
     except TypeError:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {_describe(value)}") from None
+        raise TypeError(
+            f"{name} must be an int or a pair of ints, got {_describe(value)}"
+        ) from None
     return v, v
 
 

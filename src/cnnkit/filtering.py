@@ -100,9 +100,10 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.nda
         return conv2d(image, kernel, stride=stride, padding=padding, padding_mode=padding_mode)
     channels = image.shape[2]
     x = image.transpose(2, 0, 1)[None]  # (H, W, C) -> (1, C, H, W), a view of channels-last memory
-    weight = np.broadcast_to(kernel, (channels, 1) + kernel.shape)  # (C, 1, kH, kW), one kernel
-    out = conv2d(x, weight, stride=stride, padding=padding, groups=channels,
-                 padding_mode=padding_mode)  # (1, C, Ho, Wo), channels-last in memory
+    weight = np.broadcast_to(kernel, (channels, 1, *kernel.shape))  # (C, 1, kH, kW), one kernel
+    out = conv2d(
+        x, weight, stride=stride, padding=padding, groups=channels, padding_mode=padding_mode
+    )  # (1, C, Ho, Wo), channels-last in memory
     return np.ascontiguousarray(out[0].transpose(1, 2, 0))  # (Ho, Wo, C), no copy as a rule
 
 

@@ -16,6 +16,7 @@ from cnnkit.functional._conv_geometry import Geometry
 
 # -- im2col: any stride and groups --------------------------------------------------------
 
+
 def _im2col(xp, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
     """Windows of rows h0..h1 as a (n*(h1-h0)*Wo, groups, kH, kW, C/groups) matrix."""
     kh, kw = g.kernel
@@ -25,7 +26,7 @@ def _im2col(xp, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
     for i in range(kh):
         for j in range(kw):
             window = geo.window(xp, g, i, j, n0, n1, h0, h1)  # (n, h, Wo, C)
-            cols[..., i, j, :] = window.reshape(window.shape[:3] + (g.groups, cg))
+            cols[..., i, j, :] = window.reshape((*window.shape[:3], g.groups, cg))
     return cols.reshape(-1, g.groups, kh * kw * cg)  # (M, G, K)
 
 
@@ -46,7 +47,6 @@ def _weight_matrix(weight: np.ndarray, g: Geometry) -> np.ndarray:
     o, cg, kh, kw = weight.shape
     w = weight.reshape(g.groups, o // g.groups, cg, kh, kw)
     return np.ascontiguousarray(w.transpose(0, 3, 4, 2, 1)).reshape(g.groups, kh * kw * cg, -1)
-
 
 
 def im2col_forward(flat, weight, g: Geometry, out):
@@ -93,7 +93,9 @@ def im2col_backward(flat, weight, g: Geometry, workspace, grad):
         _col2im(dcols, dxp, g, n0, n1, h0, h1)
     o, cg, kh, kw = weight.shape
     # (G, kH*kW*C/G, O/G) -> (G, kH, kW, C/G, O/G) -> (O, C/G, kH, kW)
-    dweight = dwmat.reshape(g.groups, kh, kw, cg, og).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
+    dweight = (
+        dwmat.reshape(g.groups, kh, kw, cg, og).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
+    )
     return geo.unpad(dxp, g), dweight
 
 
@@ -154,7 +156,9 @@ def rows_forward(flat, weight, g: Geometry, out):
         product = np.empty_like(acc)
         for i in range(1, kh):
             offset = i * dh * wp
-            np.matmul(shifted[offset : offset + count].reshape(count, kw * c), wrows[i], out=product)
+            np.matmul(
+                shifted[offset : offset + count].reshape(count, kw * c), wrows[i], out=product
+            )
             acc += product
         valid = min(h1, ho) - h0
         out[n0:n1, h0 : h0 + valid] = acc.reshape(n1 - n0, h1 - h0, wp, o)[:, :valid, :wo]

@@ -70,8 +70,6 @@ class Geometry:
         return self.groups == self.channels == self.out_channels
 
 
-
-
 def check_padding(padding):
     """The padding argument checked: "valid", "same", or a pair of ints >= 0."""
     if isinstance(padding, str):
@@ -119,9 +117,7 @@ def validate(x, weight, bias, stride, padding, dilation, groups, padding_mode):
     if o < 1:
         raise ValueError(f"weight must have at least one output channel, got shape {weight.shape}")
     if c % groups or o % groups:
-        raise ValueError(
-            f"groups={groups} must divide both in_channels={c} and out_channels={o}"
-        )
+        raise ValueError(f"groups={groups} must divide both in_channels={c} and out_channels={o}")
     if cg * groups != c:
         raise ValueError(
             f"weight of shape {weight.shape} expects {cg * groups} input channels "
@@ -300,5 +296,3 @@ def bands(g: Geometry, bytes_per_row: int, budget: int | None = None):
     (kh, _), (sh, _), (dh, _) = g.kernel, g.stride, g.dilation
     for n0, n1, h0, h1 in chunks(g, bytes_per_row, budget):
         yield n0, n1, h0, h1, h0 * sh, (h1 - 1) * sh + (kh - 1) * dh + 1
-
-

@@ -167,8 +167,17 @@ def interleaved_forward(x, weight, g: Geometry, out):
     """out (N, Ho, Wo, C): the depthwise pass over the (N, 1, H, W*C) matrix view of `x`."""
     c, (top, bottom, left, right) = g.channels, g.pads
     plane = Geometry(
-        g.batch, 1, g.height, g.width * c, 1, g.kernel, g.stride,
-        (g.dilation[0], g.dilation[1] * c), (top, bottom, left * c, right * c), 1, "zeros",
+        g.batch,
+        1,
+        g.height,
+        g.width * c,
+        1,
+        g.kernel,
+        g.stride,
+        (g.dilation[0], g.dilation[1] * c),
+        (top, bottom, left * c, right * c),
+        1,
+        "zeros",
     )
     ho, wo = g.out_size
     assert plane.out_size == (ho, wo * c), "the matrix view's output is the channels-last output"

@@ -39,7 +39,6 @@ from cnnkit._validation import as_float_array, check_grad_shape, output_size
 from cnnkit.functional import _conv_gemm as gemm
 from cnnkit.functional import _conv_planar as planar
 from cnnkit.functional._conv_geometry import (
-    PADDING_MODES,
     Geometry,
     copy_channels_last,
     pad,
@@ -199,7 +198,9 @@ def conv2d_backward(grad_output, cache):
         grad = np.ascontiguousarray(grad.transpose(3, 0, 1, 2), dtype=dtype).transpose(1, 2, 3, 0)
     else:
         grad = copy_channels_last(np.empty(grad.shape, dtype=dtype), grad.transpose(0, 3, 1, 2))
-    dx, dweight = _BACKWARD[cache.strategy](cache.source, cache.weight, g, cache.workspace, grad)  # (N, H, W, C) view, (O, C/G, kH, kW)
+    dx, dweight = _BACKWARD[cache.strategy](
+        cache.source, cache.weight, g, cache.workspace, grad
+    )  # (N, H, W, C) view, (O, C/G, kH, kW)
     dx = dx.transpose(0, 3, 1, 2)
     dbias = grad.sum(axis=(0, 1, 2)) if cache.has_bias else None
     if cache.rank == 2:
