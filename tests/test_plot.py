@@ -150,8 +150,14 @@ def test_show_feature_maps_default_titles_batch_and_many(rng):
     """(1, C, H, W) is one sample; more than 16 maps share one colour bar."""
     fig = plot.show_feature_maps(rng.random((1, 2, 4, 4)))
     assert [ax.get_title() for ax in image_axes(fig)] == ["map 0 (4\u00d74)", "map 1 (4\u00d74)"]
-    fig = plot.show_feature_maps(rng.random((20, 4, 4)), ncols=5)
-    assert len(image_axes(fig)) == 20 and len(fig.axes) == 21
+    maps = rng.random((20, 4, 4))
+    fig = plot.show_feature_maps(maps, ncols=5)
+    (ax,) = image_axes(fig)  # one picture of 4 x 5 tiles, drawn at once, and a colour bar
+    assert len(fig.axes) == 2
+    mosaic = ax.images[0].get_array()
+    x, y = next((t.get_position() for t in ax.texts if t.get_text() == "map 7 (4\u00d74)"))
+    top, left = int(np.ceil(y)), int(round(x - 1.5))
+    np.testing.assert_allclose(mosaic[top:top + 4, left:left + 4], maps[7], rtol=1e-6)
 
 
 def test_show_feature_maps_same_scale_makes_smaller_maps_smaller():
@@ -386,3 +392,41 @@ def test_figures_in_jupyter_show_once_and_stay_out_of_pyplot(tmp_path):
     pngs = [[o for o in cell.outputs if "image/png" in o.get("data", {})] for cell in nb.cells]
     assert [len(p) for p in pngs] == [0, 1, 1, 0]
     assert nb.cells[3].outputs[0].text.strip() == "[]"
+
+
+def test_shared_colors_give_equal_values_equal_colours():
+    """With shared_colors, 0.5 in a map reaching 1 and in a map reaching 0.5 look the same."""
+    a = np.full((6, 6), 0.5)
+    a[0, 0] = 1.0
+    b = np.full((6, 6), 0.5)
+    b[0, 0] = 0.0
+    a[0, 1] = b[0, 1] = 0.0
+    fig = plot.show_feature_maps([a, b], titles=["a", "b"], shared_colors=True,
+                                 label="activation")
+    (ax,) = image_axes(fig)
+    colorbars = [c for c in fig.axes if c.get_label() == "<colorbar>"]
+    assert len(colorbars) == 1 and colorbars[0].get_ylabel() == "activation"
+    corners = {t.get_text(): t.get_position() for t in ax.texts}
+    pixels = render(fig)
+    colours = [pixel_at(pixels, ax, corners[name][0] + 1.0, corners[name][1] + 4.0)
+               for name in ("a", "b")]  # a cell holding 0.5 in each map
+    assert np.abs(colours[0] - colours[1]).max() <= 2
+    fig = plot.show_feature_maps([a, b], titles=["a", "b"])  # own scales: 0.5 differs
+    axes = image_axes(fig)
+    pixels = render(fig)
+    own = [pixel_at(pixels, axis, 3.0, 3.0) for axis in axes]
+    assert np.abs(own[0] - own[1]).max() > 40
+
+
+def test_a_large_kernel_bank_is_one_picture_and_says_what_is_shown(rng):
+    """A (64, 32, 3, 3) bank: one picture of 8 x 16 kernels, and the heading says so."""
+    weight = rng.normal(size=(64, 32, 3, 3))
+    fig = plot.show_kernels(weight)
+    (ax,) = image_axes(fig)
+    assert "showing filters 0\u201315 of 64 \u00d7 input channels 0\u20137 of 32" in (
+        fig.get_suptitle())
+    mosaic = ax.images[0].get_array()
+    assert mosaic.shape == (8 * 4 - 1, 16 * 4 - 1)
+    np.testing.assert_allclose(mosaic[4 * 2:4 * 2 + 3, 4 * 5:4 * 5 + 3], weight[5, 2], rtol=1e-6)
+    low, high = ax.images[0].get_clim()
+    assert -low == high == pytest.approx(np.abs(weight[:16, :8]).max())

@@ -10,6 +10,10 @@ from cnnkit.commands.predict import add_image_options
 
 #: Feature maps drawn per layer by default (show_kernels draws the first 16 filters too).
 MAX_MAPS = 16
+#: Which tensor of each convolution block the feature-map pictures show.
+TENSOR_CHOICES = ("block", "conv")
+#: Layers that belong to the block of the convolution they follow.
+_BLOCK_LAYERS = ("BatchNorm2d", "ReLU", "LeakyReLU", "Sigmoid")
 
 HELP = "write every conv layer's kernels and its feature maps on an image as PNG pictures"
 
@@ -19,8 +23,13 @@ Writes into DIR (created if needed; files of the same names are replaced):
   input.png               the picture as the model sees it (resized, converted, see
                           `cnnkit predict --help`)
   convK_kernels.png       the learned kernels of the K-th Conv2d layer (first 16 filters,
-                          first 8 input channels)
-  convK_feature_maps.png  that layer's output on the picture (first --max-maps channels)
+                          first 8 input channels; the title says when more exist)
+  convK_feature_maps.png  that layer's block on the picture (first --max-maps channels):
+                          with --tensor block (default) the output after the batch norm
+                          and activation that follow the convolution, as the next layer
+                          sees it; with --tensor conv the raw convolution output
+
+Each picture is one grid on one colour map with one labelled colour scale.
 
 example: cnnkit features digits.npz seven.png -o seven_features"""
 
@@ -37,25 +46,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-maps", type=positive_int, default=MAX_MAPS, metavar="N",
                         help=f"show at most N feature maps per layer (default {MAX_MAPS}, "
                              "as many as the kernel pictures show)")
+    parser.add_argument("--tensor", choices=TENSOR_CHOICES, default="block",
+                        help="feature maps after the convolution's batch norm and activation "
+                             "(block, default) or straight out of the convolution (conv)")
     add_image_options(parser)
     add_quiet(parser)
 
 
-def conv_activations(model, x):
-    """``[(name, Conv2d layer, output (C, H, W))]`` for every Conv2d on one input (C, H, W)."""
-    from cnnkit import nn
+def layer_outputs(model, x):
+    """``[(name, layer, output)]`` of every leaf layer, in the order the forward pass runs them.
 
-    leaves = [(name, m) for name, m in model.named_modules() if not m._modules]
+    Each leaf's ``forward`` is wrapped for one pass, so branches and graphs are followed
+    as they run; the model runs in eval mode on the batch ``x`` (N, C, H, W).
+    """
+    leaves = [(name, m) for name, m in model.named_modules()
+              if len(list(m.named_modules())) == 1]
+    calls = []
+
+    def recording(name, layer):
+        forward = layer.forward
+
+        def run(inputs):
+            out = forward(inputs)
+            calls.append((name, layer, out))
+            return out
+        return run
+
     was_training = model.training
     model.eval()
     try:
-        out, found = x[None], []  # (1, C, H, W)
         for name, layer in leaves:
-            out = layer(out)
-            if isinstance(layer, nn.Conv2d):
-                found.append((name, layer, out[0]))
+            object.__setattr__(layer, "forward", recording(name, layer))
+        model(x)
     finally:
+        for _, layer in leaves:
+            layer.__dict__.pop("forward", None)
         model.train(was_training)
+    return calls
+
+
+def conv_blocks(model, x, tensor: str = "block"):
+    """``[(name, Conv2d, maps (C, H, W), what)]`` per Conv2d, on one input (C, H, W).
+
+    `maps` is the raw convolution output (``tensor="conv"``) or the output of the
+    BatchNorm2d and activation layers that directly follow it (``"block"``); `what`
+    names the layers it went through, e.g. ``"Conv2d → BatchNorm2d → ReLU"``.
+    """
+    from cnnkit import nn
+
+    calls = layer_outputs(model, x[None])  # x[None]: (1, C, H, W)
+    found = []
+    for i, (name, layer, out) in enumerate(calls):
+        if not isinstance(layer, nn.Conv2d):
+            continue
+        end = i
+        if tensor == "block":
+            while end + 1 < len(calls) and type(calls[end + 1][1]).__name__ in _BLOCK_LAYERS:
+                end += 1
+        what = " → ".join(type(calls[k][1]).__name__ for k in range(i, end + 1))
+        found.append((name, layer, calls[end][2][0], what))
     return found
 
 
@@ -71,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"-o must be a folder, but {str(folder)!r} is a file")
     model, metadata = load_model(args.model)
     x = prepare(load_image(args.image), metadata, args)  # (C, H, W)
-    layers = conv_activations(model, x)
+    layers = conv_blocks(model, x, args.tensor)
     if not layers:
         raise ValueError(f"{args.model} has no Conv2d layer to show")
 
@@ -80,23 +129,29 @@ def run(args: argparse.Namespace) -> int:
     for filename in names:
         check_not_input(folder / filename, [args.model, args.image])
 
-    # Draw every figure before writing any file.
+    # Draw and write one figure at a time: each is rendered once, by savefig.
     c, h, w = x.shape
     picture = x[0] if c == 1 else x.transpose(1, 2, 0)  # (H, W) or (H, W, 3)
-    figures = {"input.png": plot.show_image(
-        picture, title=f"{Path(args.image).name} as the model sees it ({c}x{h}x{w})")}
-    for k, (name, layer, maps) in enumerate(layers, start=1):
-        figures[f"conv{k}_kernels.png"] = plot.show_kernels(
-            layer.weight.data,
-            title=f"conv{k} (layer {name}) kernels, shape {tuple(layer.weight.shape)}")
+    figures = [("input.png", lambda: plot.show_image(
+        picture, title=f"{Path(args.image).name} as the model sees it ({c}x{h}x{w})"))]
+    for k, (name, layer, maps, what) in enumerate(layers, start=1):
+        weight = layer.weight.data
+        figures.append((f"conv{k}_kernels.png", lambda weight=weight, k=k, name=name:
+                        plot.show_kernels(weight, title=f"conv{k} (layer {name}) kernels, "
+                                                        f"shape {tuple(weight.shape)}")))
         shown = maps[: args.max_maps]  # (C', H, W)
-        heading = f"conv{k} (layer {name}) feature maps, {maps.shape[0]}x{maps.shape[1]}x" \
-                  f"{maps.shape[2]}"
+        heading = (f"conv{k} (layer {name}) feature maps after {what}, shape "
+                   f"{tuple(maps.shape)}")
         if len(shown) < len(maps):
-            heading += f" (first {len(shown)})"
-        figures[f"conv{k}_feature_maps.png"] = plot.show_feature_maps(shown, title=heading)
-    for filename, figure in figures.items():
-        save_figure(figure, folder / filename)
+            heading += f"\nshowing channels 0–{len(shown) - 1} of {len(maps)}"
+        figures.append((f"conv{k}_feature_maps.png", lambda shown=shown, heading=heading:
+                        plot.show_feature_maps(
+                            shown, titles=[f"channel {i}" for i in range(len(shown))],
+                            title=heading, shared_colors=True,
+                            label="activation" if len(what.split()) > 1 else "conv output")))
+    for filename, draw in figures:
+        save_figure(draw(), folder / filename)
     if not args.quiet:
-        print(f"wrote {len(figures)} pictures to {folder}: {', '.join(figures)}")
+        print(f"wrote {len(figures)} pictures to {folder}: "
+              f"{', '.join(name for name, _ in figures)}")
     return 0

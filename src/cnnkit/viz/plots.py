@@ -281,6 +281,38 @@ def show_kernel(kernel, title=None):
     return fig
 
 
+def _mosaic(tiles: np.ndarray, ncols: int, gap: int, gap_top: int = 0) -> np.ndarray:
+    """Equal-sized (n, h, w) tiles as one (rows, cols) picture, NaN (drawn white) between them.
+
+    Each tile has `gap` blank pixels to its right and below, plus `gap_top` above it (room
+    for a label); returns the picture and the (row, column) of each tile's top-left pixel.
+    """
+    n, h, w = tiles.shape
+    nrows = math.ceil(n / ncols)
+    step_y, step_x = gap_top + h + gap, w + gap
+    picture = np.full((nrows * step_y - gap, ncols * step_x - gap), np.nan)
+    corners = []
+    for k in range(n):
+        r, c = divmod(k, ncols)
+        y, x = r * step_y + gap_top, c * step_x
+        picture[y:y + h, x:x + w] = tiles[k]  # (h, w) into its slot
+        corners.append((y, x))
+    return picture, corners
+
+
+def _draw_mosaic(fig, picture, *, lo, hi, cmap, extend, label):
+    """Draw a mosaic with one imshow on one axes, and its one labelled colour bar."""
+    import matplotlib
+
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad="white")
+    ax = fig.add_subplot()
+    im = ax.imshow(picture, cmap=colormap, vmin=lo, vmax=hi, interpolation="nearest")
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.colorbar(im, ax=ax, shrink=0.8, extend=extend, label=label)
+    return ax
+
+
 def show_kernels(weight, title=None):
     """Show a bank of convolution weights: one column per filter, one row per input channel.
 
@@ -296,7 +328,9 @@ def show_kernels(weight, title=None):
     -------
     matplotlib.figure.Figure
         One heatmap per ``(filter, input channel)`` on one shared scale centred on 0,
-        with one colour bar.
+        with one colour bar; up to 16 are separate panels (3×3 ones with their values),
+        more are tiles of one picture, drawn at once. When not all are drawn, the
+        heading says which (``showing filters 0–15 of 64 × input channels 0–7 of 32``).
 
     Examples
     --------
@@ -317,31 +351,48 @@ def show_kernels(weight, title=None):
     shown = w[:o, :c]
     m = _symmetric(shown)
     panel = 1.1 if max(kh, kw) <= 7 else 1.6
-    fig = _figure(max(o * panel + 1.4, 4.0), c * panel + 1.0)
-    axes = []
-    annotate = kh * kw <= 9 and o * c <= 16
-    # one number format for the whole grid: (o, c, kh*kw) texts
-    texts = np.array(format_grid(shown), dtype=object).reshape(o, c, kh * kw)
-    for ci in range(c):
-        for oi in range(o):
-            ax = fig.add_subplot(c, o, ci * o + oi + 1)
-            im = ax.imshow(shown[oi, ci], cmap=SIGNED_CMAP, vmin=-m, vmax=m,
-                           interpolation="nearest")
-            if annotate:
-                _annotate(ax, shown[oi, ci], -m, m, fontsize=7, signed=True,
-                          texts=texts[oi, ci])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if ci == 0:
-                ax.set_title(f"filter {oi}", fontsize=8)
-            if oi == 0:
-                ax.set_ylabel(f"in {ci}", fontsize=8)
-            axes.append(ax)
-    fig.colorbar(im, ax=axes, shrink=0.9, label="weight")
-    heading = f"convolution weights, shape {tuple(np.shape(weight))}"
+    if o * c > _MAX_PANEL_COLORBARS:
+        # One picture, drawn once: c rows of o kernels, one pixel apart.
+        tiles = shown.transpose(1, 0, 2, 3).reshape(c * o, kh, kw)  # (c*o, kh, kw), row = channel
+        picture, corners = _mosaic(tiles, o, gap=1)
+        scale = 0.25 if max(kh, kw) <= 7 else 0.1  # inches per kernel pixel
+        fig = _figure(max(picture.shape[1] * scale + 1.8, 5.0),
+                      max(picture.shape[0] * scale + 1.2, 2.5))
+        ax = _draw_mosaic(fig, picture, lo=-m, hi=m, cmap=SIGNED_CMAP, extend="neither",
+                          label="weight")
+        ax.set_xticks([x + (kw - 1) / 2 for _, x in corners[:o]], range(o))
+        ax.set_yticks([y + (kh - 1) / 2 for y, _ in corners[::o]], range(c))
+        ax.tick_params(length=0, labelsize=8)
+        ax.set_xlabel("filter (output channel)")
+        ax.set_ylabel("input channel")
+    else:
+        fig = _figure(max(o * panel + 1.4, 4.0), c * panel + 1.0)
+        axes = []
+        annotate = kh * kw <= 9
+        # one number format for the whole grid: (o, c, kh*kw) texts
+        texts = np.array(format_grid(shown), dtype=object).reshape(o, c, kh * kw)
+        for ci in range(c):
+            for oi in range(o):
+                ax = fig.add_subplot(c, o, ci * o + oi + 1)
+                im = ax.imshow(shown[oi, ci], cmap=SIGNED_CMAP, vmin=-m, vmax=m,
+                               interpolation="nearest")
+                if annotate:
+                    _annotate(ax, shown[oi, ci], -m, m, fontsize=7, signed=True,
+                              texts=texts[oi, ci])
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if ci == 0:
+                    ax.set_title(f"filter {oi}", fontsize=8)
+                if oi == 0:
+                    ax.set_ylabel(f"in {ci}", fontsize=8)
+                axes.append(ax)
+        fig.colorbar(im, ax=axes, shrink=0.9, label="weight")
+    heading = f"convolution weights, shape {tuple(np.shape(weight))}" if title is None \
+        else str(title)
     if (o, c) != (o_all, c_all):
-        heading += f" (first {o} filters, {c} input channels)"
-    fig.suptitle(heading if title is None else str(title))
+        heading += f"\nshowing filters 0\u2013{o - 1} of {o_all} \u00d7 input channels " \
+                   f"0\u2013{c - 1} of {c_all}"
+    fig.suptitle(heading)
     return fig
 
 
@@ -369,11 +420,12 @@ def _map_list(maps) -> list[np.ndarray]:
     return items
 
 
-def _draw_maps(fig, items, titles, ncols, *, cmap=None, same_scale=False, colorbar_label="value"):
-    """Draw 2-D maps in a grid; return the axes."""
+def _draw_maps(fig, items, titles, ncols, *, cmap=None, same_scale=False, shared=False,
+               colorbar_label="value"):
+    """Draw 2-D maps in a grid, each on its own axes; return the axes."""
     n = len(items)
     nrows = math.ceil(n / ncols)
-    per_panel = n <= _MAX_PANEL_COLORBARS
+    per_panel = not shared and n <= _MAX_PANEL_COLORBARS
     signs = [bool(np.isfinite(m).any() and np.nanmin(m) < 0) for m in items]
     if not per_panel:
         shared = _robust_limits(np.concatenate([m.ravel() for m in items]), any(signs))
@@ -402,6 +454,30 @@ def _draw_maps(fig, items, titles, ncols, *, cmap=None, same_scale=False, colorb
     return axes
 
 
+def _maps_mosaic(stack, titles, ncols, cmap, label):
+    """Equal-sized maps (n, h, w) on one shared scale as one picture, titled tile by tile."""
+    n, h, w = stack.shape
+    signed = bool(np.isfinite(stack).any() and np.nanmin(stack) < 0)
+    lo, hi, extend = _robust_limits(stack.ravel(), signed)
+    gap = max(1, round(max(h, w) / 10))
+    gap_top = max(1, round(0.3 * max(h, w)))  # room for the tile's title
+    picture, corners = _mosaic(stack, ncols, gap=gap, gap_top=gap_top)
+    nrows = math.ceil(n / ncols)
+    inches = min(2.2, 16.0 / ncols) / w  # per map pixel
+    fig = _figure(picture.shape[1] * inches + 1.6,
+                  min(max(picture.shape[0] * inches + 0.9, 2.5), 24.0))
+    ax = _draw_mosaic(fig, picture, lo=lo, hi=hi,
+                      cmap=cmap or (SIGNED_CMAP if signed else POSITIVE_CMAP),
+                      extend=extend, label=label)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fontsize = 9 if nrows * ncols <= 16 else 7
+    for (y, x), text in zip(corners, titles):
+        ax.text(x + (w - 1) / 2, y - 0.6, text, ha="center", va="bottom", fontsize=fontsize,
+                clip_on=False)
+    return fig
+
+
 def _grid_size(n, ncols, hmax, wmax, panel=3.6):
     """Figure width and height for `n` panels in `ncols` columns."""
     nrows = math.ceil(n / ncols)
@@ -412,7 +488,8 @@ def _grid_size(n, ncols, hmax, wmax, panel=3.6):
     return max(width, 3.5), min(max(height, 2.5), 24.0)
 
 
-def show_feature_maps(maps, titles=None, ncols=None, title=None, *, cmap=None, same_scale=False):
+def show_feature_maps(maps, titles=None, ncols=None, title=None, *, cmap=None, same_scale=False,
+                      shared_colors=False, label="value"):
     """Show feature maps (the channels of an activation) as a grid with titles and colour bars.
 
     Parameters
@@ -432,11 +509,18 @@ def show_feature_maps(maps, titles=None, ncols=None, title=None, *, cmap=None, s
     same_scale : bool, default False
         Draw every map at the same pixel scale (axes sized for the largest), so a
         smaller map looks smaller, as after striding or pooling.
+    shared_colors : bool, default False
+        One colour map and one colour bar for all maps, so equal colours mean equal
+        values across the grid (always so beyond 16 maps).
+    label : str, default "value"
+        The colour bar's label: what the values are.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Up to 16 maps each get a colour bar on their own scale; more share one.
+        Up to 16 maps each get a colour bar on their own scale unless `shared_colors`;
+        maps that share one scale and one size are tiles of one picture, drawn at once,
+        each titled above its tile.
 
     Examples
     --------
@@ -459,8 +543,13 @@ def show_feature_maps(maps, titles=None, ncols=None, title=None, *, cmap=None, s
         ncols = min(ncols, n)
     hmax = max(m.shape[0] for m in items)
     wmax = max(m.shape[1] for m in items)
-    fig = _figure(*_grid_size(n, ncols, hmax, wmax))
-    _draw_maps(fig, items, [str(t) for t in titles], ncols, cmap=cmap, same_scale=same_scale)
+    shared = shared_colors or n > _MAX_PANEL_COLORBARS
+    if shared and all(m.shape == items[0].shape for m in items):
+        fig = _maps_mosaic(np.stack(items), [str(t) for t in titles], ncols, cmap, str(label))
+    else:
+        fig = _figure(*_grid_size(n, ncols, hmax, wmax))
+        _draw_maps(fig, items, [str(t) for t in titles], ncols, cmap=cmap,
+                   same_scale=same_scale, shared=shared, colorbar_label=str(label))
     if title is not None:
         fig.suptitle(str(title))
     return fig
