@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageColor
 
-from cnnkit.viz import animation
 from cnnkit.plot import animate_conv, animate_pool
+from cnnkit.viz import animation
 
 
 def out_len(size, kernel, stride, padding, dilation):
@@ -49,15 +49,26 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize("size, kernel, stride, padding, dilation", CONV_CASES)
-def test_conv_gif_has_one_frame_per_output_cell(tmp_path, size, kernel, stride, padding,
-                                                dilation):
+def test_conv_gif_has_one_frame_per_output_cell(tmp_path, size, kernel, stride, padding, dilation):
     """A conv GIF has as many frames as the output has cells."""
-    path = animate_conv(tmp_path / "conv.gif", input_size=size, kernel_size=kernel,
-                        stride=stride, padding=padding, dilation=dilation, duration=50)
+    path = animate_conv(
+        tmp_path / "conv.gif",
+        input_size=size,
+        kernel_size=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        duration=50,
+    )
     expected = 1
     for axis in (0, 1):
-        expected *= out_len(pair(size)[axis], pair(kernel)[axis], pair(stride)[axis],
-                            pair(padding)[axis], pair(dilation)[axis])
+        expected *= out_len(
+            pair(size)[axis],
+            pair(kernel)[axis],
+            pair(stride)[axis],
+            pair(padding)[axis],
+            pair(dilation)[axis],
+        )
     with Image.open(path) as gif:
         assert gif.format == "GIF"
         assert gif.n_frames == expected
@@ -65,25 +76,43 @@ def test_conv_gif_has_one_frame_per_output_cell(tmp_path, size, kernel, stride, 
         assert gif.info["duration"] == (50 if expected > 1 else 150)  # the last lasts 3x
 
 
-@pytest.mark.parametrize("size, kernel, stride, padding, dilation", [
-    (4, 2, None, 0, 1), (5, 3, 2, 1, 1), (6, 2, 1, 0, 2), ((4, 6), (2, 3), None, 0, 1),
-])
-def test_pool_gif_has_one_frame_per_output_cell(tmp_path, size, kernel, stride, padding,
-                                                dilation):
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, dilation",
+    [
+        (4, 2, None, 0, 1),
+        (5, 3, 2, 1, 1),
+        (6, 2, 1, 0, 2),
+        ((4, 6), (2, 3), None, 0, 1),
+    ],
+)
+def test_pool_gif_has_one_frame_per_output_cell(tmp_path, size, kernel, stride, padding, dilation):
     """A max-pool GIF has as many frames as the output has cells; stride defaults to the window."""
-    path = animate_pool(tmp_path / "pool.gif", input_size=size, kernel_size=kernel,
-                        stride=stride, padding=padding, dilation=dilation, duration=50)
+    path = animate_pool(
+        tmp_path / "pool.gif",
+        input_size=size,
+        kernel_size=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        duration=50,
+    )
     stride = kernel if stride is None else stride
     expected = 1
     for axis in (0, 1):
-        expected *= out_len(pair(size)[axis], pair(kernel)[axis], pair(stride)[axis],
-                            pair(padding)[axis], pair(dilation)[axis])
+        expected *= out_len(
+            pair(size)[axis],
+            pair(kernel)[axis],
+            pair(stride)[axis],
+            pair(padding)[axis],
+            pair(dilation)[axis],
+        )
     with Image.open(path) as gif:
         assert gif.n_frames == expected
 
 
-@pytest.mark.parametrize("stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2),
-                                                        ((2, 1), (0, 1), (1, 2))])
+@pytest.mark.parametrize(
+    "stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2), ((2, 1), (0, 1), (1, 2))]
+)
 def test_conv_windows_and_values_match_a_naive_loop(rng, stride, padding, dilation):
     """Each frame's highlighted cells, times the kernel, sum to the value it writes."""
     x = rng.integers(-3, 4, size=(6, 7)).astype(np.float64)
@@ -92,11 +121,15 @@ def test_conv_windows_and_values_match_a_naive_loop(rng, stride, padding, dilati
     padded = np.pad(x, ((p[0], p[0]), (p[1], p[1])))
     shape, steps = animation._conv_steps(x, k, s, p, d)
     assert shape == (out_len(6, 3, s[0], p[0], d[0]), out_len(7, 2, s[1], p[1], d[1]))
-    assert [(st.row, st.col) for st in steps] == [(i, j) for i in range(shape[0])
-                                                  for j in range(shape[1])]
+    assert [(st.row, st.col) for st in steps] == [
+        (i, j) for i in range(shape[0]) for j in range(shape[1])
+    ]
     for st in steps:
-        naive = sum(padded[st.row * s[0] + a * d[0], st.col * s[1] + b * d[1]] * k[a, b]
-                    for a in range(3) for b in range(2))
+        naive = sum(
+            padded[st.row * s[0] + a * d[0], st.col * s[1] + b * d[1]] * k[a, b]
+            for a in range(3)
+            for b in range(2)
+        )
         drawn = sum(padded[r, c] * w for (r, c), w in zip(st.taps, k.ravel()))
         assert st.value == pytest.approx(naive) == pytest.approx(drawn)
 
@@ -151,8 +184,9 @@ def test_pool_frames_highlight_the_maximum(tmp_path):
 def test_given_values_and_kernel_set_the_sizes(tmp_path):
     """Explicit values and kernel override input_size and kernel_size."""
     values = np.arange(12, dtype=np.float32).reshape(3, 4)
-    path = animate_conv(tmp_path / "c.gif", input_size=9, kernel_size=5, values=values,
-                        kernel=np.ones((2, 2)))
+    path = animate_conv(
+        tmp_path / "c.gif", input_size=9, kernel_size=5, values=values, kernel=np.ones((2, 2))
+    )
     with Image.open(path) as gif:
         assert gif.n_frames == 2 * 3
 
@@ -165,19 +199,22 @@ def test_same_seed_same_gif(tmp_path):
     assert a == b != c
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda p: animate_conv(p, input_size=3, kernel_size=5), ValueError, "kernel_size 5"),
-    (lambda p: animate_conv(p, input_size=5, dilation=3), ValueError, "dilation 3"),
-    (lambda p: animate_conv(p, stride=0), ValueError, "stride"),
-    (lambda p: animate_conv(p, padding=-1), ValueError, "padding"),
-    (lambda p: animate_conv(p, input_size=0), ValueError, "input_size"),
-    (lambda p: animate_conv(p, kernel_size=2.5), TypeError, "kernel_size"),
-    (lambda p: animate_conv(p, values=np.zeros((2, 2, 2))), ValueError, "values"),
-    (lambda p: animate_conv(p, kernel=np.full((2, 2), np.nan)), ValueError, "kernel"),
-    (lambda p: animate_conv(p, duration=0), ValueError, "duration"),
-    (lambda p: animate_pool(p, kernel_size=2, padding=2), ValueError, "padding"),
-    (lambda p: animate_pool(p, input_size=4, kernel_size=5), ValueError, "kernel_size"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda p: animate_conv(p, input_size=3, kernel_size=5), ValueError, "kernel_size 5"),
+        (lambda p: animate_conv(p, input_size=5, dilation=3), ValueError, "dilation 3"),
+        (lambda p: animate_conv(p, stride=0), ValueError, "stride"),
+        (lambda p: animate_conv(p, padding=-1), ValueError, "padding"),
+        (lambda p: animate_conv(p, input_size=0), ValueError, "input_size"),
+        (lambda p: animate_conv(p, kernel_size=2.5), TypeError, "kernel_size"),
+        (lambda p: animate_conv(p, values=np.zeros((2, 2, 2))), ValueError, "values"),
+        (lambda p: animate_conv(p, kernel=np.full((2, 2), np.nan)), ValueError, "kernel"),
+        (lambda p: animate_conv(p, duration=0), ValueError, "duration"),
+        (lambda p: animate_pool(p, kernel_size=2, padding=2), ValueError, "padding"),
+        (lambda p: animate_pool(p, input_size=4, kernel_size=5), ValueError, "kernel_size"),
+    ],
+)
 def test_bad_arguments_are_refused_before_writing(tmp_path, call, error, match):
     """Bad sizes raise ValueError/TypeError naming the argument, and write no file."""
     path = tmp_path / "x.gif"

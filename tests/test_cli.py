@@ -63,8 +63,9 @@ def test_kernels_unknown_name_is_one_line_exit_1(capsys):
 
 
 @pytest.mark.parametrize("options, settings, gray, mode", [
-    ([], {}, False, "abs"),
-    (["--stride", "2", "--padding", "1", "--gray"], {"stride": 2, "padding": 1}, True, "abs"),
+    ([], {}, False, "robust"),
+    (["--stride", "2", "--padding", "1", "--gray"], {"stride": 2, "padding": 1}, True, "robust"),
+    (["--display", "abs"], {}, False, "abs"),
     (["--display", "signed", "--padding", "same", "--padding-mode", "reflect"],
      {"padding": "same", "padding_mode": "reflect"}, False, "signed"),
     (["--stride", "1,2", "--padding", "0,1", "--display", "minmax"],
@@ -93,12 +94,38 @@ def test_filter_output_shape_follows_stride_and_padding(picture, tmp_path):
     assert read_png(out).shape == ((24 + 2 - 3) // 2 + 1, (32 + 2 - 3) // 2 + 1)
 
 
-def test_filter_auto_display_stretches_blurs(picture, tmp_path):
-    """A kernel that does not sum to 0 (a blur) is shown min-max stretched by default."""
+def test_filter_identity_writes_the_input_unchanged(picture, tmp_path):
+    """identity sums to 1, so auto clips instead of stretching: the input's own pixels."""
+    out = tmp_path / "same.png"
+    assert main(["filter", str(picture), "-k", "identity", "--padding", "same", "-o", str(out),
+                 "-q"]) == 0
+    np.testing.assert_array_equal(read_png(out), read_png(picture))
+
+
+def test_filter_auto_display_clips_blurs(picture, tmp_path):
+    """A blur (weights sum to 1) is shown as its values clipped to [0, 1], not stretched."""
     out = tmp_path / "blur.png"
     assert main(["filter", str(picture), "-k", "box_blur", "-o", str(out), "-q"]) == 0
-    written = read_png(out)
-    assert written.min() == 0 and written.max() == 255
+    response = ck.filter2d(ck.load_image(str(picture)), ck.kernels.get("box_blur"))
+    expected = np.rint(np.clip(response, 0, 1) * 255)
+    assert np.abs(read_png(out).astype(np.float64) - expected).max() <= 1
+
+
+@pytest.mark.slow
+def test_filter_edges_on_a_photo_are_readable(tmp_path):
+    """sobel_top on the cat: robust scaling puts the 99.5th percentile at white, not the max.
+
+    With |r| / max|r| the picture was nearly black (mean 0.048); robust is several times
+    brighter, and still black where the kernel sees nothing.
+    """
+    out = tmp_path / "edges.png"
+    assert main(["filter", "chelsea", "-k", "sobel_top", "-o", str(out), "-q"]) == 0
+    written = read_png(out).astype(np.float64) / 255
+    response = np.abs(ck.filter2d(ck.load_image("chelsea"), ck.kernels.get("sobel_top")))
+    by_max = response / response.max()
+    assert written.mean() > 3 * by_max.mean()
+    assert np.mean(written >= 254 / 255) == pytest.approx(0.005, abs=0.002)
+    assert np.isclose(written[response < 1e-6], 0).all()
 
 
 def test_filter_refuses_to_overwrite_its_input(picture, capsys):

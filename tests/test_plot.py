@@ -91,11 +91,13 @@ def test_show_kernel_writes_values_and_colours_by_sign():
     fig = plot.show_kernel(kernel)
     ax = fig.axes[0]
     assert len(fig.axes) == 2  # heatmap and colour bar
-    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
-             for t in ax.texts}
+    texts = {
+        (round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts
+    }
     minus = "\u2212"  # a real minus sign, as in the animations
-    assert texts == {(r, c): str(int(kernel[r, c])).replace("-", minus)
-                     for r in range(3) for c in range(3)}
+    assert texts == {
+        (r, c): str(int(kernel[r, c])).replace("-", minus) for r in range(3) for c in range(3)
+    }
     pixels = render(fig)
     r, _, b = pixel_at(pixels, ax, 0.0, -0.3)  # the +1 cell, away from its text
     assert r > b + 40
@@ -155,9 +157,9 @@ def test_show_feature_maps_default_titles_batch_and_many(rng):
     (ax,) = image_axes(fig)  # one picture of 4 x 5 tiles, drawn at once, and a colour bar
     assert len(fig.axes) == 2
     mosaic = ax.images[0].get_array()
-    x, y = next((t.get_position() for t in ax.texts if t.get_text() == "map 7 (4\u00d74)"))
-    top, left = int(np.ceil(y)), int(round(x - 1.5))
-    np.testing.assert_allclose(mosaic[top:top + 4, left:left + 4], maps[7], rtol=1e-6)
+    x, y = next(t.get_position() for t in ax.texts if t.get_text() == "map 7 (4\u00d74)")
+    top, left = int(np.ceil(y)), round(x - 1.5)
+    np.testing.assert_allclose(mosaic[top : top + 4, left : left + 4], maps[7], rtol=1e-6)
 
 
 def test_show_feature_maps_same_scale_makes_smaller_maps_smaller():
@@ -177,8 +179,12 @@ def test_show_feature_maps_rejects_wrong_titles(titles):
 
 def test_show_history_plots_every_curve():
     """Training and validation curves share a panel per metric, epochs counted from 1."""
-    history = {"loss": [1.0, 0.6, 0.4], "accuracy": [0.5, 0.7, 0.8],
-               "val_loss": [1.1, 0.5, 0.7], "val_accuracy": [0.4, 0.8, 0.75]}
+    history = {
+        "loss": [1.0, 0.6, 0.4],
+        "accuracy": [0.5, 0.7, 0.8],
+        "val_loss": [1.1, 0.5, 0.7],
+        "val_accuracy": [0.4, 0.8, 0.75],
+    }
     fig = plot.show_history(history)
     loss_ax, acc_ax = fig.axes
     assert loss_ax.get_title() == "loss" and acc_ax.get_title() == "accuracy"
@@ -193,10 +199,15 @@ def test_show_history_plots_every_curve():
     np.testing.assert_array_equal(best.get_offsets(), [[2, 0.8]])
 
 
-@pytest.mark.parametrize("history, error", [
-    ([1, 2], TypeError), ({"loss": "abc"}, TypeError), ({"loss": []}, ValueError),
-    ({"loss": [1, None]}, TypeError),
-])
+@pytest.mark.parametrize(
+    "history, error",
+    [
+        ([1, 2], TypeError),
+        ({"loss": "abc"}, TypeError),
+        ({"loss": []}, ValueError),
+        ({"loss": [1, None]}, TypeError),
+    ],
+)
 def test_show_history_rejects_bad_input(history, error):
     """A history must be a dict of lists of numbers with at least one value."""
     with pytest.raises(error, match="history"):
@@ -216,8 +227,9 @@ def test_show_confusion_matrix_counts_and_accuracy():
     assert pixel_at(pixels, ax, 2.3, 2.3).sum() < pixel_at(pixels, ax, 2.3, 0.3).sum()
 
 
-@pytest.mark.parametrize("matrix, labels", [(np.ones((2, 3)), None), (np.ones((2, 2)), ["a"]),
-                                            (-np.ones((2, 2)), None)])
+@pytest.mark.parametrize(
+    "matrix, labels", [(np.ones((2, 3)), None), (np.ones((2, 2)), ["a"]), (-np.ones((2, 2)), None)]
+)
 def test_show_confusion_matrix_rejects_bad_input(matrix, labels):
     """Non-square or negative matrices and wrong label counts are refused."""
     with pytest.raises(ValueError, match=r"matrix|labels"):
@@ -257,14 +269,17 @@ def test_compare_stride_padding_rejects_bad_configs():
         plot.compare_stride_padding(np.ones((5, 5)), np.ones((3, 3)), [(1, 0), 3])
 
 
-@pytest.mark.parametrize("call, error, name", [
-    (lambda: plot.show_image("cat.png"), TypeError, "image"),
-    (lambda: plot.show_image(np.zeros((4, 4, 5))), ValueError, "image"),
-    (lambda: plot.show_channels(np.zeros((4,))), ValueError, "image"),
-    (lambda: plot.show_kernels(np.zeros((2, 2))), ValueError, "weight"),
-    (lambda: plot.show_feature_maps("maps"), TypeError, "maps"),
-    (lambda: plot.show_feature_maps(np.zeros((2, 3, 3)), ncols=0), ValueError, "ncols"),
-])
+@pytest.mark.parametrize(
+    "call, error, name",
+    [
+        (lambda: plot.show_image("cat.png"), TypeError, "image"),
+        (lambda: plot.show_image(np.zeros((4, 4, 5))), ValueError, "image"),
+        (lambda: plot.show_channels(np.zeros((4,))), ValueError, "image"),
+        (lambda: plot.show_kernels(np.zeros((2, 2))), ValueError, "weight"),
+        (lambda: plot.show_feature_maps("maps"), TypeError, "maps"),
+        (lambda: plot.show_feature_maps(np.zeros((2, 3, 3)), ncols=0), ValueError, "ncols"),
+    ],
+)
 def test_bad_arguments_name_the_argument(call, error, name):
     """Bad arguments raise ValueError or TypeError naming the argument."""
     with pytest.raises(error, match=name):
@@ -277,8 +292,7 @@ def test_import_cnnkit_does_not_import_matplotlib():
     import sys
 
     code = "import sys, cnnkit; print('matplotlib' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
@@ -289,8 +303,11 @@ def test_gray_alpha_and_rgba_images_are_drawn(channels):
     fig = plot.show_image(image)
     assert centre_of(render(fig), image_axes(fig)[0]).min() > 245
     fig = plot.compare_stride_padding(image, np.ones((3, 3)), [(2, 1)])
-    assert image_axes(fig)[1].get_title().endswith(
-        "(4, 4)" if channels == 1 else f"(4, 4, {channels})")
+    assert (
+        image_axes(fig)[1]
+        .get_title()
+        .endswith("(4, 4)" if channels == 1 else f"(4, 4, {channels})")
+    )
 
 
 def test_figures_show_in_jupyter_without_pyplot_and_pickle():
@@ -319,11 +336,13 @@ def test_kernel_labels_share_one_format_per_grid():
     bank = np.array([[[[0.006, 0.14], [-0.05, 0.0]]], [[[0.1, -0.123], [0.2, 0.3]]]])
     fig = plot.show_kernels(bank)
     texts = [t.get_text() for ax in image_axes(fig) for t in ax.texts]
-    assert sorted(texts) == sorted(["0.006", "0.140", "\u22120.050", "0.000",
-                                    "0.100", "\u22120.123", "0.200", "0.300"])
+    assert sorted(texts) == sorted(
+        ["0.006", "0.140", "\u22120.050", "0.000", "0.100", "\u22120.123", "0.200", "0.300"]
+    )
     fig = plot.show_kernel(np.array([[1.5, 0.25], [-2.0, 0.0]]))
     assert sorted(t.get_text() for t in fig.axes[0].texts) == sorted(
-        ["1.50", "0.25", "\u22122.00", "0.00"])
+        ["1.50", "0.25", "\u22122.00", "0.00"]
+    )
 
 
 GUI_SCRIPT = """
@@ -365,8 +384,13 @@ def test_figures_open_windows_with_a_gui_backend(mode, tmp_path):
     script = tmp_path / "show.py"
     script.write_text(GUI_SCRIPT)
     env = {**os.environ, "MPLBACKEND": "TkAgg"}
-    out = subprocess.run(["xvfb-run", "-a", sys.executable, str(script), mode],
-                         capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        ["xvfb-run", "-a", sys.executable, str(script), mode],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     expected = "True" if mode == "pyplot-first" else "None"
     assert out.stdout.split() == ["TkAgg", expected, "True", "True", "True"], out.stdout
@@ -387,8 +411,9 @@ def test_figures_in_jupyter_show_once_and_stay_out_of_pyplot(tmp_path):
         "print(plt.get_fignums())",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     pngs = [[o for o in cell.outputs if "image/png" in o.get("data", {})] for cell in nb.cells]
     assert [len(p) for p in pngs] == [0, 1, 1, 0]
     assert nb.cells[3].outputs[0].text.strip() == "[]"
@@ -401,15 +426,15 @@ def test_shared_colors_give_equal_values_equal_colours():
     b = np.full((6, 6), 0.5)
     b[0, 0] = 0.0
     a[0, 1] = b[0, 1] = 0.0
-    fig = plot.show_feature_maps([a, b], titles=["a", "b"], shared_colors=True,
-                                 label="activation")
+    fig = plot.show_feature_maps([a, b], titles=["a", "b"], shared_colors=True, label="activation")
     (ax,) = image_axes(fig)
     colorbars = [c for c in fig.axes if c.get_label() == "<colorbar>"]
     assert len(colorbars) == 1 and colorbars[0].get_ylabel() == "activation"
     corners = {t.get_text(): t.get_position() for t in ax.texts}
     pixels = render(fig)
-    colours = [pixel_at(pixels, ax, corners[name][0] + 1.0, corners[name][1] + 4.0)
-               for name in ("a", "b")]  # a cell holding 0.5 in each map
+    colours = [
+        pixel_at(pixels, ax, corners[name][0] + 1.0, corners[name][1] + 4.0) for name in ("a", "b")
+    ]  # a cell holding 0.5 in each map
     assert np.abs(colours[0] - colours[1]).max() <= 2
     fig = plot.show_feature_maps([a, b], titles=["a", "b"])  # own scales: 0.5 differs
     axes = image_axes(fig)
@@ -424,9 +449,12 @@ def test_a_large_kernel_bank_is_one_picture_and_says_what_is_shown(rng):
     fig = plot.show_kernels(weight)
     (ax,) = image_axes(fig)
     assert "showing filters 0\u201315 of 64 \u00d7 input channels 0\u20137 of 32" in (
-        fig.get_suptitle())
+        fig.get_suptitle()
+    )
     mosaic = ax.images[0].get_array()
     assert mosaic.shape == (8 * 4 - 1, 16 * 4 - 1)
-    np.testing.assert_allclose(mosaic[4 * 2:4 * 2 + 3, 4 * 5:4 * 5 + 3], weight[5, 2], rtol=1e-6)
+    np.testing.assert_allclose(
+        mosaic[4 * 2 : 4 * 2 + 3, 4 * 5 : 4 * 5 + 3], weight[5, 2], rtol=1e-6
+    )
     low, high = ax.images[0].get_clim()
     assert -low == high == pytest.approx(np.abs(weight[:16, :8]).max())

@@ -17,6 +17,7 @@ import importlib
 from cnnkit import functional, nn, optim
 from cnnkit._random import manual_seed
 from cnnkit._threads import get_num_threads, set_num_threads
+from cnnkit.layout import pool_image, to_image, to_tensor
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,9 @@ __all__ = [
     "manual_seed",
     "set_num_threads",
     "get_num_threads",
+    "to_tensor",
+    "to_image",
+    "pool_image",
     "__version__",
     *_LAZY,
 ]

@@ -20,7 +20,9 @@ from cnnkit.functional import conv2d
 __all__ = ["filter2d", "to_display", "DISPLAY_MODES"]
 
 #: The ways :func:`to_display` maps a response to [0, 1].
-DISPLAY_MODES = ("abs", "signed", "minmax")
+DISPLAY_MODES = ("abs", "signed", "minmax", "clip", "robust")
+#: Percentile of ``|r|`` that ``to_display(..., mode="robust")`` maps to 1.
+ROBUST_PERCENTILE = 99.5
 
 
 def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.ndarray:
@@ -114,14 +116,19 @@ def to_display(response, mode="abs") -> np.ndarray:
     ----------
     response : ndarray of shape (H, W) or (H, W, C)
         A filter output, e.g. from :func:`filter2d`; any sign, any scale.
-    mode : {"abs", "signed", "minmax"}, default "abs"
+    mode : {"abs", "signed", "minmax", "clip", "robust"}, default "abs"
         - ``"abs"``: ``|r| / max|r|``. Edge strength: 0 (black) where the kernel sees
           nothing, 1 at the strongest response of either sign.
         - ``"signed"``: ``0.5 + r / (2 max|r|)``. Zero maps to 0.5 (mid-gray, or the
           centre of a diverging colormap), negatives below, positives above, on a scale
           symmetric about 0 so the two signs can be compared.
-        - ``"minmax"``: ``(r - min r) / (max r - min r)``, stretching the full range;
-          suits blurs and other non-negative responses.
+        - ``"minmax"``: ``(r - min r) / (max r - min r)``, stretching the full range.
+        - ``"clip"``: ``r`` itself, clipped to [0, 1]. For kernels whose weights sum to 1
+          (identity, blurs, sharpen, emboss) on an image in [0, 1]: the response is a
+          picture already, so the identity shows the input unchanged.
+        - ``"robust"``: ``|r| / p``, clipped to [0, 1], with ``p`` the 99.5th percentile
+          of ``|r|``. Edge strength, as ``"abs"``, but a few extreme pixels no longer
+          darken the rest.
 
         One scale is used for the whole array (all channels together), so the relative
         strength of the channels is kept. An all-zero (or, for ``"minmax"``, constant)
@@ -148,6 +155,8 @@ def to_display(response, mode="abs") -> np.ndarray:
     array([[0.  , 0.5 , 0.75]])
     >>> to_display(r, mode="minmax")
     array([[0.        , 0.66666667, 1.        ]])
+    >>> to_display(r, mode="clip")
+    array([[0., 0., 1.]])
     """
     mode = check_choice("mode", mode, DISPLAY_MODES)
     response = as_float_array("response", response)
@@ -156,7 +165,13 @@ def to_display(response, mode="abs") -> np.ndarray:
     if response.size == 0:
         return response.copy()
     work = response.astype(np.float64)  # float32 extremes would overflow in max - min
-    if mode == "minmax":
+    if mode == "clip":
+        out = work
+    elif mode == "robust":
+        peak = np.percentile(np.abs(work), ROBUST_PERCENTILE)
+        peak = peak if peak > 0 else np.abs(work).max()
+        out = np.abs(work) / peak if peak > 0 else np.zeros_like(work)
+    elif mode == "minmax":
         low, high = work.min(), work.max()
         out = (work - low) / (high - low) if high > low else np.zeros_like(work)
     else:

@@ -39,16 +39,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("model", metavar="MODEL", help="a model file written by cnnkit train")
-    parser.add_argument("image", metavar="IMAGE",
-                        help="a picture file, an http(s) URL or a bundled sample name")
-    parser.add_argument("-o", "--output", required=True, metavar="DIR", type=Path,
-                        help="the folder to write the pictures into")
-    parser.add_argument("--max-maps", type=positive_int, default=MAX_MAPS, metavar="N",
-                        help=f"show at most N feature maps per layer (default {MAX_MAPS}, "
-                             "as many as the kernel pictures show)")
-    parser.add_argument("--tensor", choices=TENSOR_CHOICES, default="block",
-                        help="feature maps after the convolution's batch norm and activation "
-                             "(block, default) or straight out of the convolution (conv)")
+    parser.add_argument(
+        "image", metavar="IMAGE", help="a picture file, an http(s) URL or a bundled sample name"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        type=Path,
+        help="the folder to write the pictures into",
+    )
+    parser.add_argument(
+        "--max-maps",
+        type=positive_int,
+        default=MAX_MAPS,
+        metavar="N",
+        help=f"show at most N feature maps per layer (default {MAX_MAPS}, "
+        "as many as the kernel pictures show)",
+    )
+    parser.add_argument(
+        "--tensor",
+        choices=TENSOR_CHOICES,
+        default="block",
+        help="feature maps after the convolution's batch norm and activation "
+        "(block, default) or straight out of the convolution (conv)",
+    )
     add_image_options(parser)
     add_quiet(parser)
 
@@ -59,8 +75,7 @@ def layer_outputs(model, x):
     Each leaf's ``forward`` is wrapped for one pass, so branches and graphs are followed
     as they run; the model runs in eval mode on the batch ``x`` (N, C, H, W).
     """
-    leaves = [(name, m) for name, m in model.named_modules()
-              if len(list(m.named_modules())) == 1]
+    leaves = [(name, m) for name, m in model.named_modules() if len(list(m.named_modules())) == 1]
     calls = []
 
     def recording(name, layer):
@@ -70,6 +85,7 @@ def layer_outputs(model, x):
             out = forward(inputs)
             calls.append((name, layer, out))
             return out
+
         return run
 
     was_training = model.training
@@ -96,7 +112,7 @@ def conv_blocks(model, x, tensor: str = "block"):
 
     calls = layer_outputs(model, x[None])  # x[None]: (1, C, H, W)
     found = []
-    for i, (name, layer, out) in enumerate(calls):
+    for i, (name, layer, _) in enumerate(calls):
         if not isinstance(layer, nn.Conv2d):
             continue
         end = i
@@ -124,34 +140,56 @@ def run(args: argparse.Namespace) -> int:
     if not layers:
         raise ValueError(f"{args.model} has no Conv2d layer to show")
 
-    names = ["input.png"] + [f"conv{k}_{kind}.png" for k in range(1, len(layers) + 1)
-                             for kind in ("kernels", "feature_maps")]
+    names = ["input.png"] + [
+        f"conv{k}_{kind}.png"
+        for k in range(1, len(layers) + 1)
+        for kind in ("kernels", "feature_maps")
+    ]
     for filename in names:
         check_not_input(folder / filename, [args.model, args.image])
 
     # Draw and write one figure at a time: each is rendered once, by savefig.
     c, h, w = x.shape
     picture = x[0] if c == 1 else x.transpose(1, 2, 0)  # (H, W) or (H, W, 3)
-    figures = [("input.png", lambda: plot.show_image(
-        picture, title=f"{Path(args.image).name} as the model sees it ({c}x{h}x{w})"))]
+    figures = [
+        (
+            "input.png",
+            lambda: plot.show_image(
+                picture, title=f"{Path(args.image).name} as the model sees it ({c}x{h}x{w})"
+            ),
+        )
+    ]
     for k, (name, layer, maps, what) in enumerate(layers, start=1):
         weight = layer.weight.data
-        figures.append((f"conv{k}_kernels.png", lambda weight=weight, k=k, name=name:
-                        plot.show_kernels(weight, title=f"conv{k} (layer {name}) kernels, "
-                                                        f"shape {tuple(weight.shape)}")))
+        figures.append(
+            (
+                f"conv{k}_kernels.png",
+                lambda weight=weight, k=k, name=name: plot.show_kernels(
+                    weight, title=f"conv{k} (layer {name}) kernels, shape {tuple(weight.shape)}"
+                ),
+            )
+        )
         shown = maps[: args.max_maps]  # (C', H, W)
-        heading = (f"conv{k} (layer {name}) feature maps after {what}, shape "
-                   f"{tuple(maps.shape)}")
+        heading = f"conv{k} (layer {name}) feature maps after {what}, shape {tuple(maps.shape)}"
         if len(shown) < len(maps):
             heading += f"\nshowing channels 0–{len(shown) - 1} of {len(maps)}"
-        figures.append((f"conv{k}_feature_maps.png", lambda shown=shown, heading=heading:
-                        plot.show_feature_maps(
-                            shown, titles=[f"channel {i}" for i in range(len(shown))],
-                            title=heading, shared_colors=True,
-                            label="activation" if len(what.split()) > 1 else "conv output")))
+        label = "conv output" if what == "Conv2d" else "activation"
+        figures.append(
+            (
+                f"conv{k}_feature_maps.png",
+                lambda shown=shown, heading=heading, label=label: plot.show_feature_maps(
+                    shown,
+                    titles=[f"channel {i}" for i in range(len(shown))],
+                    title=heading,
+                    shared_colors=True,
+                    label=label,
+                ),
+            )
+        )
     for filename, draw in figures:
         save_figure(draw(), folder / filename)
     if not args.quiet:
-        print(f"wrote {len(figures)} pictures to {folder}: "
-              f"{', '.join(name for name, _ in figures)}")
+        print(
+            f"wrote {len(figures)} pictures to {folder}: {', '.join(name for name, _ in figures)}"
+        )
     return 0

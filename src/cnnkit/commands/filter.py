@@ -16,11 +16,29 @@ from cnnkit.commands._common import (
 
 HELP = "apply a named kernel to an image and write the response as a picture"
 
-DISPLAY_CHOICES = ("auto", "abs", "signed", "minmax")
+DISPLAY_CHOICES = ("auto", "clip", "robust", "abs", "signed", "minmax")
+
+EPILOG = """\
+how the response becomes a picture (--display):
+  auto    (default) by the kernel's sum: clip for kernels whose weights sum to 1
+          (identity, blurs, sharpen, emboss: the response is an image already, so
+          identity writes the input unchanged); robust for kernels that sum to 0
+          (sobel, scharr, prewitt, laplacian, outline: edge detectors); minmax for
+          any other kernel
+  clip    the response itself, clipped to [0, 1]
+  robust  edge strength |r| / p, p the 99.5th percentile of |r|: black where the
+          kernel sees nothing, white at the strongest 0.5 % of edges
+  abs     edge strength |r| / max|r| (a few strong edges darken the rest)
+  signed  0.5 + r / (2 max|r|): gray is 0, darker negative, brighter positive
+  minmax  stretch min..max to 0..1
+
+example: cnnkit filter chelsea -k sobel_top -o edges.png"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnkit filter``."""
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("source", metavar="SOURCE",
                         help="an image file, an http(s) URL or a bundled sample name "
                              "(chelsea, astronaut, camera, coffee, ...)")
@@ -40,19 +58,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gray", action="store_true",
                         help="filter the luminance instead of each colour channel")
     parser.add_argument("--display", default="auto", choices=DISPLAY_CHOICES,
-                        help="how the response becomes [0, 1]: abs = |r| / max|r| (edge "
-                             "strength), signed = 0.5 + r / (2 max|r|) (gray is 0), minmax = "
-                             "stretch min..max; auto = abs for kernels whose weights sum to 0 "
-                             "(edge detectors), minmax otherwise (default)")
+                        help="how the response becomes a picture in [0, 1] (default auto: "
+                             "clip for kernels summing to 1, robust for kernels summing to "
+                             "0; see below)")
     add_quiet(parser)
 
 
 def display_mode(kernel, requested: str = "auto") -> str:
-    """The ``to_display`` mode for `kernel`: `requested`, or for auto, abs when it sums to 0."""
+    """The ``to_display`` mode for `kernel`: `requested`, or auto's choice by the kernel's sum."""
     if requested != "auto":
         return requested
-    scale = float(abs(kernel).sum())
-    return "abs" if abs(float(kernel.sum())) <= 1e-9 * max(scale, 1.0) else "minmax"
+    total, scale = float(kernel.sum()), max(float(abs(kernel).sum()), 1.0)
+    if abs(total) <= 1e-9 * scale:
+        return "robust"  # an edge detector: |response|, robust to a few extreme pixels
+    if abs(total - 1.0) <= 1e-6 * scale:
+        return "clip"  # a weighted mean: the response is an image already
+    return "minmax"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -64,8 +64,9 @@ _DPI = 100
 _MAX_TERMS = 9  # caption lists the products up to this many taps
 
 
-def output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                dilation: int = 1) -> int:
+def output_size(
+    size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> int:
     """Length of a convolution or pooling output along one axis.
 
     Parameters
@@ -128,8 +129,16 @@ def _scene(op, x, kernel, config, out_shape, *, headline, window, padding_word) 
         f"{_setting('padding', pad)}, {_setting('dilation', dil)} "
         f"\u2192 output {_dims(out_shape)}"
     )
-    return _Scene(op=op, values=x, kernel=kernel, padding=pad, out_shape=out_shape,
-                  title=title, input_label=label, output_label=f"output {_dims(out_shape)}")
+    return _Scene(
+        op=op,
+        values=x,
+        kernel=kernel,
+        padding=pad,
+        out_shape=out_shape,
+        title=title,
+        input_label=label,
+        output_label=f"output {_dims(out_shape)}",
+    )
 
 
 def _check_config(op, input_shape, kernel_size, stride, padding, dilation):
@@ -187,7 +196,11 @@ def _conv_steps(values, kernel, stride, padding, dilation):
 def _pool_steps(values, kernel_size, stride, padding, dilation):
     """The frames of a max pool, each with the cell max_pool2d picked."""
     out, indices = max_pool2d(
-        values, kernel_size, stride=stride, padding=padding, dilation=dilation,
+        values,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
         return_indices=True,
     )
     width = values.shape[1]
@@ -246,60 +259,103 @@ class _Board:
 
         # The input grid, padding included: green cells, grey dashed padding.
         self.padded = np.zeros((hp, wp), dtype=bool)
-        self.padded[:ph, :] = self.padded[hp - ph:, :] = True
-        self.padded[:, :pw] = self.padded[:, wp - pw:] = True
+        self.padded[:ph, :] = self.padded[hp - ph :, :] = True
+        self.padded[:, :pw] = self.padded[:, wp - pw :] = True
         flat = self.padded.ravel()
-        ax.add_collection(PatchCollection(
-            [Rectangle((c, r), 1, 1) for r in range(hp) for c in range(wp)],
-            facecolors=[PADDING_COLOR if p else INPUT_COLOR for p in flat],
-            edgecolors=["#8c8c8c" if p else "#2f5f2f" for p in flat],
-            linestyles=["--" if p else "-" for p in flat], linewidths=0.8,
-        ))
+        ax.add_collection(
+            PatchCollection(
+                [Rectangle((c, r), 1, 1) for r in range(hp) for c in range(wp)],
+                facecolors=[PADDING_COLOR if p else INPUT_COLOR for p in flat],
+                edgecolors=["#8c8c8c" if p else "#2f5f2f" for p in flat],
+                linestyles=["--" if p else "-" for p in flat],
+                linewidths=0.8,
+            )
+        )
         if self.show_text:
             for r in range(hp):
                 for c in range(wp):
                     text, color = self._input_text(r, c)
-                    ax.text(c + 0.5, r + 0.5, text, ha="center", va="center", color=color,
-                            fontsize=self._fit(text))
+                    ax.text(
+                        c + 0.5,
+                        r + 0.5,
+                        text,
+                        ha="center",
+                        va="center",
+                        color=color,
+                        fontsize=self._fit(text),
+                    )
         ax.text(wp / 2, -0.12 / cell, scene.input_label, ha="center", va="bottom", fontsize=10)
 
         # The output grid, white until written.
-        ax.add_collection(PatchCollection(
-            [Rectangle((self.out_x0 + c, r), 1, 1) for r in range(ho) for c in range(wo)],
-            facecolors=EMPTY_COLOR, edgecolors="#7a3557", linewidths=0.8,
-        ))
-        ax.text(self.out_x0 + wo / 2, -0.12 / cell, scene.output_label, ha="center",
-                va="bottom", fontsize=10)
+        ax.add_collection(
+            PatchCollection(
+                [Rectangle((self.out_x0 + c, r), 1, 1) for r in range(ho) for c in range(wo)],
+                facecolors=EMPTY_COLOR,
+                edgecolors="#7a3557",
+                linewidths=0.8,
+            )
+        )
+        ax.text(
+            self.out_x0 + wo / 2,
+            -0.12 / cell,
+            scene.output_label,
+            ha="center",
+            va="bottom",
+            fontsize=10,
+        )
 
         handles = [Patch(facecolor=INPUT_COLOR, edgecolor="#2f5f2f", label="input")]
         if ph or pw:
             label = "zero padding" if scene.op == "conv" else "padding (\u2212\u221e)"
-            handles.append(Patch(facecolor=PADDING_COLOR, edgecolor="#8c8c8c", linestyle="--",
-                                 label=label))
-        handles.append(Patch(facecolor=KERNEL_COLOR, edgecolor="#b38f00",
-                             label="kernel" if scene.op == "conv" else "pooling window"))
+            handles.append(
+                Patch(facecolor=PADDING_COLOR, edgecolor="#8c8c8c", linestyle="--", label=label)
+            )
+        handles.append(
+            Patch(
+                facecolor=KERNEL_COLOR,
+                edgecolor="#b38f00",
+                label="kernel" if scene.op == "conv" else "pooling window",
+            )
+        )
         if scene.op == "maxpool":
             handles.append(Patch(facecolor=MAX_COLOR, edgecolor="#b38f00", label="maximum"))
         handles.append(Patch(facecolor=OUTPUT_COLOR, edgecolor="#7a3557", label="output"))
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
-                   fontsize=9, bbox_to_anchor=(0.5, 0.02 / height_in))
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=len(handles),
+            frameon=False,
+            fontsize=9,
+            bbox_to_anchor=(0.5, 0.02 / height_in),
+        )
 
         # What moves: drawn by hand each frame, never by canvas.draw().
         self.ax = ax
         self.tap_cells: list = []
         self.tap_values: list = []
         self.tap_weights: list = []
-        self.window = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#b38f00", linewidth=2.2,
-                                animated=True)
-        self.out_cell = Rectangle((0, 0), 1, 1, facecolor=CURRENT_COLOR, edgecolor="#a3004f",
-                                  linewidth=2.2, animated=True)
-        self.done_cell = Rectangle((0, 0), 1, 1, facecolor=OUTPUT_COLOR, edgecolor="#7a3557",
-                                   linewidth=0.8, animated=True)
+        self.window = Rectangle(
+            (0, 0), 1, 1, fill=False, edgecolor="#b38f00", linewidth=2.2, animated=True
+        )
+        self.out_cell = Rectangle(
+            (0, 0), 1, 1, facecolor=CURRENT_COLOR, edgecolor="#a3004f", linewidth=2.2, animated=True
+        )
+        self.done_cell = Rectangle(
+            (0, 0), 1, 1, facecolor=OUTPUT_COLOR, edgecolor="#7a3557", linewidth=0.8, animated=True
+        )
         for patch in (self.window, self.out_cell, self.done_cell):
             ax.add_patch(patch)
         self.out_value = ax.text(0, 0, "", ha="center", va="center", animated=True)
-        self.caption = ax.text(total_w / 2, total_h + 0.15 / cell, "", ha="center", va="top",
-                               fontsize=10, linespacing=1.5, animated=True)
+        self.caption = ax.text(
+            total_w / 2,
+            total_h + 0.15 / cell,
+            "",
+            ha="center",
+            va="top",
+            fontsize=10,
+            linespacing=1.5,
+            animated=True,
+        )
         self.fig = fig
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(fig.bbox)
@@ -321,11 +377,19 @@ class _Board:
             cell = Rectangle((0, 0), 1, 1, linewidth=0.8, animated=True)
             self.ax.add_patch(cell)
             self.tap_cells.append(cell)
-            self.tap_values.append(self.ax.text(0, 0, "", ha="center", va="center",
-                                                animated=True))
-            self.tap_weights.append(self.ax.text(
-                0, 0, "", ha="right", va="bottom", color=WEIGHT_TEXT_COLOR,
-                fontsize=max(4.0, 0.22 * self.cell_pt), animated=True))
+            self.tap_values.append(self.ax.text(0, 0, "", ha="center", va="center", animated=True))
+            self.tap_weights.append(
+                self.ax.text(
+                    0,
+                    0,
+                    "",
+                    ha="right",
+                    va="bottom",
+                    color=WEIGHT_TEXT_COLOR,
+                    fontsize=max(4.0, 0.22 * self.cell_pt),
+                    animated=True,
+                )
+            )
 
     def draw(self, step: _Step) -> np.ndarray:
         """Draw the frame of `step`; return its RGB pixels (H, W, 3) uint8."""
@@ -359,8 +423,9 @@ class _Board:
                     fig.draw_artist(weight)
         rows = [r for r, _ in step.taps]
         cols = [c for _, c in step.taps]
-        self.window.set_bounds(min(cols), min(rows), max(cols) - min(cols) + 1,
-                               max(rows) - min(rows) + 1)
+        self.window.set_bounds(
+            min(cols), min(rows), max(cols) - min(cols) + 1, max(rows) - min(rows) + 1
+        )
         fig.draw_artist(self.window)
         self._draw_output(self.out_cell, step)
         self.caption.set_text(self._caption(step))
@@ -429,25 +494,46 @@ def _write_gif(path, scene: _Scene, steps: list[_Step], duration, progress) -> P
     iterator = steps
     if progress:
         # disable=None: off when stderr is not a terminal
-        iterator = tqdm(steps, desc=f"frames of {Path(path).name}", unit="frame",
-                        disable=None, leave=False, file=sys.stderr)
+        iterator = tqdm(
+            steps,
+            desc=f"frames of {Path(path).name}",
+            unit="frame",
+            disable=None,
+            leave=False,
+            file=sys.stderr,
+        )
     try:
         for step in iterator:
             rgb = board.draw(step)
             # One palette per frame, no dithering: flat colours stay flat.
-            frames.append(Image.fromarray(rgb).quantize(
-                colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
+            frames.append(
+                Image.fromarray(rgb).quantize(
+                    colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+                )
+            )
     finally:
         board.close()
     durations = [duration] * (len(frames) - 1) + [3 * duration]
-    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:],
-                   duration=durations, loop=0)
+    frames[0].save(
+        path, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0
+    )
     return Path(path)
 
 
-def animate_conv(path, input_size=5, kernel_size=3, stride=1, padding=0, dilation=1,
-                 values=None, kernel=None, *, seed=0, duration=DEFAULT_DURATION_MS,
-                 progress=None) -> Path:
+def animate_conv(
+    path,
+    input_size=5,
+    kernel_size=3,
+    stride=1,
+    padding=0,
+    dilation=1,
+    values=None,
+    kernel=None,
+    *,
+    seed=0,
+    duration=DEFAULT_DURATION_MS,
+    progress=None,
+) -> Path:
     """Write a GIF of a kernel sliding over an input, one frame per output cell.
 
     The input is green, the zero padding grey with dashed edges, the kernel yellow with
@@ -518,15 +604,31 @@ def animate_conv(path, input_size=5, kernel_size=3, stride=1, padding=0, dilatio
     stride, pad, dil = _check_config("conv", x.shape, weight.shape, stride, padding, dilation)
     out_shape, steps = _conv_steps(x, weight, stride, pad, dil)
     scene = _scene(
-        "conv", x, weight, (stride, pad, dil), out_shape,
+        "conv",
+        x,
+        weight,
+        (stride, pad, dil),
+        out_shape,
         headline="convolution (cross-correlation): slide the kernel, multiply, add",
-        window=f"kernel {_dims(weight.shape)}", padding_word="zero padding",
+        window=f"kernel {_dims(weight.shape)}",
+        padding_word="zero padding",
     )
     return _write_gif(path, scene, steps, duration, progress)
 
 
-def animate_pool(path, input_size=4, kernel_size=2, stride=None, padding=0, dilation=1,
-                 values=None, *, seed=0, duration=DEFAULT_DURATION_MS, progress=None) -> Path:
+def animate_pool(
+    path,
+    input_size=4,
+    kernel_size=2,
+    stride=None,
+    padding=0,
+    dilation=1,
+    values=None,
+    *,
+    seed=0,
+    duration=DEFAULT_DURATION_MS,
+    progress=None,
+) -> Path:
     """Write a GIF of max pooling, one frame per output cell, the maximum highlighted.
 
     The input is green, the window yellow with its maximum orange (the element
@@ -579,8 +681,13 @@ def animate_pool(path, input_size=4, kernel_size=2, stride=None, padding=0, dila
     stride, pad, dil = _check_config("maxpool", x.shape, ksize, stride, padding, dilation)
     out_shape, steps = _pool_steps(x, ksize, stride, pad, dil)
     scene = _scene(
-        "maxpool", x, None, (stride, pad, dil), out_shape,
+        "maxpool",
+        x,
+        None,
+        (stride, pad, dil),
+        out_shape,
         headline="max pooling: keep the largest value of each window",
-        window=f"window {_dims(ksize)}", padding_word="padding",
+        window=f"window {_dims(ksize)}",
+        padding_word="padding",
     )
     return _write_gif(path, scene, steps, duration, progress)

@@ -42,10 +42,13 @@ SIGNED_CMAP = "RdBu_r"
 #: Colormap of values that cannot be negative.
 POSITIVE_CMAP = "viridis"
 
-_CHANNEL_NAMES = {1: ("gray",), 2: ("gray", "alpha"), 3: ("red", "green", "blue"),
-                  4: ("red", "green", "blue", "alpha")}
-_CHANNEL_COLORS = {"gray": "white", "alpha": "white", "red": "red", "green": "lime",
-                   "blue": "blue"}
+_CHANNEL_NAMES = {
+    1: ("gray",),
+    2: ("gray", "alpha"),
+    3: ("red", "green", "blue"),
+    4: ("red", "green", "blue", "alpha"),
+}
+_CHANNEL_COLORS = {"gray": "white", "alpha": "white", "red": "red", "green": "lime", "blue": "blue"}
 _MAX_ANNOTATED_CELLS = 400  # write values in a heatmap up to 20 x 20 cells
 _MAX_PANEL_COLORBARS = 16  # beyond this, feature maps share one scale and colour bar
 
@@ -128,8 +131,9 @@ def _robust_limits(x: np.ndarray, signed: bool) -> tuple[float, float, str]:
     return lo, hi, "max" if hi < full else "neither"
 
 
-def _annotate(ax, values: np.ndarray, lo: float, hi: float, fontsize: float, signed: bool,
-              texts=None):
+def _annotate(
+    ax, values: np.ndarray, lo: float, hi: float, fontsize: float, signed: bool, texts=None
+):
     """Write each value in its cell, white on dark cells; `texts` default: ``format_grid``."""
     span = hi - lo if hi > lo else 1.0
     texts = format_grid(values) if texts is None else list(texts)
@@ -138,8 +142,15 @@ def _annotate(ax, values: np.ndarray, lo: float, hi: float, fontsize: float, sig
             dark = abs(v) > 0.55 * max(abs(lo), abs(hi))
         else:
             dark = (v - lo) / span > 0.6
-        ax.text(c, r, text, ha="center", va="center", fontsize=fontsize,
-                color="white" if dark else "black")
+        ax.text(
+            c,
+            r,
+            text,
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color="white" if dark else "black",
+        )
 
 
 def _integer_ticks(ax, rows: int, cols: int, limit: int = 16):
@@ -177,8 +188,9 @@ def show_image(image, title=None):
     picture = _as_picture("image", image)
     h, w = picture.shape[:2]
     width = 6.0
-    fig = _figure(width + (1.0 if picture.ndim == 2 else 0.0),
-                  min(max(width * h / w + 0.8, 2.5), 9.0))
+    fig = _figure(
+        width + (1.0 if picture.ndim == 2 else 0.0), min(max(width * h / w + 0.8, 2.5), 9.0)
+    )
     ax = fig.add_subplot()
     if picture.ndim == 2:
         lo, hi = _range01(picture)
@@ -225,8 +237,9 @@ def show_channels(image):
     names = _CHANNEL_NAMES[c]
     for k, name in enumerate(names):
         ax = fig.add_subplot(1, c, k + 1)
-        cmap = LinearSegmentedColormap.from_list(f"black_to_{name}",
-                                                 ["black", _CHANNEL_COLORS[name]])
+        cmap = LinearSegmentedColormap.from_list(
+            f"black_to_{name}", ["black", _CHANNEL_COLORS[name]]
+        )
         lo, hi = _range01(planes[:, :, k])
         im = ax.imshow(planes[:, :, k], cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
         fig.colorbar(im, ax=ax, shrink=0.75, label=f"{name} intensity")
@@ -234,8 +247,10 @@ def show_channels(image):
         ax.set_xlabel("column (x)")
         if k == 0:
             ax.set_ylabel("row (y)")
-    fig.suptitle(f"the {c} channel{'s' if c > 1 else ''} of an image of shape "
-                 f"{tuple(getattr(image, 'shape', planes.shape))}")
+    fig.suptitle(
+        f"the {c} channel{'s' if c > 1 else ''} of an image of shape "
+        f"{tuple(getattr(image, 'shape', planes.shape))}"
+    )
     return fig
 
 
@@ -295,7 +310,7 @@ def _mosaic(tiles: np.ndarray, ncols: int, gap: int, gap_top: int = 0) -> np.nda
     for k in range(n):
         r, c = divmod(k, ncols)
         y, x = r * step_y + gap_top, c * step_x
-        picture[y:y + h, x:x + w] = tiles[k]  # (h, w) into its slot
+        picture[y : y + h, x : x + w] = tiles[k]  # (h, w) into its slot
         corners.append((y, x))
     return picture, corners
 
@@ -356,10 +371,12 @@ def show_kernels(weight, title=None):
         tiles = shown.transpose(1, 0, 2, 3).reshape(c * o, kh, kw)  # (c*o, kh, kw), row = channel
         picture, corners = _mosaic(tiles, o, gap=1)
         scale = 0.25 if max(kh, kw) <= 7 else 0.1  # inches per kernel pixel
-        fig = _figure(max(picture.shape[1] * scale + 1.8, 5.0),
-                      max(picture.shape[0] * scale + 1.2, 2.5))
-        ax = _draw_mosaic(fig, picture, lo=-m, hi=m, cmap=SIGNED_CMAP, extend="neither",
-                          label="weight")
+        fig = _figure(
+            max(picture.shape[1] * scale + 1.8, 5.0), max(picture.shape[0] * scale + 1.2, 2.5)
+        )
+        ax = _draw_mosaic(
+            fig, picture, lo=-m, hi=m, cmap=SIGNED_CMAP, extend="neither", label="weight"
+        )
         ax.set_xticks([x + (kw - 1) / 2 for _, x in corners[:o]], range(o))
         ax.set_yticks([y + (kh - 1) / 2 for y, _ in corners[::o]], range(c))
         ax.tick_params(length=0, labelsize=8)
@@ -374,11 +391,13 @@ def show_kernels(weight, title=None):
         for ci in range(c):
             for oi in range(o):
                 ax = fig.add_subplot(c, o, ci * o + oi + 1)
-                im = ax.imshow(shown[oi, ci], cmap=SIGNED_CMAP, vmin=-m, vmax=m,
-                               interpolation="nearest")
+                im = ax.imshow(
+                    shown[oi, ci], cmap=SIGNED_CMAP, vmin=-m, vmax=m, interpolation="nearest"
+                )
                 if annotate:
-                    _annotate(ax, shown[oi, ci], -m, m, fontsize=7, signed=True,
-                              texts=texts[oi, ci])
+                    _annotate(
+                        ax, shown[oi, ci], -m, m, fontsize=7, signed=True, texts=texts[oi, ci]
+                    )
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if ci == 0:
@@ -387,11 +406,14 @@ def show_kernels(weight, title=None):
                     ax.set_ylabel(f"in {ci}", fontsize=8)
                 axes.append(ax)
         fig.colorbar(im, ax=axes, shrink=0.9, label="weight")
-    heading = f"convolution weights, shape {tuple(np.shape(weight))}" if title is None \
-        else str(title)
+    heading = (
+        f"convolution weights, shape {tuple(np.shape(weight))}" if title is None else str(title)
+    )
     if (o, c) != (o_all, c_all):
-        heading += f"\nshowing filters 0\u2013{o - 1} of {o_all} \u00d7 input channels " \
-                   f"0\u2013{c - 1} of {c_all}"
+        heading += (
+            f"\nshowing filters 0\u2013{o - 1} of {o_all} \u00d7 input channels "
+            f"0\u2013{c - 1} of {c_all}"
+        )
     fig.suptitle(heading)
     return fig
 
@@ -420,8 +442,9 @@ def _map_list(maps) -> list[np.ndarray]:
     return items
 
 
-def _draw_maps(fig, items, titles, ncols, *, cmap=None, same_scale=False, shared=False,
-               colorbar_label="value"):
+def _draw_maps(
+    fig, items, titles, ncols, *, cmap=None, same_scale=False, shared=False, colorbar_label="value"
+):
     """Draw 2-D maps in a grid, each on its own axes; return the axes."""
     n = len(items)
     nrows = math.ceil(n / ncols)
@@ -446,8 +469,9 @@ def _draw_maps(fig, items, titles, ncols, *, cmap=None, same_scale=False, shared
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if per_panel:
-            fig.colorbar(im, ax=ax, shrink=0.8, extend=extend,
-                         label=colorbar_label if n <= 4 else None)
+            fig.colorbar(
+                im, ax=ax, shrink=0.8, extend=extend, label=colorbar_label if n <= 4 else None
+            )
         axes.append(ax)
     if not per_panel:
         fig.colorbar(im, ax=axes, shrink=0.8, extend=shared[2], label=colorbar_label)
@@ -464,17 +488,31 @@ def _maps_mosaic(stack, titles, ncols, cmap, label):
     picture, corners = _mosaic(stack, ncols, gap=gap, gap_top=gap_top)
     nrows = math.ceil(n / ncols)
     inches = min(2.2, 16.0 / ncols) / w  # per map pixel
-    fig = _figure(picture.shape[1] * inches + 1.6,
-                  min(max(picture.shape[0] * inches + 0.9, 2.5), 24.0))
-    ax = _draw_mosaic(fig, picture, lo=lo, hi=hi,
-                      cmap=cmap or (SIGNED_CMAP if signed else POSITIVE_CMAP),
-                      extend=extend, label=label)
+    fig = _figure(
+        picture.shape[1] * inches + 1.6, min(max(picture.shape[0] * inches + 0.9, 2.5), 24.0)
+    )
+    ax = _draw_mosaic(
+        fig,
+        picture,
+        lo=lo,
+        hi=hi,
+        cmap=cmap or (SIGNED_CMAP if signed else POSITIVE_CMAP),
+        extend=extend,
+        label=label,
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     fontsize = 9 if nrows * ncols <= 16 else 7
     for (y, x), text in zip(corners, titles):
-        ax.text(x + (w - 1) / 2, y - 0.6, text, ha="center", va="bottom", fontsize=fontsize,
-                clip_on=False)
+        ax.text(
+            x + (w - 1) / 2,
+            y - 0.6,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=fontsize,
+            clip_on=False,
+        )
     return fig
 
 
@@ -488,8 +526,17 @@ def _grid_size(n, ncols, hmax, wmax, panel=3.6):
     return max(width, 3.5), min(max(height, 2.5), 24.0)
 
 
-def show_feature_maps(maps, titles=None, ncols=None, title=None, *, cmap=None, same_scale=False,
-                      shared_colors=False, label="value"):
+def show_feature_maps(
+    maps,
+    titles=None,
+    ncols=None,
+    title=None,
+    *,
+    cmap=None,
+    same_scale=False,
+    shared_colors=False,
+    label="value",
+):
     """Show feature maps (the channels of an activation) as a grid with titles and colour bars.
 
     Parameters
@@ -548,8 +595,16 @@ def show_feature_maps(maps, titles=None, ncols=None, title=None, *, cmap=None, s
         fig = _maps_mosaic(np.stack(items), [str(t) for t in titles], ncols, cmap, str(label))
     else:
         fig = _figure(*_grid_size(n, ncols, hmax, wmax))
-        _draw_maps(fig, items, [str(t) for t in titles], ncols, cmap=cmap,
-                   same_scale=same_scale, shared=shared, colorbar_label=str(label))
+        _draw_maps(
+            fig,
+            items,
+            [str(t) for t in titles],
+            ncols,
+            cmap=cmap,
+            same_scale=same_scale,
+            shared=shared,
+            colorbar_label=str(label),
+        )
     if title is not None:
         fig.suptitle(str(title))
     return fig
@@ -606,13 +661,25 @@ def show_history(history):
             validation = key.startswith("val_")
             epochs = np.arange(1, len(values) + 1)
             label = "validation" if validation else "training"
-            ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=4,
-                    linestyle="--" if validation else "-", label=label)
+            ax.plot(
+                epochs,
+                values,
+                marker="o" if len(values) <= 30 else None,
+                markersize=4,
+                linestyle="--" if validation else "-",
+                label=label,
+            )
             if validation and np.isfinite(values).any():
                 best = int(np.nanargmax(values) if higher_better else np.nanargmin(values))
-                ax.scatter([best + 1], [values[best]], s=90, facecolors="none",
-                           edgecolors="black", zorder=3,
-                           label=f"best: {values[best]:.3g} (epoch {best + 1})")
+                ax.scatter(
+                    [best + 1],
+                    [values[best]],
+                    s=90,
+                    facecolors="none",
+                    edgecolors="black",
+                    zorder=3,
+                    label=f"best: {values[best]:.3g} (epoch {best + 1})",
+                )
         if higher_better and all(np.nanmax(v) <= 1 for _, v in series if np.isfinite(v).any()):
             ax.set_ylim(min(0.0, min(np.nanmin(v) for _, v in series)), 1.02)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -666,8 +733,12 @@ def show_confusion_matrix(matrix, labels=None):
     im = ax.imshow(m, cmap="Blues", vmin=0, vmax=hi, interpolation="nearest")
     if k <= 25:
         _annotate(ax, m, 0.0, hi, fontsize=min(12.0, 0.35 * 72 * side / k), signed=False)
-    ax.set_xticks(range(k), labels, rotation=45 if max(map(len, labels)) > 5 else 0,
-                  ha="right" if max(map(len, labels)) > 5 else "center")
+    ax.set_xticks(
+        range(k),
+        labels,
+        rotation=45 if max(map(len, labels)) > 5 else 0,
+        ha="right" if max(map(len, labels)) > 5 else "center",
+    )
     ax.set_yticks(range(k), labels)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
@@ -686,8 +757,11 @@ def _parse_config(i: int, config) -> dict:
             raise ValueError(
                 f"configs[{i}] may set stride, padding and padding_mode, got {sorted(unknown)}"
             )
-        return {"stride": config.get("stride", 1), "padding": config.get("padding", 0),
-                "padding_mode": config.get("padding_mode", "zeros")}
+        return {
+            "stride": config.get("stride", 1),
+            "padding": config.get("padding", 0),
+            "padding_mode": config.get("padding_mode", "zeros"),
+        }
     if isinstance(config, (tuple, list)) and len(config) == 2:
         return {"stride": config[0], "padding": config[1], "padding_mode": "zeros"}
     raise TypeError(
@@ -773,6 +847,7 @@ def compare_stride_padding(image, kernel, configs):
             ax.imshow(_rgb(to_display(response, mode="abs")), interpolation="nearest")
         ax.set_title(f"{_describe_config(setting)}\noutput shape {response.shape}", fontsize=10)
         place(ax)
-    fig.suptitle(f"kernel {_dims(k.shape)} with different strides and paddings "
-                 f"(all at the same pixel scale)")
+    fig.suptitle(
+        f"kernel {_dims(k.shape)} with different strides and paddings (all at the same pixel scale)"
+    )
     return fig
