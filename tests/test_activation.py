@@ -140,3 +140,34 @@ def test_dropout_bad_p(p, error):
 def test_dropout_bad_rng():
     with pytest.raises(TypeError, match="rng must be"):
         F.dropout(np.ones(3), rng="seed")
+
+
+@pytest.mark.parametrize("name", list(ELEMENTWISE))
+def test_zero_dimensional_input_gives_zero_dimensional_arrays(name):
+    """A 0-d array gives 0-d arrays forward and backward (not NumPy scalars), with torch's values."""
+    forward, backward, torch_op, kwargs = ELEMENTWISE[name]
+    kwargs = {k: (-1 if k == "axis" else v) for k, v in kwargs.items()}
+    torch_op = {"softmax": lambda t: torch.softmax(t, -1), "log_softmax": lambda t: torch.log_softmax(t, -1)}.get(
+        name, torch_op
+    )
+    x = np.array(-0.7)
+    out, cache = forward(x, **kwargs)
+    grad = backward(np.array(1.3), cache)
+    assert isinstance(out, np.ndarray) and out.shape == ()
+    assert isinstance(grad, np.ndarray) and grad.shape == ()
+    xt = torch.tensor(-0.7, dtype=torch.float64, requires_grad=True)
+    yt = torch_op(xt)
+    yt.backward(torch.tensor(1.3, dtype=torch.float64))
+    np.testing.assert_allclose(out, yt.detach().numpy(), atol=1e-15)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape, axis", [((2, 0), -1), ((0, 3), 0), ((0,), 0), ((4, 0, 2), 1)])
+def test_softmax_over_an_empty_axis_is_empty(name, shape, axis):
+    """An empty axis gives an empty result and gradient of the same shape, as PyTorch does."""
+    forward, backward = getattr(F, f"{name}_forward"), getattr(F, f"{name}_backward")
+    out, cache = forward(np.ones(shape, np.float32), axis=axis)
+    expected = getattr(torch, name)(torch.ones(shape), axis)
+    assert out.shape == tuple(expected.shape) and out.dtype == np.float32
+    assert backward(np.ones(shape, np.float32), cache).shape == shape

@@ -553,3 +553,47 @@ def test_reflect_and_circular_limits_match_torch(rng):
         np.testing.assert_allclose(
             F.conv2d(x, w, padding=pad, padding_mode=mode), expected, rtol=1e-10
         )
+
+
+@pytest.mark.parametrize(
+    "x, weight, kwargs, message",
+    [
+        (
+            np.ones((1, 1)),
+            np.ones((3, 3)),
+            {},
+            "image is 1×1; a 3×3 kernel needs at least 3×3 pixels, or padding",
+        ),
+        (
+            np.ones((3, 1, 1)),
+            np.ones((2, 3, 3, 3)),
+            {},
+            "image is 1×1; a 3×3 kernel needs at least 3×3 pixels, or padding",
+        ),
+        (
+            np.ones((4, 4)),
+            np.ones((3, 3)),
+            {"dilation": 2},
+            "image is 4×4; a 3×3 kernel with dilation (2, 2) needs at least 5×5 pixels, or padding",
+        ),
+        (
+            np.ones((2, 2)),
+            np.ones((5, 5)),
+            {"padding": 1},
+            "image is 2×2 (4×4 with padding (1, 1)); a 5×5 kernel needs at least 5×5 pixels, or more padding",
+        ),
+    ],
+)
+def test_too_small_image_speaks_of_the_users_arguments(x, weight, kwargs, message):
+    """The message names the image size, the kernel and the padding the user gave, nothing internal."""
+    with pytest.raises(ValueError) as info:
+        F.conv2d(x, weight, **kwargs)
+    assert str(info.value) == message
+
+
+def test_bad_input_rank_blames_x_not_weight():
+    """A 1-D x is x's fault, whatever the weight."""
+    with pytest.raises(
+        ValueError, match=r"^x must have 2 or 3 or 4 dimensions .* got shape \(8,\)"
+    ):
+        F.conv2d(np.ones(8), np.ones((3, 3)))

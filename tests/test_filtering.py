@@ -388,3 +388,14 @@ def test_to_display_errors():
         to_display(np.array([[np.nan, 1.0]]))
     with pytest.raises(TypeError, match="response"):
         to_display([[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 3), (2, 1, 4)])
+def test_too_small_image_message_names_the_image_and_kernel(shape):
+    """No internals of the colour path (no dilation the user never set) in the message."""
+    with pytest.raises(ValueError) as info:
+        filter2d(np.ones(shape), np.ones((3, 3)))
+    assert (
+        str(info.value)
+        == f"image is {shape[0]}×{shape[1]}; a 3×3 kernel needs at least 3×3 pixels, or padding"
+    )

@@ -238,3 +238,44 @@ def test_bad_layer_arguments(make, error, message):
     with pytest.raises(error) as info:
         make()
     assert message in str(info.value)
+
+
+def test_sequential_errors_name_the_layer_and_the_input_shape():
+    """A layer's error inside a Sequential says which layer (index, type) and the shape passed in."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2, rng=0))
+    with pytest.raises(ValueError) as info:
+        model(np.ones((5, 1, 5, 5)))
+    message = str(info.value)
+    assert message.startswith("layer 3 (Linear) of a Sequential given input of shape (5, 1, 5, 5): ")
+    assert "x must have 16 features" in message
+    with pytest.raises(TypeError, match=r"^layer 0 \(Conv2d\) of a Sequential given input of shape None: x must be"):
+        model([[1.0]])
+
+
+def test_nested_sequential_errors_give_the_full_path():
+    """Nested Sequentials name the path ("1.1") once, with the outermost input's shape."""
+    model = nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 4, 3, rng=0), nn.ReLU()),
+        nn.Sequential(nn.Flatten(), nn.Linear(16, 2, rng=0)),
+    )
+    with pytest.raises(ValueError, match=r"^layer 1\.1 \(Linear\) of a Sequential given input of shape \(5, 1, 5, 5\): x must"):
+        model(np.ones((5, 1, 5, 5)))
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: nn.MaxPool2d(0), ValueError, "kernel_size must be >= 1, got 0"),
+        (lambda: nn.MaxPool2d(2, stride=0), ValueError, "stride must be >= 1, got 0"),
+        (lambda: nn.MaxPool2d(2, padding=2), ValueError, "padding must be at most half the kernel size"),
+        (lambda: nn.MaxPool2d(2, dilation=0), ValueError, "dilation must be >= 1, got 0"),
+        (lambda: nn.MaxPool2d(2, ceil_mode="yes"), TypeError, "ceil_mode must be a bool"),
+        (lambda: nn.AvgPool2d(-1), ValueError, "kernel_size must be >= 1, got -1"),
+        (lambda: nn.AvgPool2d(2.5), TypeError, "kernel_size must be an int or a pair of ints"),
+        (lambda: nn.AvgPool2d(2, count_include_pad=None), TypeError, "count_include_pad must be a bool"),
+    ],
+)
+def test_pooling_layers_refuse_bad_arguments_at_construction(make, error, message):
+    """As nn.Conv2d does, pooling layers check their arguments when built, not at the first call."""
+    with pytest.raises(error, match=message):
+        make()

@@ -94,3 +94,17 @@ def test_bad_arguments(override, error, message):
     with pytest.raises(error) as info:
         F.batch_norm(**args)
     assert message in str(info.value)
+
+
+def test_eval_float64_input_with_float32_buffers_computes_in_float64(rng):
+    """In eval, float32 running buffers do not round a float64 input's result to float32."""
+    x = rng.standard_normal((4, 3, 5, 5))
+    mean = rng.standard_normal(3).astype(np.float32)
+    var = (0.5 + rng.random(3)).astype(np.float32)
+    weight, bias = rng.standard_normal(3), rng.standard_normal(3)
+    out = F.batch_norm(x, mean, var, weight, bias, training=False)
+    expected = TF.batch_norm(torch.tensor(x), torch.tensor(mean, dtype=torch.float64),
+                             torch.tensor(var, dtype=torch.float64), torch.tensor(weight),
+                             torch.tensor(bias), training=False).numpy()
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, expected, rtol=1e-13, atol=1e-13)

@@ -20,6 +20,9 @@ __all__ = [
     "check_grad",
     "check_grad_shape",
     "output_size",
+    "check_pool_window",
+    "check_channels_first",
+    "check_channels_last",
 ]
 
 
@@ -120,6 +123,23 @@ def output_size(size, kernel_size, stride=1, padding=0, dilation=1, *, ceil_mode
     return out
 
 
+def check_pool_window(kernel_size, stride=None, padding=0, dilation=1):
+    """A pooling window's (kernel, stride, padding, dilation) as pairs; stride None is the kernel.
+
+    As in PyTorch, the padding may be at most half the kernel size.
+    """
+    kernel = check_positive("kernel_size", kernel_size)
+    stride = kernel if stride is None else check_positive("stride", stride)
+    padding = check_nonnegative("padding", padding)
+    dilation = check_positive("dilation", dilation)
+    if any(p > k // 2 for k, p in zip(kernel, padding)):
+        raise ValueError(
+            f"padding must be at most half the kernel size: got padding {padding} "
+            f"for kernel_size {kernel}"
+        )
+    return kernel, stride, padding, dilation
+
+
 def to_pair(name: str, value) -> tuple[int, int]:
     """Return an int or a pair of ints as a pair `(h, w)`."""
     if isinstance(value, (tuple, list)):
@@ -185,3 +205,51 @@ def check_real(name: str, value, *, minimum=None, exclusive=False) -> float:
         op = ">" if exclusive else ">="
         raise ValueError(f"{name} must be {op} {minimum}, got {value}")
     return value
+
+
+# -- image (H, W, C) versus tensor (C, H, W) -------------------------------------------------
+#
+# Pictures (load_image, filter2d, the plots) are channels-last; the functional ops read a
+# 3-D array as channels-first. Where the shape makes the mix-up evident, say so:
+# - an (H, W, C) colour image met by a channels-first op: the last axis is 3 or 4 and the
+#   first two are each at least 8 times larger. A real (C, H, W) tensor would need a
+#   width of 3 or 4 with a height and channel count 8 times that, a shape CNN feature
+#   maps do not take. A last axis of 1 is left alone: (C, L, 1) is how 1-D signals go
+#   through 2-D layers.
+# - a (C, H, W) tensor met by an image function: the first axis is 1, 3 or 4 and the
+#   other two are at least 8, i.e. a picture at most 4 pixels tall with 8 or more
+#   channels, which no image file gives.
+IMAGE_CHANNELS = (1, 3, 4)
+
+
+def looks_channels_last(shape) -> bool:
+    """Whether a 3-D shape is evidently an (H, W, C) colour image (see the rule above)."""
+    if len(shape) != 3:
+        return False
+    height, width, channels = shape
+    return channels in (3, 4) and min(height, width) >= 8 * channels
+
+
+def looks_channels_first(shape) -> bool:
+    """Whether a 3-D shape is evidently a (C, H, W) tensor rather than an image (rule above)."""
+    return len(shape) == 3 and shape[0] in IMAGE_CHANNELS and min(shape[1:]) >= 8
+
+
+def check_channels_first(name: str, x: np.ndarray) -> None:
+    """Refuse an evident (H, W, C) image where a (C, H, W) tensor is expected."""
+    if looks_channels_last(x.shape):
+        raise ValueError(
+            f"{name} of shape {x.shape} looks like an (H, W, C) image, but this operation reads "
+            f"a 3-D array as (C, H, W): convert it with ck.to_tensor(image), which gives "
+            f"shape {(x.shape[2], x.shape[0], x.shape[1])}"
+        )
+
+
+def check_channels_last(name: str, x: np.ndarray) -> None:
+    """Refuse an evident (C, H, W) tensor where an (H, W, C) image is expected."""
+    if looks_channels_first(x.shape):
+        raise ValueError(
+            f"{name} of shape {x.shape} looks like a (C, H, W) tensor, but images are read as "
+            f"(H, W, C): convert it with ck.to_image(tensor), which gives shape "
+            f"{(x.shape[1], x.shape[2], x.shape[0])}"
+        )

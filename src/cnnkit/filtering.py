@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit._validation import as_float_array, check_choice
+from cnnkit._validation import as_float_array, check_channels_last, check_choice
 from cnnkit.functional import conv2d
 
 __all__ = ["filter2d", "to_display", "DISPLAY_MODES"]
@@ -85,6 +85,7 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros") -> np.nda
         )
     if image.size == 0:
         raise ValueError(f"image must not be empty, got shape {image.shape}")
+    check_channels_last("image", image)
     if isinstance(kernel, (list, tuple)):
         try:
             kernel = np.array(kernel, dtype=np.float64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit._validation import as_float_array, check_ndim
+from cnnkit._validation import as_float_array, check_channels_first, check_ndim
 
 __all__ = ["as_batch", "from_batch", "add_batch_axes", "pad_index", "WORKSPACE_BYTES"]
 
@@ -19,6 +19,7 @@ def as_batch(name: str, x, *, allow_matrix: bool = True):
     allowed = (2, 3, 4) if allow_matrix else (3, 4)
     what = "((H, W), (C, H, W) or (N, C, H, W))" if allow_matrix else "((C, H, W) or (N, C, H, W))"
     check_ndim(name, x, allowed, what)
+    check_channels_first(name, x)
     if x.ndim == 2:
         return x[None, None], 2
     if x.ndim == 3:

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from cnnkit._validation import as_float_array, check_real
+from cnnkit._validation import as_float_array, check_grad, check_real
 
 __all__ = [
     "relu", "relu_forward", "relu_backward",
@@ -21,34 +21,32 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _check_grad(grad_output, shape, dtype) -> np.ndarray:
-    grad_output = as_float_array("grad_output", grad_output)
-    if grad_output.shape != shape:
-        raise ValueError(f"grad_output must have shape {shape}, got shape {grad_output.shape}")
-    return grad_output.astype(dtype, copy=False)
-
-
 def _check_axis(x: np.ndarray, axis) -> int:
+    """The axis as a non-negative int; a 0-d `x` takes axis 0 or -1, as in PyTorch."""
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"axis must be an int, got {axis!r}")
-    if x.ndim == 0:
-        raise ValueError("x must have at least one dimension, got a 0-d array")
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis must be in [{-x.ndim}, {x.ndim}) for x of shape {x.shape}, got {axis}")
-    return int(axis) % x.ndim
+    ndim = max(x.ndim, 1)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis must be in [{-ndim}, {ndim}) for x of shape {x.shape}, got {axis}")
+    return int(axis) % ndim
+
+
+def _array(value, shape) -> np.ndarray:
+    """`value` as an ndarray of `shape`: NumPy gives scalars for 0-d operands."""
+    return np.asarray(value).reshape(shape)
 
 
 def relu_forward(x):
     """:func:`relu` and its cache."""
     x = as_float_array("x", x)
-    out = np.maximum(x, 0)
+    out = _array(np.maximum(x, 0), x.shape)
     return out, out
 
 
 def relu_backward(grad_output, cache):
     """Gradient of :func:`relu`: passes where the output is positive."""
     out = cache
-    return _check_grad(grad_output, out.shape, out.dtype) * (out > 0)
+    return _array(check_grad(grad_output, out.shape, out.dtype) * (out > 0), out.shape)
 
 
 def relu(x):
@@ -76,15 +74,15 @@ def leaky_relu_forward(x, negative_slope=0.01):
     x = as_float_array("x", x)
     slope = check_real("negative_slope", negative_slope)
     positive = x > 0
-    out = np.where(positive, x, x * x.dtype.type(slope))
+    out = _array(np.where(positive, x, x * x.dtype.type(slope)), x.shape)
     return out, (positive, x.dtype.type(slope))
 
 
 def leaky_relu_backward(grad_output, cache):
     """Gradient of :func:`leaky_relu`: 1 where the input is positive, the slope elsewhere."""
     positive, slope = cache
-    grad = _check_grad(grad_output, positive.shape, slope.dtype)
-    return np.where(positive, grad, grad * slope)
+    grad = check_grad(grad_output, positive.shape, slope.dtype)
+    return _array(np.where(positive, grad, grad * slope), positive.shape)
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -104,14 +102,14 @@ def sigmoid_forward(x):
     x = as_float_array("x", x)
     # exp(-|x|) <= 1 never overflows; the two branches are the same function
     e = np.exp(-np.abs(x))
-    out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    out = _array(np.where(x >= 0, 1 / (1 + e), e / (1 + e)), x.shape).astype(x.dtype, copy=False)
     return out, out
 
 
 def sigmoid_backward(grad_output, cache):
     """Gradient of :func:`sigmoid`: ``s * (1 - s)``."""
     out = cache
-    return _check_grad(grad_output, out.shape, out.dtype) * out * (1 - out)
+    return _array(check_grad(grad_output, out.shape, out.dtype) * out * (1 - out), out.shape)
 
 
 def sigmoid(x):
@@ -130,16 +128,21 @@ def softmax_forward(x, axis=-1):
     """:func:`softmax` and its cache."""
     x = as_float_array("x", x)
     axis = _check_axis(x, axis)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    out = e / e.sum(axis=axis, keepdims=True)
+    rows = x.reshape(x.shape or (1,))  # a 0-d x is one row of one value
+    if rows.shape[axis] == 0:  # nothing to normalise: empty, as in PyTorch
+        return x.copy(), (x.copy(), axis)
+    e = np.exp(rows - rows.max(axis=axis, keepdims=True))
+    out = (e / e.sum(axis=axis, keepdims=True)).reshape(x.shape)
     return out, (out, axis)
 
 
 def softmax_backward(grad_output, cache):
     """Gradient of :func:`softmax`: ``s * (g - sum(g * s))`` along the axis."""
     out, axis = cache
-    grad = _check_grad(grad_output, out.shape, out.dtype)
-    return out * (grad - (grad * out).sum(axis=axis, keepdims=True))
+    grad = check_grad(grad_output, out.shape, out.dtype)
+    rows, grad_rows = out.reshape(out.shape or (1,)), grad.reshape(out.shape or (1,))
+    dx = rows * (grad_rows - (grad_rows * rows).sum(axis=axis, keepdims=True))
+    return dx.reshape(out.shape)
 
 
 def softmax(x, axis=-1):
@@ -160,16 +163,20 @@ def log_softmax_forward(x, axis=-1):
     """:func:`log_softmax` and its cache."""
     x = as_float_array("x", x)
     axis = _check_axis(x, axis)
-    shifted = x - x.max(axis=axis, keepdims=True)
-    out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    rows = x.reshape(x.shape or (1,))  # a 0-d x is one row of one value
+    if rows.shape[axis] == 0:  # nothing to normalise: empty, as in PyTorch
+        return x.copy(), (x.copy(), axis)
+    shifted = rows - rows.max(axis=axis, keepdims=True)
+    out = (shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))).reshape(x.shape)
     return out, (out, axis)
 
 
 def log_softmax_backward(grad_output, cache):
     """Gradient of :func:`log_softmax`: ``g - softmax * sum(g)`` along the axis."""
     out, axis = cache
-    grad = _check_grad(grad_output, out.shape, out.dtype)
-    return grad - np.exp(out) * grad.sum(axis=axis, keepdims=True)
+    grad = check_grad(grad_output, out.shape, out.dtype)
+    rows, grad_rows = out.reshape(out.shape or (1,)), grad.reshape(out.shape or (1,))
+    return (grad_rows - np.exp(rows) * grad_rows.sum(axis=axis, keepdims=True)).reshape(out.shape)
 
 
 def log_softmax(x, axis=-1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit._validation import as_float_array
+from cnnkit._validation import as_float_array, check_grad
 
 __all__ = ["linear", "linear_forward", "linear_backward"]
 
@@ -35,10 +35,7 @@ def linear_backward(grad_output, cache):
     """Gradients of :func:`linear` with respect to `x`, `weight` and `bias` (None without one)."""
     x, weight, has_bias = cache
     expected = (*x.shape[:-1], weight.shape[0])
-    grad_output = as_float_array("grad_output", grad_output)
-    if grad_output.shape != expected:
-        raise ValueError(f"grad_output must have shape {expected}, got shape {grad_output.shape}")
-    grad = grad_output.astype(weight.dtype, copy=False)
+    grad = check_grad(grad_output, expected, weight.dtype)
     grad_2d = grad.reshape(-1, weight.shape[0])  # (rows, out)
     x_2d = x.reshape(-1, weight.shape[1]).astype(weight.dtype, copy=False)  # (rows, in)
     grad_x = np.matmul(grad, weight)

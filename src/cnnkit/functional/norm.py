@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit._validation import as_float_array, check_ndim, check_real
+from cnnkit._validation import as_float_array, check_bool, check_grad, check_ndim, check_real
 
 __all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
 
@@ -65,8 +65,7 @@ def batch_norm_forward(
     """
     x = as_float_array("x", x)
     check_ndim("x", x, (2, 4), "((N, C) or (N, C, H, W))")
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training must be a bool, got {training!r}")
+    training = check_bool("training", training)
     channels = x.shape[1]
     running_mean = _per_channel("running_mean", running_mean, channels)
     running_var = _per_channel("running_var", running_var, channels)
@@ -104,7 +103,8 @@ def batch_norm_forward(
         centered = x - _broadcastable(running_mean, x.ndim).astype(x.dtype, copy=False)
         var = running_var
     dtype = np.result_type(x, *(v for v in (weight, bias) if v is not None))
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
+    # float32 running buffers must not round a float64 computation
+    inv_std = 1.0 / np.sqrt(var.astype(dtype, copy=False) + eps)
     scale = inv_std if weight is None else inv_std * weight  # one multiply per element
     out = centered * _broadcastable(scale, x.ndim)
     if bias is not None:
@@ -128,12 +128,7 @@ def batch_norm_backward(grad_output, cache):
     values of each channel; in evaluation ``dx = w * inv_std * g``.
     """
     centered, inv_std = cache.centered, cache.inv_std
-    grad_output = as_float_array("grad_output", grad_output)
-    if grad_output.shape != centered.shape:
-        raise ValueError(
-            f"grad_output must have shape {centered.shape}, got shape {grad_output.shape}"
-        )
-    grad = grad_output.astype(inv_std.dtype, copy=False)
+    grad = check_grad(grad_output, centered.shape, inv_std.dtype)
     ndim, axes = centered.ndim, cache.axes
     count = centered.size // centered.shape[1]
     grad_sum = grad.sum(axis=axes) if cache.has_bias or cache.training else None

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit._validation import as_float_array, check_nonnegative, check_positive, output_size
+from cnnkit._validation import (
+    check_bool,
+    check_grad,
+    check_pool_window,
+    output_size,
+)
 from cnnkit.functional._shapes import WORKSPACE_BYTES, add_batch_axes, as_batch, from_batch
 
 __all__ = [
@@ -70,18 +75,8 @@ class _PoolGeometry:
 
 def _validate(name, x, kernel_size, stride, padding, dilation, ceil_mode):
     xb, rank = as_batch("x", x)
-    kernel = check_positive("kernel_size", kernel_size)
-    stride = kernel if stride is None else check_positive("stride", stride)
-    padding = check_nonnegative("padding", padding)
-    dilation = check_positive("dilation", dilation)
-    if not isinstance(ceil_mode, (bool, np.bool_)):
-        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
-    for k, p in zip(kernel, padding):
-        if p > k // 2:
-            raise ValueError(
-                f"padding must be at most half the kernel size: got padding {padding} "
-                f"for kernel_size {kernel}"
-            )
+    kernel, stride, padding, dilation = check_pool_window(kernel_size, stride, padding, dilation)
+    ceil_mode = check_bool("ceil_mode", ceil_mode)
     _, _, h, w = xb.shape
     out_size = tuple(
         pool_output_size(n, k, s, p, d, bool(ceil_mode))
@@ -284,12 +279,8 @@ def max_pool2d_backward(grad_output, cache):
 
 
 def _check_grad(grad_output, g: _PoolGeometry, rank, dtype) -> np.ndarray:
-    n, c = g.shape[:2]
-    expected = ((n, c, *g.out_size))[4 - rank :]  # the shape from_batch gives
-    grad_output = as_float_array("grad_output", grad_output)
-    if grad_output.shape != expected:
-        raise ValueError(f"grad_output must have shape {expected}, got shape {grad_output.shape}")
-    return add_batch_axes(grad_output, rank).astype(dtype, copy=False)
+    expected = (*g.shape[:2], *g.out_size)[4 - rank :]  # the shape from_batch gives
+    return add_batch_axes(check_grad(grad_output, expected, dtype), rank)
 
 
 def max_pool2d(
@@ -366,8 +357,7 @@ def avg_pool2d_forward(
            [0.25, 0.25]])
     """
     xb, rank, g = _validate("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
-    if not isinstance(count_include_pad, (bool, np.bool_)):
-        raise TypeError(f"count_include_pad must be a bool, got {count_include_pad!r}")
+    count_include_pad = check_bool("count_include_pad", count_include_pad)
     kh, kw = g.kernel
     divisor = _divisor(g, bool(count_include_pad)).astype(xb.dtype)
     out = np.empty_like(xb, shape=g.shape[:2] + g.out_size)  # the input's memory order
@@ -439,10 +429,7 @@ def global_avg_pool2d_backward(grad_output, cache):
     """Gradient of :func:`global_avg_pool2d`: each input gets its plane's gradient / (H*W)."""
     shape, rank = cache
     n, c, h, w = shape
-    grad_output = as_float_array("grad_output", grad_output)
-    expected = {4: (n, c), 3: (c,), 2: ()}[rank]
-    if grad_output.shape != expected:
-        raise ValueError(f"grad_output must have shape {expected}, got shape {grad_output.shape}")
+    grad_output = check_grad(grad_output, {4: (n, c), 3: (c,), 2: ()}[rank])
     grad = np.broadcast_to(grad_output.reshape(n, c, 1, 1) / (h * w), shape)
     return from_batch(grad.copy(), rank)
 

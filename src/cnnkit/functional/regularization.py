@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit._random import get_rng
-from cnnkit._validation import as_float_array, check_probability
+from cnnkit._validation import as_float_array, check_bool, check_grad, check_probability
 
 __all__ = ["dropout", "dropout_forward", "dropout_backward"]
 
@@ -14,8 +14,7 @@ def dropout_forward(x, p=0.5, training=True, rng=None):
     """:func:`dropout` and its cache (the scaled keep-mask, or None when nothing is dropped)."""
     x = as_float_array("x", x)
     p = check_probability("p", p)
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training must be a bool, got {training!r}")
+    training = check_bool("training", training)
     rng = get_rng(rng)
     if not training or p == 0.0:
         return x, None
@@ -29,13 +28,10 @@ def dropout_forward(x, p=0.5, training=True, rng=None):
 
 def dropout_backward(grad_output, cache):
     """Gradient of :func:`dropout`: the same mask and scale as the forward."""
-    grad_output = as_float_array("grad_output", grad_output)
     scale = cache
     if scale is None:
-        return grad_output
-    if grad_output.shape != scale.shape:
-        raise ValueError(f"grad_output must have shape {scale.shape}, got shape {grad_output.shape}")
-    return grad_output * scale
+        return as_float_array("grad_output", grad_output)
+    return check_grad(grad_output, scale.shape) * scale
 
 
 def dropout(x, p=0.5, training=True, rng=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit import functional as F
-from cnnkit._validation import as_float_array, to_int
+from cnnkit._validation import as_float_array, check_positive_int
 from cnnkit.nn.init import uniform_fan_in
 from cnnkit.nn.module import Module, Parameter
 
@@ -30,11 +30,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None):
         super().__init__()
-        self.in_features = to_int("in_features", in_features)
-        self.out_features = to_int("out_features", out_features)
-        for name in ("in_features", "out_features"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("out_features", out_features)
         shape = (self.out_features, self.in_features)
         self.weight = Parameter(uniform_fan_in(shape, self.in_features, rng))
         if bias:

@@ -6,6 +6,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from cnnkit._validation import check_bool
+
 __all__ = ["Parameter", "Module", "Sequential"]
 
 
@@ -131,10 +133,9 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (dropout active, batch statistics) on this module and its children."""
-        if not isinstance(mode, (bool, np.bool_)):
-            raise TypeError(f"mode must be a bool, got {mode!r}")
+        mode = check_bool("mode", mode)
         for _, module in self.named_modules():
-            object.__setattr__(module, "training", bool(mode))
+            object.__setattr__(module, "training", mode)
         return self
 
     def eval(self) -> Module:
@@ -216,6 +217,28 @@ class Module:
         return "\n".join(lines)
 
 
+def _in_layer(error: Exception, name: str, layer: Module, shape) -> Exception:
+    """`error` from a Sequential's layer `name`, of the same type, saying where it arose.
+
+    A nested Sequential's context is replaced by one naming the whole path ("2.0") and
+    the shape given to the outermost model, the one the user passed in.
+    """
+    path, message = f"{name}", str(error)
+    context = getattr(error, "_cnnkit_layer", None)
+    if context is not None:  # raised by a nested Sequential: extend its path
+        inner_path, layer_type, message = context
+        path = f"{name}.{inner_path}"
+    else:
+        layer_type = type(layer).__name__
+    where = f"layer {path} ({layer_type}) of a Sequential given input of shape {shape}"
+    try:
+        wrapped = type(error)(f"{where}: {message}")
+    except Exception:  # noqa: BLE001 - an exception type with its own constructor: keep it as is
+        return error
+    wrapped._cnnkit_layer = (path, layer_type, message)
+    return wrapped
+
+
 class Sequential(Module):
     """Layers applied in order; backward runs them in reverse.
 
@@ -250,8 +273,12 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, x):
-        for layer in self._modules.values():
-            x = layer(x)
+        shape = getattr(x, "shape", None)
+        for name, layer in self._modules.items():
+            try:
+                x = layer(x)
+            except (ValueError, TypeError, RuntimeError) as error:
+                raise _in_layer(error, name, layer, shape) from error
         return x
 
     def backward(self, grad_output):

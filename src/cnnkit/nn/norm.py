@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit import functional as F
-from cnnkit._validation import as_float_array, check_ndim, check_real, to_int
+from cnnkit._validation import as_float_array, check_ndim, check_positive_int, check_real
 from cnnkit.nn.module import Module, Parameter
 
 __all__ = ["BatchNorm2d"]
@@ -37,9 +37,7 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
-        self.num_features = to_int("num_features", num_features)
-        if self.num_features < 1:
-            raise ValueError(f"num_features must be >= 1, got {self.num_features}")
+        self.num_features = check_positive_int("num_features", num_features)
         self.eps = check_real("eps", eps, minimum=0.0)
         self.momentum = check_real("momentum", momentum)
         self.weight = Parameter(np.ones(self.num_features, dtype=np.float32))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cnnkit import functional as F
+from cnnkit._validation import check_bool, check_pool_window
 from cnnkit.nn.module import Module
 
 __all__ = ["MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"]
@@ -20,6 +21,10 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
+        check_pool_window(
+            kernel_size, stride, padding, dilation
+        )  # refused now, not at the first call
+        check_bool("ceil_mode", ceil_mode)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.ceil_mode = dilation, ceil_mode
 
@@ -47,8 +52,13 @@ class AvgPool2d(Module):
     (3, 2, 2)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
+    ):
         super().__init__()
+        check_pool_window(kernel_size, stride, padding)  # refused now, not at the first call
+        check_bool("ceil_mode", ceil_mode)
+        check_bool("count_include_pad", count_include_pad)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
