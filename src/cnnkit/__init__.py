@@ -32,6 +32,7 @@ _LAZY = {
     "models": ("cnnkit.models", None),
     "save": ("cnnkit.serialization", "save"),
     "load": ("cnnkit.serialization", "load"),
+    "explore": ("cnnkit.explore", "explore"),
 }
 
 __all__ = [

@@ -14,7 +14,7 @@ import sys
 
 __all__ = ["get_parser", "main"]
 
-COMMANDS = ("tour", "filter", "kernels", "animate", "train", "predict", "features")
+COMMANDS = ("tour", "filter", "kernels", "animate", "train", "predict", "features", "explore")
 
 
 def _command_module(name: str):

@@ -1,0 +1,40 @@
+"""Models and pictures as ``cnnkit predict`` reads them: one place the explorer asks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["load_model", "prepare_input"]
+
+
+def load_model(path):
+    """(model, metadata) of a saved model file (``.npz``, or ``.onnx`` where supported)."""
+    try:
+        from cnnkit.serialization import load_model as load
+    except ImportError:  # before the shared loader: the one ``cnnkit predict`` uses
+        from cnnkit.commands.predict import load_model as load
+    return load(path)
+
+
+def prepare_input(picture: np.ndarray, metadata: dict, input_shape) -> np.ndarray:
+    """A picture from :func:`cnnkit.load_image` as the model's ``(C, H, W)`` float32 input.
+
+    The preparation is ``cnnkit predict``'s (channels, size, the digits' inversion and
+    cropping, as the model's metadata asks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prepare_input(np.ones((20, 30, 3), np.float32), {}, (1, 8, 8)).shape
+    (1, 8, 8)
+    """
+    metadata = {**metadata, "input_shape": [int(s) for s in input_shape]}
+    try:
+        from cnnkit.preprocessing import prepare
+    except ImportError:
+        from cnnkit.data import prepare_image
+
+        return prepare_image(picture, metadata["input_shape"], invert="auto",
+                             background=metadata.get("background"),
+                             crop=bool(metadata.get("crop")))
+    return np.asarray(prepare(picture, metadata), dtype=np.float32)[0]
