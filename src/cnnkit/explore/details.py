@@ -26,7 +26,7 @@ def window_geometry(module, input_shape) -> dict | None:
 
     None for a layer that does not slide a window (a linear layer, an activation).
     """
-    from cnnkit.functional.conv import resolve_padding
+    from cnnkit.functional._conv_geometry import resolve_padding
 
     kind = type(module).__name__
     if kind == "Conv2d":

@@ -44,6 +44,9 @@ _CONTENT_SECURITY = ("default-src 'self'; img-src 'self' data: blob:; "
                      "style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; "
                      "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
+#: How often the serving loop checks whether it was asked to stop, in seconds.
+POLL_SECONDS = 0.05
+
 #: How many digits of the bundled data are offered as samples (one per class).
 _DIGIT_SAMPLES = 10
 
@@ -85,7 +88,8 @@ class ExplorerServer(ThreadingHTTPServer):
 
     def start(self) -> None:
         """Serve on a background thread."""
-        self._thread = threading.Thread(target=self.serve_forever, name="cnnkit-explore",
+        self._thread = threading.Thread(target=self.serve_forever, args=(POLL_SECONDS,),
+                                        name="cnnkit-explore",
                                         daemon=True)
         self._thread.start()
 

@@ -423,10 +423,19 @@ class Session:
                 return None
             (kh, kw), (sh, sw), (dh, dw), (pt, _, pl, _) = (
                 geometry["kernel"], geometry["stride"], geometry["dilation"], geometry["padding"])
-            top, bottom = top * sh - pt, bottom * sh - pt + (kh - 1) * dh
-            left, right = left * sw - pl, right * sw - pl + (kw - 1) * dw
-        _, height, width = self.input_shape
-        return [max(top, 0), max(left, 0), min(bottom + 1, height), min(right + 1, width)]
+            height, width = self._records[layer][0].shape[-2:]
+            top, bottom = _taps(top, bottom, kh, sh, pt, dh, height)
+            left, right = _taps(left, right, kw, sw, pl, dw, width)
+            if top is None or left is None:  # only padding: let the gradient decide
+                return None
+        return [top, left, bottom + 1, right + 1]
+
+
+def _taps(low: int, high: int, kernel: int, stride: int, pad: int, dilation: int, size: int):
+    """First and last input index read by outputs ``low .. high`` (taps in padding read none)."""
+    taps = (np.arange(low, high + 1)[:, None] * stride - pad + np.arange(kernel)[None] * dilation)
+    inside = taps[(taps >= 0) & (taps < size)]
+    return (int(inside.min()), int(inside.max())) if inside.size else (None, None)
 
 
 def _resize(plane: np.ndarray, size) -> np.ndarray:
