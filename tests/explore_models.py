@@ -46,9 +46,18 @@ def torch_twin(model):
     for layer in model:
         kind = type(layer).__name__
         if kind == "Conv2d":
-            layers.append(torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                          layer.stride, layer.padding, layer.dilation, layer.groups,
-                                          layer.bias is not None))
+            layers.append(
+                torch.nn.Conv2d(
+                    layer.in_channels,
+                    layer.out_channels,
+                    layer.kernel_size,
+                    layer.stride,
+                    layer.padding,
+                    layer.dilation,
+                    layer.groups,
+                    layer.bias is not None,
+                )
+            )
         elif kind == "BatchNorm2d":
             layers.append(torch.nn.BatchNorm2d(layer.num_features, layer.eps))
         elif kind == "ReLU":
@@ -72,7 +81,9 @@ def torch_twin(model):
         else:
             raise AssertionError(kind)
     twin = torch.nn.Sequential(*layers).double().eval()
-    twin.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in model.state_dict().items()})
+    twin.load_state_dict(
+        {k: torch.from_numpy(np.asarray(v)) for k, v in model.state_dict().items()}
+    )
     return twin
 
 
@@ -96,8 +107,11 @@ class Client:
         response = connection.getresponse()
         payload = response.read()
         connection.close()
-        content = json.loads(payload) if response.getheader("Content-Type", "").startswith(
-            "application/json") else payload
+        content = (
+            json.loads(payload)
+            if response.getheader("Content-Type", "").startswith("application/json")
+            else payload
+        )
         return response.status, content
 
     def get(self, path, **kwargs):

@@ -67,7 +67,9 @@ def test_model_lists_layers_in_forward_order(client, model):
     assert info["classes"] == CLASSES
     assert [layer["name"] for layer in info["layers"]] == [str(i) for i in range(len(model))]
     assert [layer["type"] for layer in info["layers"]] == [type(m).__name__ for m in model]
-    assert [layer["output_shape"] for layer in info["layers"]] == [list(o.shape[1:]) for o in outputs]
+    assert [layer["output_shape"] for layer in info["layers"]] == [
+        list(o.shape[1:]) for o in outputs
+    ]
 
 
 def test_upload_prepares_as_predict_and_gives_its_probabilities(client, model, picture, tmp_path):
@@ -128,7 +130,7 @@ def test_gradcam_equals_a_direct_torch_computation(client, model, picture, tmp_p
     twin = torch_twin(model)
     x = torch.tensor(prepared[None], dtype=torch.float64)
     activations = twin[: layer + 1](x).detach().requires_grad_(True)
-    logits = twin[layer + 1:](activations)
+    logits = twin[layer + 1 :](activations)
     logits[0, 1].backward()
     alpha = activations.grad[0].mean(dim=(1, 2))
     expected = torch.relu((alpha[:, None, None] * activations[0]).sum(0)).detach().numpy()
@@ -144,22 +146,29 @@ def test_kernel_edit_changes_the_model_for_the_session_only(client, model, pictu
     answer = client.post("/api/kernel", {"layer": "0", "index": [1, 2, 0, 1], "value": 2.5})
     edited = varied_model()
     edited[0].weight.data[1, 2, 0, 1] = 2.5
-    np.testing.assert_allclose(answer["probabilities"], predict_proba(edited, prepared[None])[0],
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        answer["probabilities"], predict_proba(edited, prepared[None])[0], rtol=1e-5, atol=1e-7
+    )
     after = client.get("/api/activation?layer=0&channel=1")
-    np.testing.assert_allclose(after["values"], edited[0](prepared[None])[0, 1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        after["values"], edited[0](prepared[None])[0, 1], rtol=1e-6, atol=1e-6
+    )
     reset = client.post("/api/kernel/reset", b"")
-    np.testing.assert_allclose(reset["probabilities"], predict_proba(model, prepared[None])[0],
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        reset["probabilities"], predict_proba(model, prepared[None])[0], rtol=1e-6, atol=1e-7
+    )
     np.testing.assert_array_equal(model[0].weight.data, before)
 
 
-@pytest.mark.parametrize("body", [
-    {"layer": "2", "index": [0, 0, 0, 0], "value": 1.0},  # a ReLU has no kernel
-    {"layer": "0", "index": [0, 0, 0], "value": 1.0},
-    {"layer": "0", "index": [0, 0, 0, 0], "value": "big"},
-    {"layer": "0", "index": [0, 0, 0, 0], "value": float("inf")},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"layer": "2", "index": [0, 0, 0, 0], "value": 1.0},  # a ReLU has no kernel
+        {"layer": "0", "index": [0, 0, 0], "value": 1.0},
+        {"layer": "0", "index": [0, 0, 0, 0], "value": "big"},
+        {"layer": "0", "index": [0, 0, 0, 0], "value": float("inf")},
+    ],
+)
 def test_bad_kernel_edits_are_400(client, body):
     """Kernel edits that make no sense are refused with a message."""
     import json
@@ -169,8 +178,9 @@ def test_bad_kernel_edits_are_400(client, body):
 
 
 def test_kernel_edit_out_of_range_is_404(client):
-    status, answer = client.request("POST", "/api/kernel", {"layer": "0", "index": [9, 0, 0, 0],
-                                                            "value": 1.0})
+    status, answer = client.request(
+        "POST", "/api/kernel", {"layer": "0", "index": [9, 0, 0, 0], "value": 1.0}
+    )
     assert status == 404 and "index[0]" in answer["error"]
 
 
@@ -188,7 +198,9 @@ def test_token_in_the_query_is_accepted(client):
     assert status == 200
 
 
-@pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1:1", "localhost", "192.168.0.1:{port}"])
+@pytest.mark.parametrize(
+    "host", ["evil.example:{port}", "127.0.0.1:1", "localhost", "192.168.0.1:{port}"]
+)
 def test_foreign_host_headers_are_403(client, host):
     """DNS rebinding: a Host other than the local address with this port is refused."""
     status, answer = client.request("GET", "/api/model", host=host.format(port=client.port))
@@ -220,19 +232,22 @@ def test_too_large_uploads_are_413(client, monkeypatch):
     assert status == 413 and "1000" in answer["error"]
 
 
-@pytest.mark.parametrize("path, status", [
-    ("/api/activation?layer=99&channel=0", 404),
-    ("/api/activation?layer=0&channel=4", 404),
-    ("/api/activation?layer=0&channel=x", 400),
-    ("/api/activation", 400),
-    ("/api/gradcam?layer=11&class=0", 400),
-    ("/api/gradcam?layer=0&class=5", 404),
-    ("/api/saliency?class=-1", 404),
-    ("/api/saliency", 400),
-    ("/api/nothing", 404),
-    ("/static/../session.py", 404),
-    ("/etc/passwd", 404),
-])
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/api/activation?layer=99&channel=0", 404),
+        ("/api/activation?layer=0&channel=4", 404),
+        ("/api/activation?layer=0&channel=x", 400),
+        ("/api/activation", 400),
+        ("/api/gradcam?layer=11&class=0", 400),
+        ("/api/gradcam?layer=0&class=5", 404),
+        ("/api/saliency?class=-1", 404),
+        ("/api/saliency", 400),
+        ("/api/nothing", 404),
+        ("/static/../session.py", 404),
+        ("/etc/passwd", 404),
+    ],
+)
 def test_errors_are_json_with_the_right_status(client, path, status):
     got, answer = client.request("GET", path)
     assert got == status
@@ -247,7 +262,9 @@ def test_page_and_modules_are_served_with_a_strict_policy(client):
     connection.request("GET", "/", headers={"Host": f"127.0.0.1:{client.port}"})
     response = connection.getresponse()
     page = response.read().decode()
-    assert response.status == 200 and "default-src 'self'" in response.getheader("Content-Security-Policy")
+    assert response.status == 200 and "default-src 'self'" in response.getheader(
+        "Content-Security-Policy"
+    )
     assert "http://" not in page and "https://" not in page
     connection.close()
 
@@ -258,7 +275,9 @@ def test_details_equal_the_layer_values(client, model, picture, tmp_path):
     outputs = layer_outputs(model, prepared[None])
     for index, out in enumerate(outputs):
         position = (1, out.shape[2] - 1, 0) if out.ndim == 4 else (2,)
-        query = f"channel={position[0]}" + (f"&y={position[1]}&x={position[2]}" if out.ndim == 4 else "")
+        query = f"channel={position[0]}" + (
+            f"&y={position[1]}&x={position[2]}" if out.ndim == 4 else ""
+        )
         detail = client.get(f"/api/detail?layer={index}&{query}")
         expected = float(out[0][position])
         assert detail["value"] == pytest.approx(expected, rel=1e-6, abs=1e-7)
@@ -308,20 +327,25 @@ class Chain(nn.Module):
 
 def test_composite_models_are_recorded_by_qualified_name(rng):
     """Leaves inside composite modules are named as state_dict prefixes ("0.body.1")."""
-    model = nn.Sequential(Chain(nn.Conv2d(1, 2, 3, rng=0), nn.ReLU()), nn.Flatten(),
-                          nn.Linear(8, 3, rng=0))
+    model = nn.Sequential(
+        Chain(nn.Conv2d(1, 2, 3, rng=0), nn.ReLU()), nn.Flatten(), nn.Linear(8, 3, rng=0)
+    )
     session = Session(model, {"input_shape": [1, 4, 4]})
     assert session.layers == ["0.body.0", "0.body.1", "1", "2"]
     x = rng.normal(size=(1, 4, 4)).astype(np.float32)
     session.set_input(x)
-    np.testing.assert_array_equal(session.activation("0.body.0", 1),
-                                  model[0].body[0](x[None])[0, 1])
+    np.testing.assert_array_equal(
+        session.activation("0.body.0", 1), model[0].body[0](x[None])[0, 1]
+    )
 
 
 def test_receptive_field_geometry_matches_the_gradient_support(rng):
     """The geometric box equals the support of the gradient of a linear chain."""
-    layers = lambda: [nn.Conv2d(1, 2, 3, padding=1, rng=0), nn.AvgPool2d(2),  # noqa: E731
-                      nn.Conv2d(2, 2, 3, stride=2, dilation=2, padding=1, rng=1)]
+    layers = lambda: [
+        nn.Conv2d(1, 2, 3, padding=1, rng=0),
+        nn.AvgPool2d(2),  # noqa: E731
+        nn.Conv2d(2, 2, 3, stride=2, dilation=2, padding=1, rng=1),
+    ]
     geometric = Session(nn.Sequential(*layers()), {"input_shape": [1, 16, 16]})
     by_gradient = Session(nn.Sequential(Chain(*layers())), {"input_shape": [1, 16, 16]})
     x = rng.uniform(0.1, 1, (1, 16, 16)).astype(np.float32)
@@ -342,7 +366,9 @@ def test_sessions_do_not_touch_the_callers_model(model, rng):
     session = Session(model, {"input_shape": list(INPUT_SHAPE)})
     session.saliency(0)
     session.set_weight("0", [0, 0, 0, 0], 5.0)
-    assert model.training and model[0].weight.grad is None and model[0].weight.data[0, 0, 0, 0] != 5.0
+    assert (
+        model.training and model[0].weight.grad is None and model[0].weight.data[0, 0, 0, 0] != 5.0
+    )
 
 
 def test_explorer_closes_its_port(model):
@@ -354,10 +380,15 @@ def test_explorer_closes_its_port(model):
         client.request("GET", "/api/model")
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"port": -1}, ValueError), ({"port": 70000}, ValueError), ({"port": "80"}, ValueError),
-    ({"open_browser": "no"}, TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"port": -1}, ValueError),
+        ({"port": 70000}, ValueError),
+        ({"port": "80"}, ValueError),
+        ({"open_browser": "no"}, TypeError),
+    ],
+)
 def test_explore_validates_its_arguments(model, kwargs, error):
     with pytest.raises(error):
         ck.explore(model, **{"open_browser": False, **kwargs})

@@ -38,18 +38,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnkit explore``."""
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                        help="a model file (.npz from cnnkit train or cnnkit.save, or .onnx); "
-                             "default: a small CNN trained on the bundled digits")
-    parser.add_argument("--image", metavar="SOURCE",
-                        help="the first input: a picture file, an http(s) URL or a bundled "
-                             "sample name (chelsea, camera ...)")
-    parser.add_argument("--port", type=_port, default=0, metavar="N",
-                        help="port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--no-browser", action="store_true",
-                        help="print the address without opening a browser")
-    parser.add_argument("--html", type=output_file((".html", ".htm")), metavar="OUT.html",
-                        help="write one self-contained page with the input's maps and exit")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        default=None,
+        help="a model file (.npz from cnnkit train or cnnkit.save, or .onnx); "
+        "default: a small CNN trained on the bundled digits",
+    )
+    parser.add_argument(
+        "--image",
+        metavar="SOURCE",
+        help="the first input: a picture file, an http(s) URL or a bundled "
+        "sample name (chelsea, camera ...)",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=0, metavar="N", help="port on 127.0.0.1 (default: a free one)"
+    )
+    parser.add_argument(
+        "--no-browser", action="store_true", help="print the address without opening a browser"
+    )
+    parser.add_argument(
+        "--html",
+        type=output_file((".html", ".htm")),
+        metavar="OUT.html",
+        help="write one self-contained page with the input's maps and exit",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = ExplorerServer(session, args.port, source=source)
     except OSError as error:
-        raise ValueError(f"cannot listen on 127.0.0.1 port {args.port}: "
-                         f"{error.strerror or error}") from None
+        raise ValueError(
+            f"cannot listen on 127.0.0.1 port {args.port}: {error.strerror or error}"
+        ) from None
     explorer = Explorer(server)
     print(f"cnnkit explore: {explorer.url}\n(press Ctrl-C to stop)", flush=True)
     if not args.no_browser:

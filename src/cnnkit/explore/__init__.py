@@ -56,8 +56,9 @@ def open_session(model=None, image=None, *, input_shape=None, classes=None):
     elif isinstance(model, Module):
         metadata = {}
     else:
-        raise TypeError(f"model must be a cnnkit.nn.Module or a model file path, "
-                        f"got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a cnnkit.nn.Module or a model file path, got {type(model).__name__}"
+        )
     if input_shape is not None:
         metadata["input_shape"] = [int(s) for s in input_shape]
     if classes is not None:
@@ -114,8 +115,9 @@ class Explorer:
         return f'<a href="{self.url}" target="_blank">cnnkit explore: {self.url}</a>'
 
 
-def explore(model=None, image=None, *, port=0, open_browser=True, input_shape=None,
-            classes=None) -> Explorer:
+def explore(
+    model=None, image=None, *, port=0, open_browser=True, input_shape=None, classes=None
+) -> Explorer:
     """Open a model in the browser: every layer's maps, and how each value was computed.
 
     Parameters
@@ -160,8 +162,9 @@ def explore(model=None, image=None, *, port=0, open_browser=True, input_shape=No
     try:
         server = ExplorerServer(session, port, source=source)
     except OSError as error:
-        raise ValueError(f"cannot listen on 127.0.0.1 port {port}: {error.strerror or error}") \
-            from None
+        raise ValueError(
+            f"cannot listen on 127.0.0.1 port {port}: {error.strerror or error}"
+        ) from None
     server.start()
     explorer = Explorer(server)
     if open_browser:

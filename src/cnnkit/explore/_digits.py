@@ -37,9 +37,13 @@ def build_digits_model(path: str) -> float:
     config = TrainConfig(epochs=EPOCHS, seed=SEED)
     fit(model, train, config, val=test, progress=False)
     _, accuracy = evaluate(model, test)
-    save(model, path, classes=train.classes, input_shape=train.input_shape,
-         metadata={"data": "digits", "background": "dark", "crop": True,
-                   "test_accuracy": accuracy})
+    save(
+        model,
+        path,
+        classes=train.classes,
+        input_shape=train.input_shape,
+        metadata={"data": "digits", "background": "dark", "crop": True, "test_accuracy": accuracy},
+    )
     return accuracy
 
 

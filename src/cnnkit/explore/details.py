@@ -40,8 +40,12 @@ def window_geometry(module, input_shape) -> dict | None:
         padding = (ph, ph, pw, pw)
     else:
         return None
-    return {"kernel": list(kernel), "stride": list(stride), "dilation": list(dilation),
-            "padding": list(padding)}
+    return {
+        "kernel": list(kernel),
+        "stride": list(stride),
+        "dilation": list(dilation),
+        "padding": list(padding),
+    }
 
 
 def _window(plane_stack, geometry, y, x, mode="zeros", fill=0.0):
@@ -81,8 +85,13 @@ def _conv(module, x, out, position):
     bias = 0.0 if module.bias is None else float(module.bias.data[k])
     return {
         "kind": "conv",
-        "geometry": {**geometry, "input_shape": list(x.shape), "output_shape": list(out.shape),
-                     "padding_mode": module.padding_mode, "origin": origin},
+        "geometry": {
+            **geometry,
+            "input_shape": list(x.shape),
+            "output_shape": list(out.shape),
+            "padding_mode": module.padding_mode,
+            "origin": origin,
+        },
         "channels": channels,
         "windows": windows.tolist(),
         "inside": inside.tolist(),
@@ -98,11 +107,15 @@ def _pool(module, x, out, position):
     kind = type(module).__name__
     geometry = window_geometry(module, x.shape)
     fill = -np.inf if kind == "MaxPool2d" else 0.0
-    windows, inside, origin = _window(x[k:k + 1], geometry, y, col, fill=fill)
+    windows, inside, origin = _window(x[k : k + 1], geometry, y, col, fill=fill)
     values = windows[0]
     result = {
-        "geometry": {**geometry, "input_shape": list(x.shape), "output_shape": list(out.shape),
-                     "origin": origin},
+        "geometry": {
+            **geometry,
+            "input_shape": list(x.shape),
+            "output_shape": list(out.shape),
+            "origin": origin,
+        },
         "channels": [k],
         "windows": np.where(inside, values, 0.0).tolist(),
         "inside": inside.tolist(),
@@ -110,8 +123,12 @@ def _pool(module, x, out, position):
     if kind == "MaxPool2d":
         masked = np.where(inside, values, -np.inf)
         winner = np.unravel_index(int(np.argmax(masked)), masked.shape)
-        return {**result, "kind": "maxpool", "argmax": [int(winner[0]), int(winner[1])],
-                "total": float(masked[winner])}
+        return {
+            **result,
+            "kind": "maxpool",
+            "argmax": [int(winner[0]), int(winner[1])],
+            "total": float(masked[winner]),
+        }
     # PyTorch's divisor: the window clipped to the padded input, or to the input itself.
     (kh, kw), (ph, _, pw, _) = geometry["kernel"], geometry["padding"]
     sizes = []
@@ -120,8 +137,14 @@ def _pool(module, x, out, position):
         sizes.append(end - start if module.count_include_pad else min(end, n) - max(start, 0))
     divisor = sizes[0] * sizes[1]
     total = float(values[inside].sum())
-    return {**result, "kind": "avgpool", "sum": total, "divisor": int(divisor),
-            "count_include_pad": bool(module.count_include_pad), "total": total / divisor}
+    return {
+        **result,
+        "kind": "avgpool",
+        "sum": total,
+        "divisor": int(divisor),
+        "count_include_pad": bool(module.count_include_pad),
+        "total": total / divisor,
+    }
 
 
 def _elementwise(module, x, out, position):
@@ -132,13 +155,20 @@ def _elementwise(module, x, out, position):
         return {**result, "formula": "max(0, x)", "total": max(0.0, value)}
     if kind == "LeakyReLU":
         slope = float(module.negative_slope)
-        return {**result, "formula": "x if x > 0 else slope * x", "slope": slope,
-                "total": value if value > 0 else slope * value}
+        return {
+            **result,
+            "formula": "x if x > 0 else slope * x",
+            "slope": slope,
+            "total": value if value > 0 else slope * value,
+        }
     if kind == "Sigmoid":
         return {**result, "formula": "1 / (1 + exp(-x))", "total": float(1 / (1 + np.exp(-value)))}
     if kind == "Dropout":
-        return {**result, "formula": "x (evaluation mode: dropout passes values through)",
-                "total": value}
+        return {
+            **result,
+            "formula": "x (evaluation mode: dropout passes values through)",
+            "total": value,
+        }
     return {**result, "formula": f"{kind}(x)", "total": float(out[position])}
 
 
@@ -148,16 +178,29 @@ def _batch_norm(module, x, out, position):
     gamma, beta, eps = float(module.weight.data[k]), float(module.bias.data[k]), float(module.eps)
     value = float(x[position])
     normalised = (value - mean) / np.sqrt(var + eps)
-    return {"kind": "batchnorm", "input": value, "running_mean": mean, "running_var": var,
-            "eps": eps, "weight": gamma, "bias": beta, "normalised": float(normalised),
-            "total": float(normalised * gamma + beta)}
+    return {
+        "kind": "batchnorm",
+        "input": value,
+        "running_mean": mean,
+        "running_var": var,
+        "eps": eps,
+        "weight": gamma,
+        "bias": beta,
+        "normalised": float(normalised),
+        "total": float(normalised * gamma + beta),
+    }
 
 
 def _global_pool(module, x, out, position):
     k = position[0]
     plane = x[k].astype(np.float64)
-    return {"kind": "globalpool", "input_shape": list(x.shape), "sum": float(plane.sum()),
-            "count": int(plane.size), "total": float(plane.mean())}
+    return {
+        "kind": "globalpool",
+        "input_shape": list(x.shape),
+        "sum": float(plane.sum()),
+        "count": int(plane.size),
+        "total": float(plane.mean()),
+    }
 
 
 def _linear(module, x, out, position):
@@ -170,10 +213,19 @@ def _linear(module, x, out, position):
     bias = 0.0 if module.bias is None else float(module.bias.data[k])
     return {
         "kind": "linear",
-        "contributions": [{"index": int(i), "input": float(inputs[i]), "weight": float(weights[i]),
-                           "product": float(contributions[i])} for i in top],
-        "others": {"count": int(len(order) - len(top)),
-                   "sum": float(contributions[order[TOP_CONTRIBUTIONS:]].sum())},
+        "contributions": [
+            {
+                "index": int(i),
+                "input": float(inputs[i]),
+                "weight": float(weights[i]),
+                "product": float(contributions[i]),
+            }
+            for i in top
+        ],
+        "others": {
+            "count": int(len(order) - len(top)),
+            "sum": float(contributions[order[TOP_CONTRIBUTIONS:]].sum()),
+        },
         "bias": bias,
         "total": float(contributions.sum() + bias),
     }
@@ -181,8 +233,12 @@ def _linear(module, x, out, position):
 
 def _flatten(module, x, out, position):
     source = np.unravel_index(position[0], x.shape)
-    return {"kind": "flatten", "source": [int(s) for s in source], "input_shape": list(x.shape),
-            "total": float(x[source])}
+    return {
+        "kind": "flatten",
+        "source": [int(s) for s in source],
+        "input_shape": list(x.shape),
+        "total": float(x[source]),
+    }
 
 
 def _softmax(module, x, out, position):
@@ -192,8 +248,15 @@ def _softmax(module, x, out, position):
     shift = float(z.max())
     exps = np.exp(z - shift)
     k = position[0]
-    return {"kind": "softmax", "logits": z.tolist(), "max": shift, "exps": exps.tolist(),
-            "sum": float(exps.sum()), "index": k, "total": float(exps[k] / exps.sum())}
+    return {
+        "kind": "softmax",
+        "logits": z.tolist(),
+        "max": shift,
+        "exps": exps.tolist(),
+        "sum": float(exps.sum()),
+        "index": k,
+        "total": float(exps[k] / exps.sum()),
+    }
 
 
 #: Layer type -> the function explaining one of its values.
@@ -228,7 +291,11 @@ def explain(module, x: np.ndarray, out: np.ndarray, position: tuple) -> dict:
     explainer = _EXPLAINERS.get(type(module).__name__)
     if explainer is None:
         if x.shape == out.shape:
-            return {"kind": "elementwise", "input": float(x[position]),
-                    "formula": f"{type(module).__name__}(x)", "total": float(out[position])}
+            return {
+                "kind": "elementwise",
+                "input": float(x[position]),
+                "formula": f"{type(module).__name__}(x)",
+                "total": float(out[position]),
+            }
         return {"kind": "other", "total": float(out[position])}
     return explainer(module, x, out, position)

@@ -39,17 +39,25 @@ def export_data(session, source=None) -> dict:
     import numpy as np
 
     with session.lock:
-        state = {"classes": session.classes, "input_shape": list(session.input_shape),
-                 "probabilities": session.probabilities.tolist(),
-                 "layers": session.layer_summary(), "edits": session.edits, "source": source,
-                 "final_softmax": session._final_softmax}
+        state = {
+            "classes": session.classes,
+            "input_shape": list(session.input_shape),
+            "probabilities": session.probabilities.tolist(),
+            "layers": session.layer_summary(),
+            "edits": session.edits,
+            "source": source,
+            "final_softmax": session._final_softmax,
+        }
         maps = {}
         for name in session.layers:
             values = session.maps(name)
             maps[name] = {"shape": list(values.shape), "data": _packed(values)}
         x = np.asarray(session.x, np.float64)
-        return {"state": state, "maps": maps,
-                "input": {"shape": list(x.shape), "values": x.tolist()}}
+        return {
+            "state": state,
+            "maps": maps,
+            "input": {"shape": list(x.shape), "values": x.tolist()},
+        }
 
 
 def render_html(session, source=None) -> str:
@@ -58,23 +66,24 @@ def render_html(session, source=None) -> str:
     style = _read("style.css")
     script = "\n".join(_EXPORT.sub("", _IMPORT.sub("", _read(name))) for name in MODULES)
     data = _script_json(export_data(session, source))
-    page = page.replace('<link rel="stylesheet" href="/static/style.css">',
-                        f"<style>\n{style}</style>")
+    page = page.replace(
+        '<link rel="stylesheet" href="/static/style.css">', f"<style>\n{style}</style>"
+    )
     script = script.replace("</script", "<\\/script")
     page = page.replace(
         '<script type="module" src="/static/main.js"></script>',
         f"<script>globalThis.CNNKIT_EXPORT = {data};</script>\n"
         f'<script type="module">\n{script}</script>',
     )
-    return page.replace("<title>cnnkit explore</title>",
-                        "<title>cnnkit explore (saved page)</title>")
+    return page.replace(
+        "<title>cnnkit explore</title>", "<title>cnnkit explore (saved page)</title>"
+    )
 
 
 def write_html(session, path, source=None) -> str:
     """Write :func:`render_html` to `path` atomically; return the path."""
     from cnnkit.commands._common import atomic_path
 
-    with atomic_path(path) as temporary:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(render_html(session, source))
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:
+        file.write(render_html(session, source))
     return os.fspath(path)

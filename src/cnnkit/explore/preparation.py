@@ -34,7 +34,11 @@ def prepare_input(picture: np.ndarray, metadata: dict, input_shape) -> np.ndarra
     except ImportError:
         from cnnkit.data import prepare_image
 
-        return prepare_image(picture, metadata["input_shape"], invert="auto",
-                             background=metadata.get("background"),
-                             crop=bool(metadata.get("crop")))
+        return prepare_image(
+            picture,
+            metadata["input_shape"],
+            invert="auto",
+            background=metadata.get("background"),
+            crop=bool(metadata.get("crop")),
+        )
     return np.asarray(prepare(picture, metadata), dtype=np.float32)[0]

@@ -40,9 +40,11 @@ _CONTENT_TYPES = {
 }
 
 #: The page may load from this server only (and draw images it made itself).
-_CONTENT_SECURITY = ("default-src 'self'; img-src 'self' data: blob:; "
-                     "style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; "
-                     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_CONTENT_SECURITY = (
+    "default-src 'self'; img-src 'self' data: blob:; "
+    "style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 #: How often the serving loop checks whether it was asked to stop, in seconds.
 POLL_SECONDS = 0.05
@@ -69,8 +71,9 @@ class ExplorerServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, session: Session, port: int = 0, host: str = "127.0.0.1",
-                 *, source: str | None = None):
+    def __init__(
+        self, session: Session, port: int = 0, host: str = "127.0.0.1", *, source: str | None = None
+    ):
         self.session = session
         self.token = secrets.token_urlsafe(24)
         self.source = source
@@ -88,9 +91,9 @@ class ExplorerServer(ThreadingHTTPServer):
 
     def start(self) -> None:
         """Serve on a background thread."""
-        self._thread = threading.Thread(target=self.serve_forever, args=(POLL_SECONDS,),
-                                        name="cnnkit-explore",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, args=(POLL_SECONDS,), name="cnnkit-explore", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -116,8 +119,11 @@ class ExplorerServer(ThreadingHTTPServer):
         """Make a bundled sample the current input."""
         from cnnkit.images import available_samples, load_image
 
-        if isinstance(name, str) and name.startswith("digit:") and \
-                self.session.metadata.get("data") == "digits":
+        if (
+            isinstance(name, str)
+            and name.startswith("digit:")
+            and self.session.metadata.get("data") == "digits"
+        ):
             from cnnkit.data import load_digits
 
             digit = name.partition(":")[2]
@@ -138,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "cnnkit-explore"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format, *args) -> None:
         """Quiet: the terminal shows the address and errors reach the page."""
 
     # -- replies ------------------------------------------------------------------------
@@ -181,8 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise ExploreError(f"bad Content-Length {length!r}") from None
         if size > MAX_UPLOAD_BYTES:
             self.close_connection = True  # the unread body must not be taken as a request
-            raise BodyTooLarge(f"the body has {size} bytes; at most {MAX_UPLOAD_BYTES} "
-                               "are accepted")
+            raise BodyTooLarge(
+                f"the body has {size} bytes; at most {MAX_UPLOAD_BYTES} are accepted"
+            )
         return self.rfile.read(size) if size > 0 else b""
 
     # -- dispatch -------------------------------------------------------------------------
@@ -207,8 +214,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._static(parts.path, method)
                 return
             if not self._token_ok(query):
-                self._error(403, "refused: missing or wrong token (open the address "
-                                 "cnnkit explore printed)")
+                self._error(
+                    403, "refused: missing or wrong token (open the address cnnkit explore printed)"
+                )
                 return
             route = _ROUTES.get((method, parts.path))
             if route is None:
@@ -232,8 +240,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _static(self, path: str, method: str) -> None:
         name = "index.html" if path in ("/", "/index.html") else path.removeprefix("/static/")
-        if method != "GET" or "/" in name or name.startswith(".") or \
-                os.path.splitext(name)[1] not in _CONTENT_TYPES:
+        if (
+            method != "GET"
+            or "/" in name
+            or name.startswith(".")
+            or os.path.splitext(name)[1] not in _CONTENT_TYPES
+        ):
             self._error(404, f"no page {path}")
             return
         file = os.path.join(STATIC_DIR, name)
@@ -288,8 +300,10 @@ def _post_input(server, args, body):
         os.rmdir(folder)
     server.session.set_image(picture)
     server.source = args.get("name") or "upload"
-    return {"input_shape": list(server.session.input_shape),
-            "probabilities": _probabilities(server)}
+    return {
+        "input_shape": list(server.session.input_shape),
+        "probabilities": _probabilities(server),
+    }
 
 
 def _get_input(server, args, body):
@@ -324,10 +338,15 @@ def _kernel_reset(server, args, body):
 def _state(server, args, body):
     session = server.session
     with session.lock:
-        return {"classes": session.classes, "input_shape": list(session.input_shape),
-                "probabilities": _probabilities(server), "layers": session.layer_summary(),
-                "edits": session.edits, "source": server.source,
-                "final_softmax": session._final_softmax}
+        return {
+            "classes": session.classes,
+            "input_shape": list(session.input_shape),
+            "probabilities": _probabilities(server),
+            "layers": session.layer_summary(),
+            "edits": session.edits,
+            "source": server.source,
+            "final_softmax": session._final_softmax,
+        }
 
 
 def _maps(server, args, body):
@@ -336,20 +355,26 @@ def _maps(server, args, body):
         raise ExploreError(f"which must be 'output' or 'input', got {which!r}")
     session = server.session
     with session.lock:
-        values = session.maps(args.get("layer"), args.get("start", 0), args.get("count"),
-                              which=which)
-        return {"shape": list(values.shape), "start": int(args.get("start", 0)),
-                "data": _packed(values)}
+        values = session.maps(
+            args.get("layer"), args.get("start", 0), args.get("count"), which=which
+        )
+        return {
+            "shape": list(values.shape),
+            "start": int(args.get("start", 0)),
+            "data": _packed(values),
+        }
 
 
 def _detail(server, args, body):
-    return server.session.detail(args.get("layer"), args.get("channel", 0), args.get("y", 0),
-                                 args.get("x", 0))
+    return server.session.detail(
+        args.get("layer"), args.get("channel", 0), args.get("y", 0), args.get("x", 0)
+    )
 
 
 def _receptive_field(server, args, body):
-    return server.session.receptive_field(args.get("layer"), args.get("y", 0), args.get("x", 0),
-                                          args.get("channel", 0))
+    return server.session.receptive_field(
+        args.get("layer"), args.get("y", 0), args.get("x", 0), args.get("channel", 0)
+    )
 
 
 def _overlay(server, args, body):
@@ -363,8 +388,10 @@ def _samples(server, args, body):
 
 def _sample(server, args, body):
     server.load_sample(_json_body(body).get("name"))
-    return {"input_shape": list(server.session.input_shape),
-            "probabilities": _probabilities(server)}
+    return {
+        "input_shape": list(server.session.input_shape),
+        "probabilities": _probabilities(server),
+    }
 
 
 _ROUTES = {

@@ -78,7 +78,9 @@ class Session:
     --------
     >>> import numpy as np
     >>> from cnnkit import nn
-    >>> model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3, rng=0))
+    >>> model = nn.Sequential(
+    ...     nn.Conv2d(1, 2, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3, rng=0)
+    ... )
     >>> session = Session(model, {"input_shape": [1, 4, 4]})
     >>> [layer["name"] for layer in session.model_info()["layers"]]
     ['0', '1', '2', '3']
@@ -155,9 +157,11 @@ class Session:
     def _ends_in_softmax(self) -> str | None:
         """The name of a final Softmax layer whose output is the model's output, else None."""
         last = self.layers[-1]
-        if type(self._modules[last]).__name__ == "Softmax":
-            if self._records[last][1] is self.output:
-                return last
+        if (
+            type(self._modules[last]).__name__ == "Softmax"
+            and self._records[last][1] is self.output
+        ):
+            return last
         return None
 
     def _forward(self) -> None:
@@ -195,7 +199,9 @@ class Session:
         """Make `x`, a prepared ``(C, H, W)`` input, the current one."""
         x = np.asarray(x, dtype=np.float32)
         if x.shape != self.input_shape:
-            raise ExploreError(f"the input must have shape {list(self.input_shape)}, got {list(x.shape)}")
+            raise ExploreError(
+                f"the input must have shape {list(self.input_shape)}, got {list(x.shape)}"
+            )
         with self.lock:
             self.x = np.ascontiguousarray(x)
             self._forward()
@@ -221,8 +227,11 @@ class Session:
                 "input_shape": list(self.input_shape),
                 "classes": list(self.classes),
                 "layers": [
-                    {"name": name, "type": type(self._modules[name]).__name__,
-                     "output_shape": list(self._records[name][1].shape[1:])}
+                    {
+                        "name": name,
+                        "type": type(self._modules[name]).__name__,
+                        "output_shape": list(self._records[name][1].shape[1:]),
+                    }
                     for name in self.layers
                 ],
             }
@@ -234,17 +243,19 @@ class Session:
             for name in self.layers:
                 module = self._modules[name]
                 x, out = self._records[name]
-                summary.append({
-                    "name": name,
-                    "type": type(module).__name__,
-                    "description": _describe(module),
-                    "input_shape": list(x.shape[1:]),
-                    "output_shape": list(out.shape[1:]),
-                    "min": float(out.min()),
-                    "max": float(out.max()),
-                    "editable": type(module).__name__ == "Conv2d",
-                    "spatial": out.ndim == 4,
-                })
+                summary.append(
+                    {
+                        "name": name,
+                        "type": type(module).__name__,
+                        "description": _describe(module),
+                        "input_shape": list(x.shape[1:]),
+                        "output_shape": list(out.shape[1:]),
+                        "min": float(out.min()),
+                        "max": float(out.max()),
+                        "editable": type(module).__name__ == "Conv2d",
+                        "spatial": out.ndim == 4,
+                    }
+                )
             return summary
 
     def activation(self, layer, channel=0, *, which: str = "output") -> np.ndarray:
@@ -266,7 +277,7 @@ class Session:
                 return values[None]
             start = _int_arg("start", start, 0, values.shape[0])
             count = values.shape[0] if count is None else _int_arg("count", count, 1)
-            return values[start:start + count]
+            return values[start : start + count]
 
     def _class(self, value) -> int:
         return _int_arg("class", value, 0, len(self.classes))
@@ -287,8 +298,10 @@ class Session:
             k = self._class(class_index)
             activations = self._records[name][1][0]
             if activations.ndim != 3:
-                raise ExploreError(f"Grad-CAM needs a layer with (C, H, W) maps; {name} "
-                                   f"gives shape {list(activations.shape)}")
+                raise ExploreError(
+                    f"Grad-CAM needs a layer with (C, H, W) maps; {name} "
+                    f"gives shape {list(activations.shape)}"
+                )
             self._forward()
             seed = np.zeros(self.logits.shape, self.output.dtype)
             seed[k] = 1.0
@@ -323,9 +336,15 @@ class Session:
             weight = module.weight.data
             if not isinstance(index, (list, tuple)) or len(index) != 4:
                 raise ExploreError(f"index must be [o, c, i, j], got {index!r}")
-            position = tuple(_int_arg(f"index[{a}]", v, 0, n)
-                             for a, (v, n) in enumerate(zip(index, weight.shape)))
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            position = tuple(
+                _int_arg(f"index[{a}]", v, 0, n)
+                for a, (v, n) in enumerate(zip(index, weight.shape))
+            )
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not np.isfinite(value)
+            ):
                 raise ExploreError(f"value must be a finite number, got {value!r}")
             self._edits.setdefault((name, position), float(weight[position]))
             weight[position] = value
@@ -342,10 +361,15 @@ class Session:
     @property
     def edits(self) -> list[dict]:
         with self.lock:
-            return [{"layer": name, "index": list(position),
-                     "value": float(self._modules[name].weight.data[position]),
-                     "original": original}
-                    for (name, position), original in self._edits.items()]
+            return [
+                {
+                    "layer": name,
+                    "index": list(position),
+                    "value": float(self._modules[name].weight.data[position]),
+                    "original": original,
+                }
+                for (name, position), original in self._edits.items()
+            ]
 
     # -- one cell, explained -------------------------------------------------------------------
     def detail(self, layer, channel=0, y=0, x=0) -> dict:
@@ -357,17 +381,23 @@ class Session:
             module = self._modules[name]
             inp, out = (a[0] for a in self._records[name])
             if out.ndim == 3:
-                position = (_int_arg("channel", channel, 0, out.shape[0]),
-                            _int_arg("y", y, 0, out.shape[1]),
-                            _int_arg("x", x, 0, out.shape[2]))
+                position = (
+                    _int_arg("channel", channel, 0, out.shape[0]),
+                    _int_arg("y", y, 0, out.shape[1]),
+                    _int_arg("x", x, 0, out.shape[2]),
+                )
             elif out.ndim == 1:
                 position = (_int_arg("channel", channel, 0, out.shape[0]),)
             else:
                 raise ExploreError(f"layer {name} has output shape {list(out.shape)}")
             explained = details.explain(module, inp, out, position)
-            explained.update(layer=name, type=type(module).__name__,
-                             description=_describe(module), position=list(position),
-                             value=float(out[position]))
+            explained.update(
+                layer=name,
+                type=type(module).__name__,
+                description=_describe(module),
+                position=list(position),
+                value=float(out[position]),
+            )
             return explained
 
     def receptive_field(self, layer, y=0, x=0, channel=0) -> dict:
@@ -395,8 +425,10 @@ class Session:
             rows, cols = np.nonzero(grad.sum(axis=0))
             if not len(rows):
                 return {"box": None, "method": "gradient"}
-            return {"box": [int(rows.min()), int(cols.min()), int(rows.max()) + 1,
-                            int(cols.max()) + 1], "method": "gradient"}
+            return {
+                "box": [int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1],
+                "method": "gradient",
+            }
 
     def _geometric_field(self, name: str, y: int, x: int):
         """[top, left, bottom, right) by composing the layers' geometry, or None."""
@@ -404,8 +436,9 @@ class Session:
         from cnnkit.nn import Sequential
 
         def is_chain(module) -> bool:
-            return not module._modules or (isinstance(module, Sequential)
-                                           and all(map(is_chain, module._modules.values())))
+            return not module._modules or (
+                isinstance(module, Sequential) and all(map(is_chain, module._modules.values()))
+            )
 
         if not is_chain(self.model):
             return None
@@ -422,7 +455,11 @@ class Session:
             if geometry is None:
                 return None
             (kh, kw), (sh, sw), (dh, dw), (pt, _, pl, _) = (
-                geometry["kernel"], geometry["stride"], geometry["dilation"], geometry["padding"])
+                geometry["kernel"],
+                geometry["stride"],
+                geometry["dilation"],
+                geometry["padding"],
+            )
             height, width = self._records[layer][0].shape[-2:]
             top, bottom = _taps(top, bottom, kh, sh, pt, dh, height)
             left, right = _taps(left, right, kw, sw, pl, dw, width)
@@ -433,7 +470,7 @@ class Session:
 
 def _taps(low: int, high: int, kernel: int, stride: int, pad: int, dilation: int, size: int):
     """First and last input index read by outputs ``low .. high`` (taps in padding read none)."""
-    taps = (np.arange(low, high + 1)[:, None] * stride - pad + np.arange(kernel)[None] * dilation)
+    taps = np.arange(low, high + 1)[:, None] * stride - pad + np.arange(kernel)[None] * dilation
     inside = taps[(taps >= 0) & (taps < size)]
     return (int(inside.min()), int(inside.max())) if inside.size else (None, None)
 
