@@ -97,6 +97,7 @@ def _conv(module, x, out, position):
         "inside": inside.tolist(),
         "kernel": kernel.tolist(),
         "partial_sums": partial.tolist(),
+        "sum": float(partial.sum()),
         "bias": bias,
         "total": float(partial.sum() + bias),
     }

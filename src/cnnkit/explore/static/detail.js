@@ -209,9 +209,8 @@ export class DetailView {
   conv(d, layer) {
     const g = d.geometry;
     const out = [];
-    const sum = d.partial_sums.reduce((a, b) => a + b, 0);
     out.push(line(`Σ over ${d.channels.length} input channel(s) of (window ⊙ kernel) + bias\n= `,
-      number(sum), " + ", number(d.bias), " = ", number(d.total, "total"),
+      number(d.sum), " + ", number(d.bias), " = ", number(d.total, "total"),
       `\nkernel ${g.kernel.join("×")}, stride ${g.stride.join(",")}, padding ${g.padding.join(",")} (top, bottom, left, right), dilation ${g.dilation.join(",")}${g.padding_mode !== "zeros" ? `, ${g.padding_mode} padding` : ""}`));
     const order = d.partial_sums.map((p, i) => i).sort((a, b) => Math.abs(d.partial_sums[b]) - Math.abs(d.partial_sums[a]));
     out.push(this.animation(d, layer, d.channels[order[0]]));
@@ -328,6 +327,7 @@ export class DetailView {
       const limit = absMax([Array.from(data)]);
       const context = canvas.getContext("2d");
       const drawAt = (oy, ox) => {
+        this.markCell([oy, ox]); // the output cell this window position computes
         context.fillStyle = "#ddd";
         context.fillRect(0, 0, canvas.width, canvas.height);
         for (let y = 0; y < H; y++) {
