@@ -341,11 +341,14 @@ def test_composite_models_are_recorded_by_qualified_name(rng):
 
 def test_receptive_field_geometry_matches_the_gradient_support(rng):
     """The geometric box equals the support of the gradient of a linear chain."""
-    layers = lambda: [
-        nn.Conv2d(1, 2, 3, padding=1, rng=0),
-        nn.AvgPool2d(2),  # noqa: E731
-        nn.Conv2d(2, 2, 3, stride=2, dilation=2, padding=1, rng=1),
-    ]
+
+    def layers():
+        return [
+            nn.Conv2d(1, 2, 3, padding=1, rng=0),
+            nn.AvgPool2d(2),
+            nn.Conv2d(2, 2, 3, stride=2, dilation=2, padding=1, rng=1),
+        ]
+
     geometric = Session(nn.Sequential(*layers()), {"input_shape": [1, 16, 16]})
     by_gradient = Session(nn.Sequential(Chain(*layers())), {"input_shape": [1, 16, 16]})
     x = rng.uniform(0.1, 1, (1, 16, 16)).astype(np.float32)
