@@ -197,6 +197,18 @@ def test_show_history_plots_every_curve():
     np.testing.assert_array_equal(best.get_offsets(), [[2, 0.5]])
     (best,) = acc_ax.collections  # the highest validation accuracy, epoch 2
     np.testing.assert_array_equal(best.get_offsets(), [[2, 0.8]])
+    assert best.get_label() == "best: 80 % (epoch 2)"
+    assert loss_ax.collections[0].get_label() == "best: 0.5 (epoch 2)"
+
+
+def test_show_history_names_the_held_out_set():
+    """cnnkit train evaluates on the test set: its curves say "test", a perfect score 100 %."""
+    fig = plot.show_history(
+        {"accuracy": [0.9, 0.99], "val_accuracy": [0.95, 1.0]}, val_label="test"
+    )
+    (ax,) = fig.axes
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["training", "test", "best: 100 % (epoch 2)"]
 
 
 @pytest.mark.parametrize(
@@ -256,7 +268,27 @@ def test_compare_stride_padding_titles_give_output_shapes(rng, channels):
         assert head == f"stride {stride}, padding {padding}"
         assert tail.startswith(f"output shape ({out[0]}, {out[1]}")
         assert ax.images[0].get_array().shape[:2] == out
-        assert ax.get_xlim() == panels[0].get_xlim() == (-0.5, 22.5)
+        low, high = ax.get_xlim()
+        assert (low, high) == panels[0].get_xlim() and low < -0.5 and high > 22.5
+
+
+def test_zero_padding_edge_lines_are_visible():
+    """A flat photo-sized image, sobel_top, padding 1: the blue top and red bottom rows show.
+
+    They are the only non-zero rows (black padding next to a bright picture); they used to
+    hide under the axes' frame.
+    """
+    image = np.full((300, 451), 0.8, dtype=np.float32)
+    fig = plot.compare_stride_padding(image, ck.kernels.get("sobel_top"), [(1, 1)])
+    ax = image_axes(fig)[1]
+    assert not any(side.get_visible() for side in ax.spines.values())
+    pixels = render(fig)
+    r, _, b = pixel_at(pixels, ax, 225.0, 0.0)
+    assert b > r + 60  # blue: black above a brighter picture
+    r, _, b = pixel_at(pixels, ax, 225.0, 299.0)
+    assert r > b + 60  # red: a brighter picture above black
+    r, g, b = pixel_at(pixels, ax, 225.0, 150.0)
+    assert min(r, g, b) > 240  # white inside: a flat picture has no edges
 
 
 def test_compare_stride_padding_rejects_bad_configs():

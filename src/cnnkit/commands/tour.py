@@ -40,11 +40,20 @@ class Picture:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnkit tour``."""
-    parser.add_argument("--image", default=DEFAULT_IMAGE, metavar="SOURCE",
-                        help="an image file, an http(s) URL or a bundled sample name "
-                             f"(default {DEFAULT_IMAGE}, no download)")
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", type=Path,
-                        help=f"folder for the pictures and index.html (default ./{DEFAULT_OUT})")
+    parser.add_argument(
+        "--image",
+        default=DEFAULT_IMAGE,
+        metavar="SOURCE",
+        help="an image file, an http(s) URL or a bundled sample name "
+        f"(default {DEFAULT_IMAGE}, no download)",
+    )
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        type=Path,
+        help=f"folder for the pictures and index.html (default ./{DEFAULT_OUT})",
+    )
     add_quiet(parser)
 
 
@@ -83,8 +92,14 @@ def _shrink(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
         return image
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     planes = image[:, :, None] if image.ndim == 2 else image
-    shrunk = [np.asarray(Image.fromarray(np.ascontiguousarray(planes[:, :, c]))
-                         .resize(size, Image.Resampling.BOX)) for c in range(planes.shape[2])]
+    shrunk = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(planes[:, :, c])).resize(
+                size, Image.Resampling.BOX
+            )
+        )
+        for c in range(planes.shape[2])
+    ]
     out = np.clip(np.stack(shrunk, axis=-1), 0.0, 1.0).astype(np.float32)  # (h', w', C)
     return out[:, :, 0] if image.ndim == 2 else out
 
@@ -100,8 +115,10 @@ def _examples(say: _Printer, rng: np.random.Generator) -> dict:
     say.show("kernel (bright left, dark right responds positively)", kernel)
     say.show("conv2d(matrix, kernel, stride=1)", F.conv2d(matrix, kernel, stride=1))
     say.show("conv2d(matrix, kernel, stride=3)", F.conv2d(matrix, kernel, stride=3))
-    say("output size = floor((input + 2*padding - kernel) / stride) + 1: "
-        "(6 - 3)/1 + 1 = 4, floor((6 - 3)/3) + 1 = 2")
+    say(
+        "output size = floor((input + 2*padding - kernel) / stride) + 1: "
+        "(6 - 3)/1 + 1 = 4, floor((6 - 3)/3) + 1 = 2"
+    )
     say()
 
     pool_input = rng.permutation(16).reshape(4, 4).astype(np.float32)
@@ -115,8 +132,10 @@ def _examples(say: _Printer, rng: np.random.Generator) -> dict:
     pooled = F.global_avg_pool2d(matrix)
     say(f"global_avg_pool2d(matrix) = {float(pooled):.4g}  shape {np.shape(pooled)}")
     maps = np.stack([matrix, F.relu(F.conv2d(matrix, kernel, padding=1)), 1.0 - matrix / 9])
-    say(f"on a stack of {maps.shape[0]} feature maps {maps.shape}: "
-        f"{_text(F.global_avg_pool2d(maps))}  shape {F.global_avg_pool2d(maps).shape}")
+    say(
+        f"on a stack of {maps.shape[0]} feature maps {maps.shape}: "
+        f"{_text(F.global_avg_pool2d(maps))}  shape {F.global_avg_pool2d(maps).shape}"
+    )
     say()
 
     values = rng.normal(size=5).astype(np.float32)
@@ -128,6 +147,33 @@ def _examples(say: _Printer, rng: np.random.Generator) -> dict:
     say.show("sigmoid(x)  (each squashed into (0, 1) on its own)", F.sigmoid(values))
     say()
     return {"matrix": matrix, "kernel": kernel, "pool_input": pool_input}
+
+
+def _layout_rule(say: _Printer, image: np.ndarray) -> None:
+    """Print the one layout rule, with the loaded image's own shapes."""
+    from cnnkit import functional as F
+    from cnnkit.layout import pool_image, to_tensor
+
+    tensor = to_tensor(image)
+    say(
+        "0. Images and tensors: images are (height, width, channels), as loaded, filtered "
+        "and plotted; tensors are (channels, height, width), or (batch, channels, height, "
+        "width), as the functional ops and nn layers take them. Convert with "
+        "ck.to_tensor(image) and ck.to_image(tensor)."
+    )
+    say(
+        f"image {image.shape} -> ck.to_tensor(image) {tensor.shape}, "
+        f"ck.to_tensor(image, batch=True) {(1, *tensor.shape)}"
+    )
+    say(
+        f"one mean per colour channel: F.global_avg_pool2d(ck.to_tensor(image)) = "
+        f"{_text(F.global_avg_pool2d(tensor))}"
+    )
+    say(
+        f"pooling an image keeps it an image: ck.pool_image(image, 2).shape = "
+        f"{pool_image(image, 2).shape}"
+    )
+    say()
 
 
 def _pictures(image: np.ndarray, source: str, arrays: dict, loaded_shape=None) -> list[Picture]:
@@ -157,81 +203,147 @@ def _pictures(image: np.ndarray, source: str, arrays: dict, loaded_shape=None) -
     loaded_shape = image.shape if loaded_shape is None else tuple(loaded_shape)
     shrunk = "" if loaded_shape == image.shape else f", shown shrunk to {image.shape}"
     return [
-        Picture("01_image.png", "An image is a 3-D array",
-                f"The image {source!r} as loaded: a NumPy array of shape {loaded_shape} "
-                f"(height, width, channels), floats from 0 to 1{shrunk}. Axes count pixels.",
-                figure(lambda: plot.show_image(
-                    image, title=f"{source}: shape {image.shape} (height, width, channels)"))),
-        Picture("02_channels.png", "An image is a 3-D array",
-                "Each colour channel on its own, image[:, :, k], drawn from black (0) to "
-                "its colour (1): bright where the pixel holds much of that colour.",
-                figure(lambda: plot.show_channels(image))),
-        Picture("03_sobel_top_kernel.png", "A Sobel kernel finds edges",
-                "The sobel_top kernel: +1 +2 +1 on the top row, -1 -2 -1 on the bottom. Its "
-                "weights sum to 0, so flat regions give 0 and an edge whose top side is "
-                "brighter gives a positive response.",
-                figure(lambda: plot.show_kernel(sobel, title="sobel_top kernel (3\u00d73)"))),
-        Picture("04_sobel_top.png", "A Sobel kernel finds edges",
-                f"sobel_top applied to the grayscale image (no padding, so the output "
-                f"{shape_text(response)} is 2 pixels smaller than the image on each axis): "
-                "red where the top side of an edge is "
-                "brighter, blue where the bottom side is, white where nothing changes.",
-                figure(lambda: plot.show_feature_maps(
-                    response, titles=[f"sobel_top response, shape {shape_text(response)}"]))),
-        Picture("05_sobel_directions.png", "A Sobel kernel finds edges",
-                "The four Sobel directions: top and bottom find horizontal edges, left and "
-                "right vertical ones; opposite directions give the same map with the sign "
-                "flipped.",
-                figure(lambda: plot.show_feature_maps(
+        Picture(
+            "01_image.png",
+            "An image is a 3-D array",
+            f"The image {source!r} as loaded: a NumPy array of shape {loaded_shape} "
+            f"(height, width, channels), floats from 0 to 1{shrunk}. Axes count pixels.",
+            figure(
+                lambda: plot.show_image(
+                    image, title=f"{source}: shape {image.shape} (height, width, channels)"
+                )
+            ),
+        ),
+        Picture(
+            "02_channels.png",
+            "An image is a 3-D array",
+            "Each colour channel on its own, image[:, :, k], drawn from black (0) to "
+            "its colour (1): bright where the pixel holds much of that colour.",
+            figure(lambda: plot.show_channels(image)),
+        ),
+        Picture(
+            "03_sobel_top_kernel.png",
+            "A Sobel kernel finds edges",
+            "The sobel_top kernel: +1 +2 +1 on the top row, -1 -2 -1 on the bottom. Its "
+            "weights sum to 0, so flat regions give 0 and an edge whose top side is "
+            "brighter gives a positive response.",
+            figure(lambda: plot.show_kernel(sobel, title="sobel_top kernel (3\u00d73)")),
+        ),
+        Picture(
+            "04_sobel_top.png",
+            "A Sobel kernel finds edges",
+            f"sobel_top applied to the grayscale image (no padding, so the output "
+            f"{shape_text(response)} is 2 pixels smaller than the image on each axis): "
+            "red where the top side of an edge is "
+            "brighter, blue where the bottom side is, white where nothing changes.",
+            figure(
+                lambda: plot.show_feature_maps(
+                    response, titles=[f"sobel_top response, shape {shape_text(response)}"]
+                )
+            ),
+        ),
+        Picture(
+            "05_sobel_directions.png",
+            "A Sobel kernel finds edges",
+            "The four Sobel directions: top and bottom find horizontal edges, left and "
+            "right vertical ones; opposite directions give the same map with the sign "
+            "flipped.",
+            figure(
+                lambda: plot.show_feature_maps(
                     [filter2d(gray, kernels.get(n)) for n in directions],
-                    titles=directions, ncols=2,
-                    title="one image, four edge detectors (red > 0 > blue)"))),
-        Picture("06_stride_padding.png", "Stride and padding",
-                "The same sobel_top kernel with different strides and paddings, all drawn "
-                "at the same pixel scale: padding 1 keeps the input's size, stride 2 halves "
-                "each side, stride 3 divides it by three. Each title gives the output shape. "
-                "Zero padding puts black next to the picture's border, which the kernel "
-                "sees as an edge: the thin line along the bottom of the padded outputs.",
-                figure(lambda: plot.compare_stride_padding(
-                    gray, sobel, [(1, 0), (1, 1), (2, 1), (3, 1)]))),
-        Picture("07_relu.png", "ReLU",
-                "ReLU on the sobel_top feature map: negative values (blue) become 0 and "
-                "positive ones pass unchanged, so only edges with a brighter top side remain.",
-                figure(lambda: plot.show_feature_maps(
+                    titles=directions,
+                    ncols=2,
+                    title="one image, four edge detectors (red > 0 > blue)",
+                )
+            ),
+        ),
+        Picture(
+            "06_stride_padding.png",
+            "Stride and padding",
+            "The same sobel_top kernel with different strides and paddings, all drawn "
+            "at the same pixel scale: padding 1 keeps the input's size, stride 2 halves "
+            "each side, stride 3 divides it by three. Each title gives the output shape. "
+            "Zero padding puts black next to the picture's border, which the kernel "
+            "sees as an edge: a thin blue line along the top of every padded output "
+            "(black above a brighter picture) and, at stride 1, a red one along the "
+            "bottom (a brighter picture above black).",
+            figure(
+                lambda: plot.compare_stride_padding(gray, sobel, [(1, 0), (1, 1), (2, 1), (3, 1)])
+            ),
+        ),
+        Picture(
+            "07_relu.png",
+            "ReLU",
+            "ReLU on the sobel_top feature map: negative values (blue) become 0 "
+            "(white) and positive ones pass unchanged, so only edges with a brighter "
+            "top side remain. Both maps share one colour scale.",
+            figure(
+                lambda: plot.show_feature_maps(
                     [response, rectified],
-                    titles=["feature map (sobel_top)", "ReLU(feature map) = max(0, x)"]))),
-        Picture("08_max_pool.png", "Max pooling",
-                "Max pooling the ReLU map: a 2\u00d72 window with stride 2 keeps the "
-                "strongest value of each window and halves each side; 4\u00d74 quarters it. "
-                "Each map fills its panel, so the pooled ones look coarser, yet the edges "
-                "survive the downsampling.",
-                figure(lambda: plot.show_feature_maps(
+                    titles=["feature map (sobel_top)", "ReLU(feature map) = max(0, x)"],
+                    shared_colors=True,
+                    label="response",
+                )
+            ),
+        ),
+        Picture(
+            "08_max_pool.png",
+            "Max pooling",
+            "Max pooling the ReLU map: a 2\u00d72 window with stride 2 keeps the "
+            "strongest value of each window and halves each side; 4\u00d74 quarters it. "
+            "Each map fills its panel, so the pooled ones look coarser, yet the edges "
+            "survive the downsampling. All three share one colour scale: pooling only "
+            "keeps values, so the pooled maps are brighter because each cell holds the "
+            "strongest value of its window, not because any value grew.",
+            figure(
+                lambda: plot.show_feature_maps(
                     [rectified, F.max_pool2d(rectified, 2), F.max_pool2d(rectified, 4)],
-                    titles=[f"ReLU map {shape_text(rectified)}",
-                            f"max_pool2d 2\u00d72 {shape_text(F.max_pool2d(rectified, 2))}",
-                            f"max_pool2d 4\u00d74 {shape_text(F.max_pool2d(rectified, 4))}"]))),
-        Picture("09_conv_stride1.gif", "Animations: the kernel sliding",
-                "The 6\u00d76 matrix and 3\u00d73 kernel printed by the tour, stride 1: "
-                "yellow is the kernel (its weights in the corners), green the input, pink "
-                "the output written one cell per frame, 4\u00d74 cells.",
-                gif(plot.animate_conv, values=m, kernel=k, stride=1)),
-        Picture("10_conv_stride3.gif", "Animations: the kernel sliding",
-                "The same matrix and kernel with stride 3: the kernel jumps three cells, "
-                "the output is 2\u00d72.",
-                gif(plot.animate_conv, values=m, kernel=k, stride=3)),
-        Picture("11_conv_padding1_stride2.gif", "Animations: the kernel sliding",
-                "A 5\u00d75 input with zero padding 1 (grey, dashed) and stride 2: the "
-                "padding lets the kernel centre on border pixels; output 3\u00d73.",
-                gif(plot.animate_conv, input_size=5, kernel_size=3, stride=2, padding=1,
-                    seed=SEED)),
-        Picture("12_conv_dilation2.gif", "Animations: the kernel sliding",
-                "A 7\u00d77 input with a dilated kernel (dilation 2): the 3\u00d73 kernel's "
-                "taps are spread two cells apart and see a 5\u00d75 area; output 3\u00d73.",
-                gif(plot.animate_conv, input_size=7, kernel_size=3, dilation=2, seed=SEED)),
-        Picture("13_max_pool.gif", "Animations: the kernel sliding",
-                "Max pooling the 4\u00d74 matrix printed by the tour with a 2\u00d72 window "
-                "and stride 2: the maximum of each window (orange) becomes the output cell.",
-                gif(plot.animate_pool, values=arrays["pool_input"], kernel_size=2)),
+                    titles=[
+                        f"ReLU map {shape_text(rectified)}",
+                        f"max_pool2d 2\u00d72 {shape_text(F.max_pool2d(rectified, 2))}",
+                        f"max_pool2d 4\u00d74 {shape_text(F.max_pool2d(rectified, 4))}",
+                    ],
+                    shared_colors=True,
+                    label="response",
+                )
+            ),
+        ),
+        Picture(
+            "09_conv_stride1.gif",
+            "Animations: the kernel sliding",
+            "The 6\u00d76 matrix and 3\u00d73 kernel printed by the tour, stride 1: "
+            "yellow is the kernel (its weights in the corners), green the input, pink "
+            "the output written one cell per frame, 4\u00d74 cells.",
+            gif(plot.animate_conv, values=m, kernel=k, stride=1),
+        ),
+        Picture(
+            "10_conv_stride3.gif",
+            "Animations: the kernel sliding",
+            "The same matrix and kernel with stride 3: the kernel jumps three cells, "
+            "the output is 2\u00d72.",
+            gif(plot.animate_conv, values=m, kernel=k, stride=3),
+        ),
+        Picture(
+            "11_conv_padding1_stride2.gif",
+            "Animations: the kernel sliding",
+            "A 5\u00d75 input with zero padding 1 (grey, dashed) and stride 2: the "
+            "padding lets the kernel centre on border pixels; output 3\u00d73.",
+            gif(plot.animate_conv, input_size=5, kernel_size=3, stride=2, padding=1, seed=SEED),
+        ),
+        Picture(
+            "12_conv_dilation2.gif",
+            "Animations: the kernel sliding",
+            "A 7\u00d77 input with a dilated kernel (dilation 2): the 3\u00d73 kernel's "
+            "taps are spread two cells apart and see a 5\u00d75 area; output 3\u00d73.",
+            gif(plot.animate_conv, input_size=7, kernel_size=3, dilation=2, seed=SEED),
+        ),
+        Picture(
+            "13_max_pool.gif",
+            "Animations: the kernel sliding",
+            "Max pooling the 4\u00d74 matrix printed by the tour with a 2\u00d72 window "
+            "and stride 2: the maximum of each window (orange) becomes the output cell.",
+            gif(plot.animate_pool, values=arrays["pool_input"], kernel_size=2),
+        ),
     ]
 
 
@@ -295,12 +407,15 @@ def run(args: argparse.Namespace) -> int:
     source = str(args.image)
     image = load_image(source)
     say = _Printer()
-    say(f"cnnkit tour on {source!r}: image shape {image.shape} (height, width, channels), "
-        f"dtype {image.dtype}")
+    say(
+        f"cnnkit tour on {source!r}: image shape {image.shape} (height, width, channels), "
+        f"dtype {image.dtype}"
+    )
     shown = _shrink(image)
     if shown.shape != image.shape:
         say(f"(shrunk to {shown.shape} for the pictures)")
     say()
+    _layout_rule(say, image)
     arrays = _examples(say, np.random.default_rng(SEED))
     pictures = _pictures(shown, source, arrays, loaded_shape=image.shape)
     for name in [p.name for p in pictures] + ["index.html"]:
@@ -311,6 +426,8 @@ def run(args: argparse.Namespace) -> int:
             picture.make(temporary)
     with atomic_path(out / "index.html") as temporary:
         temporary.write_text(_index_html(source, pictures, say.lines[:-1]), encoding="utf-8")
-    print(f"wrote {len(pictures)} pictures and index.html to {out}/ - open "
-          f"{out / 'index.html'} in a browser")
+    print(
+        f"wrote {len(pictures)} pictures and index.html to {out}/ - open "
+        f"{out / 'index.html'} in a browser"
+    )
     return 0

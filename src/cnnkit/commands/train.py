@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     matrix = confusion_matrix(test.y, predictions, test.num_classes)
     correct = int(np.trace(matrix))
 
-    history_fig = plot.show_history(history)
+    history_fig = plot.show_history(history, val_label="test")
     history_fig.suptitle(f"training on {meta['data']}: final test accuracy {accuracy:.2%}")
     confusion_fig = plot.show_confusion_matrix(matrix, labels=test.classes)
     metadata = {

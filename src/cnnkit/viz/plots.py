@@ -315,17 +315,38 @@ def _mosaic(tiles: np.ndarray, ncols: int, gap: int, gap_top: int = 0) -> np.nda
     return picture, corners
 
 
-def _draw_mosaic(fig, picture, *, lo, hi, cmap, extend, label):
-    """Draw a mosaic with one imshow on one axes, and its one labelled colour bar."""
+def _mosaic_figure(picture, inches, *, lo, hi, cmap, extend, label, left=0.25, bottom=0.25):
+    """A figure holding one mosaic, drawn by one imshow, and its one labelled colour bar.
+
+    `inches` per picture pixel (shrunk to fit 18 x 22 inches); `left` and `bottom` margins
+    in inches for tick labels. The axes are placed by hand: no layout engine, so saving
+    draws the figure once.
+    """
     import matplotlib
 
+    rows, cols = picture.shape
+    inches = min(inches, 18.0 / cols, 22.0 / rows)
+    width, height = cols * inches, rows * inches
+    top, right = 0.8, 1.2  # room for a two-line heading; for the colour bar and its label
+    fig_w, fig_h = left + width + right, bottom + height + top
+    fig = _figure(fig_w, fig_h, layout=None)
+    ax = fig.add_axes((left / fig_w, bottom / fig_h, width / fig_w, height / fig_h))
     colormap = matplotlib.colormaps[cmap].with_extremes(bad="white")
-    ax = fig.add_subplot()
     im = ax.imshow(picture, cmap=colormap, vmin=lo, vmax=hi, interpolation="nearest")
     for side in ax.spines.values():
         side.set_visible(False)
-    fig.colorbar(im, ax=ax, shrink=0.8, extend=extend, label=label)
-    return ax
+    bar_h = min(height, max(0.8 * height, 1.5))
+    cax = fig.add_axes(
+        (
+            (left + width + 0.25) / fig_w,
+            (bottom + (height - bar_h) / 2) / fig_h,
+            0.18 / fig_w,
+            bar_h / fig_h,
+        ),
+        label="<colorbar>",  # as matplotlib names the axes it makes for a colour bar
+    )
+    fig.colorbar(im, cax=cax, extend=extend, label=label)
+    return fig, ax
 
 
 def show_kernels(weight, title=None):
@@ -371,11 +392,16 @@ def show_kernels(weight, title=None):
         tiles = shown.transpose(1, 0, 2, 3).reshape(c * o, kh, kw)  # (c*o, kh, kw), row = channel
         picture, corners = _mosaic(tiles, o, gap=1)
         scale = 0.25 if max(kh, kw) <= 7 else 0.1  # inches per kernel pixel
-        fig = _figure(
-            max(picture.shape[1] * scale + 1.8, 5.0), max(picture.shape[0] * scale + 1.2, 2.5)
-        )
-        ax = _draw_mosaic(
-            fig, picture, lo=-m, hi=m, cmap=SIGNED_CMAP, extend="neither", label="weight"
+        fig, ax = _mosaic_figure(
+            picture,
+            scale,
+            lo=-m,
+            hi=m,
+            cmap=SIGNED_CMAP,
+            extend="neither",
+            label="weight",
+            left=0.75,
+            bottom=0.6,
         )
         ax.set_xticks([x + (kw - 1) / 2 for _, x in corners[:o]], range(o))
         ax.set_yticks([y + (kh - 1) / 2 for y, _ in corners[::o]], range(c))
@@ -488,12 +514,9 @@ def _maps_mosaic(stack, titles, ncols, cmap, label):
     picture, corners = _mosaic(stack, ncols, gap=gap, gap_top=gap_top)
     nrows = math.ceil(n / ncols)
     inches = min(2.2, 16.0 / ncols) / w  # per map pixel
-    fig = _figure(
-        picture.shape[1] * inches + 1.6, min(max(picture.shape[0] * inches + 0.9, 2.5), 24.0)
-    )
-    ax = _draw_mosaic(
-        fig,
+    fig, ax = _mosaic_figure(
         picture,
+        inches,
         lo=lo,
         hi=hi,
         cmap=cmap or (SIGNED_CMAP if signed else POSITIVE_CMAP),
@@ -631,7 +654,7 @@ def _history_series(history) -> dict[str, list[tuple[str, np.ndarray]]]:
     return groups
 
 
-def show_history(history):
+def show_history(history, *, val_label="validation"):
     """Show training curves: one panel per metric, training and validation together.
 
     Parameters
@@ -639,7 +662,10 @@ def show_history(history):
     history : dict of str to list of float
         One value per epoch, e.g. ``{"loss": [...], "accuracy": [...], "val_loss": [...],
         "val_accuracy": [...]}``. A key ``val_X`` is drawn in the panel of ``X``; the
-        best validation epoch is marked.
+        best validation epoch is marked (accuracies in ``[0, 1]`` as percentages).
+    val_label : str, default "validation"
+        What the ``val_`` curves are called in the legends, e.g. ``"test"`` when the
+        held-out set is the test set (as in ``cnnkit train``).
 
     Returns
     -------
@@ -657,10 +683,13 @@ def show_history(history):
     for k, (base, series) in enumerate(groups.items()):
         ax = fig.add_subplot(1, len(groups), k + 1)
         higher_better = "acc" in base.lower()
+        fractions = higher_better and all(
+            np.nanmax(v) <= 1 for _, v in series if np.isfinite(v).any()
+        )
         for key, values in series:
             validation = key.startswith("val_")
             epochs = np.arange(1, len(values) + 1)
-            label = "validation" if validation else "training"
+            label = str(val_label) if validation else "training"
             ax.plot(
                 epochs,
                 values,
@@ -678,9 +707,9 @@ def show_history(history):
                     facecolors="none",
                     edgecolors="black",
                     zorder=3,
-                    label=f"best: {values[best]:.3g} (epoch {best + 1})",
+                    label=f"best: {_best_text(values[best], fractions)} (epoch {best + 1})",
                 )
-        if higher_better and all(np.nanmax(v) <= 1 for _, v in series if np.isfinite(v).any()):
+        if fractions:
             ax.set_ylim(min(0.0, min(np.nanmin(v) for _, v in series)), 1.02)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
@@ -689,6 +718,11 @@ def show_history(history):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return fig
+
+
+def _best_text(value: float, fraction: bool) -> str:
+    """A best value for a legend: an accuracy in [0, 1] as ``100 %``, else 3 digits."""
+    return f"{100 * value:.4g} %" if fraction else f"{value:.3g}"
 
 
 def show_confusion_matrix(matrix, labels=None):
@@ -822,10 +856,16 @@ def compare_stride_padding(image, kernel, configs):
     panel = min(4.0, 16.0 / ncols)
     fig = _figure(ncols * (panel + 0.9), nrows * (panel * hmax / wmax + 0.9) + 0.6)
 
+    # A margin and no frame: the outermost rows and columns (where zero padding makes its
+    # edge lines) stay visible instead of hiding under the axes' border.
+    margin = max(1.0, 0.015 * max(hmax, wmax))
+
     def place(ax):
-        ax.set_xlim(-0.5, wmax - 0.5)
-        ax.set_ylim(hmax - 0.5, -0.5)
+        ax.set_xlim(-0.5 - margin, wmax - 0.5 + margin)
+        ax.set_ylim(hmax - 0.5 + margin, -0.5 - margin)
         ax.tick_params(labelsize=7)
+        for side in ax.spines.values():
+            side.set_visible(False)
 
     ax = fig.add_subplot(nrows, ncols, 1)
     if picture.ndim == 2:
@@ -841,7 +881,9 @@ def compare_stride_padding(image, kernel, configs):
     for i, (setting, response) in enumerate(zip(settings, responses), start=1):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         if response.ndim == 2:
-            im = ax.imshow(response, cmap=SIGNED_CMAP, vmin=lo, vmax=hi, interpolation="nearest")
+            im = ax.imshow(
+                response, cmap=SIGNED_CMAP, vmin=lo, vmax=hi, interpolation="antialiased"
+            )
             fig.colorbar(im, ax=ax, shrink=0.7, extend=extend)
         else:
             ax.imshow(_rgb(to_display(response, mode="abs")), interpolation="nearest")
