@@ -509,11 +509,11 @@ def _maps_mosaic(stack, titles, ncols, cmap, label):
     n, h, w = stack.shape
     signed = bool(np.isfinite(stack).any() and np.nanmin(stack) < 0)
     lo, hi, extend = _robust_limits(stack.ravel(), signed)
-    gap = max(1, round(max(h, w) / 10))
-    gap_top = max(1, round(0.3 * max(h, w)))  # room for the tile's title
-    picture, corners = _mosaic(stack, ncols, gap=gap, gap_top=gap_top)
     nrows = math.ceil(n / ncols)
-    inches = min(2.2, 16.0 / ncols) / w  # per map pixel
+    inches = min(3.6 if n <= 4 else 2.2, 16.0 / ncols) / max(h, w)  # per map pixel
+    gap = math.ceil(0.15 / inches)  # about 0.15 inch between maps
+    gap_top = math.ceil(0.25 / inches)  # room for a tile's title
+    picture, corners = _mosaic(stack, ncols, gap=gap, gap_top=gap_top)
     fig, ax = _mosaic_figure(
         picture,
         inches,
