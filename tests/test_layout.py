@@ -52,8 +52,11 @@ def test_wrong_layouts_name_the_conversion():
         ck.to_tensor(np.zeros((3, 300, 451)))
     with pytest.raises(ValueError, match=r"looks like an \(H, W, C\) image.*ck.to_tensor"):
         ck.to_image(np.zeros((300, 451, 3)))
-    with pytest.raises(ValueError, match=r"looks like a \(C, H, W\) tensor"):
+    with pytest.raises(ValueError, match=r"looks like a \(C, H, W\) tensor.*ck.to_image"):
         ck.pool_image(np.zeros((3, 100, 120)), 2)
+    with pytest.raises(ValueError, match=r"looks like an \(H, W, C\) image.*ck.to_tensor"):
+        F.max_pool2d(np.zeros((300, 451, 3)), 2)  # the op itself (its check, with these words)
+    ck.to_tensor(np.zeros((2, 3, 5)))  # not evident either way: read as an image, as told
     with pytest.raises(ValueError, match="image must have shape"):
         ck.to_tensor(np.zeros(5))
     with pytest.raises(TypeError, match="batch"):

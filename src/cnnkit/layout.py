@@ -17,23 +17,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit._validation import as_float_array, check_choice
+from cnnkit._validation import (
+    as_float_array,
+    check_channels_last,
+    check_choice,
+    looks_channels_first,
+    looks_channels_last,
+)
 from cnnkit.functional import avg_pool2d, max_pool2d
 
 __all__ = ["to_tensor", "to_image", "pool_image"]
-
-#: Channel counts an image commonly has (gray, gray + alpha, RGB, RGBA).
-IMAGE_CHANNELS = (1, 2, 3, 4)
-
-
-def _looks_channels_first(shape) -> bool:
-    """A 3-D shape like (3, 300, 451): few leading channels, many trailing columns."""
-    return len(shape) == 3 and shape[0] in IMAGE_CHANNELS and shape[2] > 4 * shape[0]
-
-
-def _looks_channels_last(shape) -> bool:
-    """A 3-D shape like (300, 451, 3): many leading rows, few trailing channels."""
-    return len(shape) == 3 and shape[2] in IMAGE_CHANNELS and shape[0] > 4 * shape[2]
 
 
 def _as_float32_image(name: str, image) -> np.ndarray:
@@ -89,7 +82,7 @@ def to_tensor(image, *, batch: bool = False) -> np.ndarray:
     if x.ndim == 2:
         tensor = x[None]  # (1, H, W)
     elif x.ndim == 3:
-        if _looks_channels_first(x.shape):
+        if looks_channels_first(x.shape):
             raise ValueError(
                 f"image must be channels-last, (H, W) or (H, W, C), but shape {x.shape} "
                 f"looks like a (C, H, W) tensor already: pass it to the ops as it is, or "
@@ -144,7 +137,7 @@ def to_image(tensor) -> np.ndarray:
     if x.ndim == 2:
         return x.copy()
     if x.ndim == 3:
-        if _looks_channels_last(x.shape):
+        if looks_channels_last(x.shape):
             raise ValueError(
                 f"tensor must be channels-first, (C, H, W) or (N, C, H, W), but shape "
                 f"{x.shape} looks like an (H, W, C) image already: use it as it is, or "
@@ -196,12 +189,7 @@ def pool_image(image, kernel_size, stride=None, padding=0, *, mode: str = "max")
     x = as_float_array("image", image)
     if x.ndim not in (2, 3):
         raise ValueError(f"image must have shape (H, W) or (H, W, C), got {x.shape}")
-    if x.ndim == 3 and _looks_channels_first(x.shape):
-        raise ValueError(
-            f"image must be channels-last, (H, W) or (H, W, C), but shape {x.shape} looks "
-            f"like a (C, H, W) tensor: use F.max_pool2d / F.avg_pool2d on tensors, or "
-            f"ck.to_image(tensor) first"
-        )
+    check_channels_last("image", x)  # an evident (C, H, W) tensor names ck.to_image
     pool = max_pool2d if mode == "max" else avg_pool2d
     planes = x if x.ndim == 2 else x.transpose(2, 0, 1)  # (H, W) or (C, H, W)
     pooled = pool(planes, kernel_size, stride=stride, padding=padding)
