@@ -6,6 +6,11 @@ Each case alternates cnnkit and its peer in rounds (A B A B ...) and reports the
 of the per-round time ratios (cnnkit / peer: below 1 means cnnkit is faster), the median times,
 and GFLOP/s where it applies. float32, 2 threads on both sides. The machine is shared
 and noisy: compare ratios from one run, not absolute times across runs.
+
+The conv sections add a "GEMM eff." column: the paired time of NumPy matmuls with the
+convolution's FLOPs (the windows x weights GEMM or its weights x windows transpose,
+whichever is faster here; forward + backward: the three GEMMs) over cnnkit's time.
+1.00 means cnnkit runs at NumPy's own GEMM ceiling; "-" marks grouped layers.
 """
 
 from __future__ import annotations
@@ -71,15 +76,25 @@ def paired(mine, peer):
     return statistics.median(ratios), statistics.median(mine_times), statistics.median(peer_times)
 
 
-def row(name, ratio, mine, peer, flops=None, peer_name="torch"):
+def row(name, ratio, mine, peer, flops=None, peer_name="torch", efficiency=None):
     gflops = ""
     if flops:
         gflops = f"{flops / mine / 1e9:7.1f} {flops / peer / 1e9:7.1f}"
+    if efficiency is not None:
+        gflops += f"   {efficiency:5.2f}" if efficiency == efficiency else "       -"
     print(f"{name:<44} {ratio:6.2f}x  {mine * 1e3:9.2f} {peer * 1e3:9.2f} ms  {peer_name:<6} {gflops}", flush=True)
 
 
+def gemm_efficiency(mine, gemm):
+    """Paired time of the matmuls over cnnkit's time (1 = at NumPy's ceiling); NaN without one."""
+    if gemm is None:
+        return math.nan
+    ratio, _, _ = paired(gemm, mine)
+    return ratio
+
+
 def header(title, flops=False):
-    extra = "  GFLOP/s ck   peer" if flops else ""
+    extra = "  GFLOP/s ck   peer  GEMM eff." if flops else ""
     print(f"\n== {title}\n{'case':<44} {'ratio':>7}  {'cnnkit':>9} {'peer':>9}     {'peer':<6}{extra}")
 
 
@@ -89,6 +104,51 @@ def conv_flops(shape, o, k, stride, pad, groups):
     return 2.0 * n * o * ho * wo * (c // groups) * k * k
 
 
+def gemm_of(shape, o, k, stride, pad, groups, backward=False):
+    """NumPy matmuls with a convolution's FLOPs, in the faster of the two orientations.
+
+    The windows matrix is (M, K) = (N*Ho*Wo, C*k*k) and the weights (K, O): forward is
+    windows x weights (M, K) @ (K, O) or weights x windows (O, K) @ (K, M); backward
+    adds the weight gradient and the windows' gradient in the same orientation. None
+    for grouped convolutions (not one GEMM).
+    """
+    if groups != 1:
+        return None
+    n, c, h, w = shape
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    m, kk = n * ho * wo, c * k * k
+    rng = np.random.default_rng(1)
+    windows = rng.standard_normal((m, kk), dtype=np.float32)  # (M, K)
+    weights = rng.standard_normal((kk, o), dtype=np.float32)  # (K, O)
+    grad = rng.standard_normal((m, o), dtype=np.float32)  # (M, O)
+    windows_t = np.ascontiguousarray(windows.T)  # (K, M)
+    weights_t = np.ascontiguousarray(weights.T)  # (O, K)
+    grad_t = np.ascontiguousarray(grad.T)  # (O, M)
+
+    def rows_first():  # (M, K) @ (K, O); (K, M) @ (M, O); (M, O) @ (O, K)
+        windows @ weights
+        if backward:
+            windows_t @ grad
+            grad @ weights_t
+
+    def weights_first():  # (O, K) @ (K, M); (O, M) @ (M, K); (K, O) @ (O, M)
+        weights_t @ windows_t
+        if backward:
+            grad_t @ windows
+            weights @ grad_t
+
+    def best_time(f):
+        f()
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return min((rows_first, weights_first), key=best_time)
+
+
 def bench_conv():
     import torch
 
@@ -96,6 +156,7 @@ def bench_conv():
     from cnnkit import nn
 
     header("conv2d forward (functional) vs torch.nn.functional.conv2d", flops=True)
+    print("   GEMM eff.: NumPy's matmul of the same FLOPs (faster orientation) / cnnkit, paired")
     rng = np.random.default_rng(0)
     fwd_ratios, both_ratios = [], []
     for shape, o, k, stride, pad, groups in CONV_CASES:
@@ -110,7 +171,9 @@ def bench_conv():
             )
         fwd_ratios.append(ratio)
         name = f"{shape}->{o} k{k} s{stride} p{pad}" + (f" g{groups}" if groups > 1 else "")
-        row(name, ratio, mine, peer, conv_flops(shape, o, k, stride, pad, groups))
+        row(name, ratio, mine, peer, conv_flops(shape, o, k, stride, pad, groups),
+            efficiency=gemm_efficiency(lambda: F.conv2d(x, w, b, stride, pad, groups=groups),
+                                       gemm_of(shape, o, k, stride, pad, groups)))
     print(f"{'geometric mean':<44} {math.exp(np.mean(np.log(fwd_ratios))):6.2f}x")
 
     header("conv2d forward + backward: nn.Conv2d vs torch.nn.Conv2d autograd", flops=True)
@@ -133,7 +196,8 @@ def bench_conv():
         ratio, t_mine, t_peer = paired(mine, peer)
         both_ratios.append(ratio)
         name = f"{shape}->{o} k{k} s{stride} p{pad}" + (f" g{groups}" if groups > 1 else "")
-        row(name, ratio, t_mine, t_peer, 3 * conv_flops(shape, o, k, stride, pad, groups))
+        row(name, ratio, t_mine, t_peer, 3 * conv_flops(shape, o, k, stride, pad, groups),
+            efficiency=gemm_efficiency(mine, gemm_of(shape, o, k, stride, pad, groups, backward=True)))
     print(f"{'geometric mean':<44} {math.exp(np.mean(np.log(both_ratios))):6.2f}x")
 
 

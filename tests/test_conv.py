@@ -247,8 +247,15 @@ def test_chunked_workspace_gives_same_result(case, budget, rng, monkeypatch):
 
 
 def _applies(strategy, case):
-    """Whether a strategy can compute a case: rows needs stride 1, both need no groups."""
+    """Whether a strategy can compute a case: rows needs stride 1, all need no groups, pointwise 1x1 unpadded."""
     stride, groups = pair(case[6]), case[9]
+    if strategy == "pointwise":
+        return (
+            groups == 1
+            and case[5] == (1, 1)
+            and pair(stride) == (1, 1)
+            and case[7] in (0, (0, 0), "valid")
+        )
     return groups == 1 and (strategy == "planar" or stride == (1, 1))
 
 
@@ -256,7 +263,7 @@ def _applies(strategy, case):
     "case, strategy",
     [
         (case, strategy)
-        for strategy in ("rows", "planar")
+        for strategy in ("rows", "planar", "pointwise")
         for case in ALL_CASES
         if _applies(strategy, case)
     ],
@@ -597,3 +604,46 @@ def test_bad_input_rank_blames_x_not_weight():
         ValueError, match=r"^x must have 2 or 3 or 4 dimensions .* got shape \(8,\)"
     ):
         F.conv2d(np.ones(8), np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("layout", ["planar", "channels_last", "strided"])
+@pytest.mark.parametrize(
+    "shape, out_channels, dtype",
+    [((2, 5, 6, 7), 3, np.float64), ((1, 8, 4, 4), 16, np.float64), ((3, 2, 5, 1), 4, np.float32)],
+)
+def test_pointwise_strategy_matches_im2col_and_torch(
+    shape, out_channels, dtype, layout, rng, monkeypatch
+):
+    """1x1 kernels read the input where it lies (planar or channels-last), forward and backward."""
+    n, c, h, w = shape
+    if layout == "planar":
+        x = rng.standard_normal(shape).astype(dtype)
+    elif layout == "channels_last":
+        x = rng.standard_normal((n, h, w, c)).astype(dtype).transpose(0, 3, 1, 2)
+    else:
+        x = rng.standard_normal((n, c, 2 * h, w)).astype(dtype)[:, :, ::2]
+    weight = rng.standard_normal((out_channels, c, 1, 1)).astype(dtype)
+    b = rng.standard_normal(out_channels).astype(dtype)
+    out, cache = F.conv2d_forward(x, weight, b)
+    assert cache.strategy == "pointwise"
+    g = rng.standard_normal(out.shape).astype(dtype)
+    grads = F.conv2d_backward(g, cache)
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: "im2col")
+    out_ref, cache_ref = F.conv2d_forward(x, weight, b)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for mine, theirs in zip((out, *grads), (out_ref, *F.conv2d_backward(g, cache_ref))):
+        assert mine.dtype == dtype
+        np.testing.assert_allclose(mine, theirs, rtol=tol, atol=tol)
+    expected, torch_grads = torch_conv(x, weight, b, (1, 1), (0, 0, 0, 0), (1, 1), 1, "zeros", g)
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    for mine, theirs in zip(grads, torch_grads):
+        np.testing.assert_allclose(mine, theirs, rtol=tol, atol=tol)
+
+
+def test_pointwise_output_layouts(rng):
+    """A channels-last input gives a channels-last output (the next layer's copy is free)."""
+    w = rng.standard_normal((6, 4, 1, 1))
+    one = F.conv2d(rng.standard_normal((1, 4, 5, 5)), w)
+    channels_last = F.conv2d(rng.standard_normal((2, 5, 5, 4)).transpose(0, 3, 1, 2), w)
+    assert one.flags.c_contiguous  # one planar sample: (O, 1, Ho, Wo) is (1, O, Ho, Wo)
+    assert channels_last.transpose(0, 2, 3, 1).flags.c_contiguous

@@ -1,10 +1,13 @@
-"""The GEMM engines of conv2d: "im2col" (any stride, any groups) and "rows" (stride 1).
+"""The GEMM engines of conv2d: "im2col" (any stride, any groups), "rows" (stride 1) and
+"pointwise" (1x1 kernels).
 
-Both read the input from :func:`~cnnkit.functional._conv_geometry.pad`'s flat
-channels-last buffer, write the output channels-last, ``(N, Ho, Wo, O)``, and return
-their gathered windows when the whole call was one block, for the backward to reuse.
-Each backward takes ``(source, weight, geometry, workspace, grad)``, with `grad`
-channels-last, and returns the input's gradient ``(N, H, W, C)`` and the weight's.
+im2col and rows read the input from :func:`~cnnkit.functional._conv_geometry.pad`'s
+flat channels-last buffer, write the output channels-last, ``(N, Ho, Wo, O)``, and
+return their gathered windows when the whole call was one block, for the backward to
+reuse. pointwise reads the input as it lies in memory and writes the output in the
+same layout. Each backward takes ``(source, weight, geometry, workspace, grad)``, with
+`grad` an ``(N, Ho, Wo, O)`` view, and returns the input's gradient as an
+``(N, H, W, C)`` view and the weight's.
 """
 
 from __future__ import annotations
@@ -193,3 +196,63 @@ def rows_backward(flat, weight, g: Geometry, workspace, grad):
                 dflat[begin : begin + count] += dshifted[j]
     # (kH, kW*C, O) -> (kH, kW, C, O) -> (O, C, kH, kW)
     return geo.unpad(geo.grid(dflat, g), g), dwrows.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+
+
+# -- pointwise: 1x1 kernels, stride 1, no padding, no groups --------------------------------
+#
+# Every pixel's window is the pixel itself, so the input is the windows matrix, and one
+# GEMM computes the whole layer with no gather and no padding pass:
+# - channels-last memory (N*H*W, C): out (N*H*W, O) = x @ W.T, channels-last;
+# - channel-major memory (C, N*H*W): out (O, N*H*W) = W @ x, written (O, N, Ho, Wo) as
+#   the planar strategy does. A planar (N, C, H, W) input is channel-major when N is 1;
+#   otherwise one copy of contiguous planes makes it so. One GEMM rather than one per
+#   sample: small GEMMs lose to BLAS's threading overhead.
+
+
+def pointwise_applies(g: Geometry) -> bool:
+    """Whether :func:`pointwise_forward` computes this call."""
+    return g.kernel == (1, 1) and g.stride == (1, 1) and not any(g.pads) and g.groups == 1
+
+
+def channel_major(x: np.ndarray) -> bool:
+    """Whether an (N, C, H, W) array lies in (C, N, H, W) memory."""
+    return x.transpose(1, 0, 2, 3).flags.c_contiguous
+
+
+def pointwise_source(x: np.ndarray) -> np.ndarray:
+    """`x` (N, C, H, W) in a memory layout one GEMM can read: channel-major or channels-last."""
+    if channel_major(x) or x.transpose(0, 2, 3, 1).flags.c_contiguous:
+        return x
+    # (N, C, H, W) -> (C, N, H, W) copy of whole planes, seen again as (N, C, H, W)
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+def pointwise_forward(x, weight, g: Geometry, out):
+    """out (N, Ho, Wo, O) view, (O, N, Ho, Wo) memory for channel-major `x`, else channels-last."""
+    n, c, o, pixels = g.batch, g.channels, g.out_channels, g.height * g.width
+    wmat = weight.reshape(o, c)  # (O, C, 1, 1) -> (O, C)
+    if channel_major(x):
+        cols = x.transpose(1, 0, 2, 3).reshape(c, n * pixels)  # (C, N*H*W) view
+        target = out.transpose(3, 0, 1, 2).reshape(o, n * pixels)  # (O, N*H*W) view
+        np.matmul(wmat, cols, out=target)
+    else:
+        rows = x.transpose(0, 2, 3, 1).reshape(n * pixels, c)  # (N*H*W, C) view
+        target = out.reshape(n * pixels, o)  # (N*H*W, O) view
+        np.matmul(rows, wmat.T, out=target)
+    assert np.may_share_memory(target, out), "the GEMM must write the output in place"
+    return None
+
+
+def pointwise_backward(x, weight, g: Geometry, workspace, grad):
+    """dx = grad @ W and dW = grad.T @ x, each one GEMM, in the forward's layout."""
+    n, c, o, pixels = g.batch, g.channels, g.out_channels, g.height * g.width
+    wmat = weight.reshape(o, c)  # (O, C)
+    if channel_major(x):
+        cols = x.transpose(1, 0, 2, 3).reshape(c, n * pixels)  # (C, N*H*W) view
+        grad_cols = grad.transpose(3, 0, 1, 2).reshape(o, n * pixels)  # (O, N*H*W): as converted
+        dx = (wmat.T @ grad_cols).reshape(c, n, g.height, g.width)  # (C, N, H, W)
+        return dx.transpose(1, 2, 3, 0), (grad_cols @ cols.T).reshape(weight.shape)
+    rows = x.transpose(0, 2, 3, 1).reshape(n * pixels, c)  # (N*H*W, C) view
+    grad_rows = grad.reshape(n * pixels, o)  # (N*H*W, O): channels-last, as converted
+    dx = (grad_rows @ wmat).reshape(n, g.height, g.width, c)  # (N, H, W, C)
+    return dx, (grad_rows.T @ rows).reshape(weight.shape)

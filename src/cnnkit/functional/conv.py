@@ -1,6 +1,6 @@
 """2-D convolution (cross-correlation): forward and backward.
 
-Five strategies, chosen per call by :func:`_strategy`, share the validation, the
+Six strategies, chosen per call by :func:`_strategy`, share the validation, the
 padding rules (``_conv_geometry``) and the output's (N, O, Ho, Wo) shape:
 
 - "im2col" (any stride, any groups; ``_conv_gemm``): the padded input is copied
@@ -10,6 +10,10 @@ padding rules (``_conv_geometry``) and the output's (N, O, Ho, Wo) shape:
 - "rows" (stride 1, no groups; ``_conv_gemm``): on the same buffer, every padded-grid
   position is computed, so each kernel row becomes one GEMM over a contiguous slice of
   the kW column shifts of the input; the few positions off the output are dropped.
+- "pointwise" (1x1 kernels, stride 1, no padding, no groups; ``_conv_gemm``): the input
+  is the windows matrix; one GEMM reads it channels-last as it lies, or channel-major
+  (C, N*H*W) (a view for one sample, else one copy of whole planes), and writes the
+  output channels-last or (O, N, Ho, Wo).
 - "planar" (no groups, few values per window: first layers, image-like inputs;
   ``_conv_planar``): the input stays channels-first; each band of output rows gathers
   its windows as a (C*kH*kW, rows*Wo) matrix of whole image rows, and one GEMM writes
@@ -55,6 +59,7 @@ PLANAR_MAX_WINDOW = 32
 _FORWARD = {
     "im2col": gemm.im2col_forward,
     "rows": gemm.rows_forward,
+    "pointwise": gemm.pointwise_forward,
     "planar": planar.planar_forward,
     "depthwise": planar.depthwise_forward,
     "interleaved": planar.interleaved_forward,
@@ -62,6 +67,7 @@ _FORWARD = {
 _BACKWARD = {
     "im2col": gemm.im2col_backward,
     "rows": gemm.rows_backward,
+    "pointwise": gemm.pointwise_backward,
     "planar": planar.planar_backward,
     "depthwise": planar.depthwise_backward,
     "interleaved": planar.depthwise_backward,  # per-channel weight gradients
@@ -154,6 +160,12 @@ def conv2d_forward(
             out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)  # as the input
         else:
             out = np.empty((g.batch, g.out_channels, ho, wo), dtype=dtype).transpose(0, 2, 3, 1)
+    elif strategy == "pointwise":  # the input (channel-major or channels-last) is the windows
+        source = gemm.pointwise_source(xb.astype(dtype, copy=False))
+        if gemm.channel_major(source):  # the GEMM writes (O, N, Ho, Wo), as planar's does
+            out = np.empty((g.out_channels, g.batch, ho, wo), dtype=dtype).transpose(1, 2, 3, 0)
+        else:
+            out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
     elif strategy == "planar":  # padded band by band; the GEMM writes (O, N, Ho, Wo)
         source = xb.astype(dtype, copy=False)
         out = np.empty((g.out_channels, g.batch, ho, wo), dtype=dtype).transpose(1, 2, 3, 0)
@@ -192,9 +204,12 @@ def conv2d_backward(grad_output, cache):
     dtype = cache.source.dtype
     grad = add_batch_axes(grad_output, cache.rank)  # (N, O, Ho, Wo)
     grad = grad.transpose(0, 2, 3, 1)  # (N, Ho, Wo, O) view
+    channel_major = cache.strategy == "planar" or (
+        cache.strategy == "pointwise" and gemm.channel_major(cache.source)
+    )
     if cache.strategy in ("depthwise", "interleaved"):  # planar (N, C, Ho, Wo) memory
         grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2), dtype=dtype).transpose(0, 2, 3, 1)
-    elif cache.strategy == "planar":  # (O, N, Ho, Wo) memory, as the forward wrote it
+    elif channel_major:  # (O, N, Ho, Wo) memory, as the forward wrote it
         grad = np.ascontiguousarray(grad.transpose(3, 0, 1, 2), dtype=dtype).transpose(1, 2, 3, 0)
     else:
         grad = copy_channels_last(np.empty(grad.shape, dtype=dtype), grad.transpose(0, 3, 1, 2))
@@ -242,6 +257,8 @@ def _strategy(g: Geometry, x: np.ndarray, weight: np.ndarray) -> str:
     """How to compute: see the module docstring."""
     if g.depthwise:
         return "interleaved" if planar.interleaved_applies(x, weight, g) else "depthwise"
+    if gemm.pointwise_applies(g):
+        return "pointwise"
     (ho, wo), (hp, wp), (kh, kw) = g.out_size, g.padded, g.kernel
     if g.groups == 1 and g.channels * kh * kw <= PLANAR_MAX_WINDOW and ho * wo >= 256:
         return "planar"
