@@ -9,9 +9,15 @@ from cnnkit.commands._common import (
     add_quiet,
     check_not_input,
     int_or_pair,
-    output_file,
     padding_value,
     save_image,
+)
+from cnnkit.commands._dask import (
+    DEFAULT_CHUNK,
+    LARGE_IMAGE_BYTES,
+    filter_output,
+    run_filter,
+    wants_dask_filter,
 )
 
 HELP = "apply a named kernel to an image and write the response as a picture"
@@ -40,13 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("source", metavar="SOURCE",
-                        help="an image file, an http(s) URL or a bundled sample name "
-                             "(chelsea, astronaut, camera, coffee, ...)")
+                        help="an image file (also a large .tif/.tiff or a .zarr array), an "
+                             "http(s) URL or a bundled sample name (chelsea, astronaut, "
+                             "camera, coffee, ...)")
     parser.add_argument("-k", "--kernel", required=True, metavar="NAME",
                         help="a kernel name from `cnnkit kernels`, e.g. sobel_top")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.png",
-                        type=output_file(IMAGE_SUFFIXES),
-                        help=f"the picture to write ({', '.join(IMAGE_SUFFIXES)})")
+                        type=filter_output(IMAGE_SUFFIXES),
+                        help=f"the picture to write ({', '.join(IMAGE_SUFFIXES)}); or, "
+                             "streaming, the response values (.zarr, .tif, .tiff)")
     parser.add_argument("--stride", type=int_or_pair(1), default=1, metavar="S",
                         help="step between windows: an int or H,W (default 1)")
     parser.add_argument("--padding", type=padding_value, default=0, metavar="P",
@@ -61,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how the response becomes a picture in [0, 1] (default auto: "
                              "clip for kernels summing to 1, robust for kernels summing to "
                              "0; see below)")
+    parser.add_argument("--chunks", type=int_or_pair(16), default=None, metavar="N",
+                        help="stream the image through Dask in blocks of N (or H,W) pixels "
+                             "and write the float32 response to a .zarr or .tif; done "
+                             "anyway for a .zarr or a TIFF over "
+                             f"{LARGE_IMAGE_BYTES // 2**20} MiB (blocks of {DEFAULT_CHUNK})")
     add_quiet(parser)
 
 
@@ -86,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_not_input(args.output, [args.source])
     kernel = kernels.get(args.kernel)
+    if wants_dask_filter(args):
+        return run_filter(args, kernel)
     image = load_image(args.source, gray=args.gray)
     response = filter2d(image, kernel, stride=args.stride, padding=args.padding,
                         padding_mode=args.padding_mode)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.commands._common import positive_int
+from cnnkit.commands._common import add_quiet, output_file, positive_int
+from cnnkit.commands._dask import run_predict, wants_dask_predict
 
 HELP = "classify images with a trained model: print the top classes and their probabilities"
 
@@ -24,7 +25,13 @@ Each picture is made into the input the model was trained on:
   centred, so a small digit in a large picture fills the 8x8 frame as the training
   digits do; its contrast is stretched to [0, 1]. --no-crop resizes the whole picture.
 
-example: cnnkit predict digits.npz seven.png three.jpg --top 3"""
+Folders are classified file by file in parallel on Dask (also with --csv or
+--scheduler): an unreadable file gets an error row instead of stopping the run, and the
+CSV is written completely or not at all.
+
+examples:
+  cnnkit predict digits.npz seven.png three.jpg --top 3
+  cnnkit predict digits.npz scans/ --csv labels.csv --scheduler tcp://10.0.0.5:8786"""
 
 INVERT_CHOICES = {"auto": "auto", "yes": True, "no": False}
 
@@ -46,10 +53,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("model", metavar="MODEL", help="a model file written by cnnkit train")
     parser.add_argument("images", metavar="IMAGE", nargs="+",
-                        help="picture files, http(s) URLs or bundled sample names")
+                        help="picture files, folders of them, http(s) URLs or bundled "
+                             "sample names")
     parser.add_argument("--top", type=positive_int, default=3, metavar="K",
                         help="how many classes to print per image (default 3)")
     add_image_options(parser)
+    dask = parser.add_argument_group("many images (Dask)")
+    dask.add_argument("--csv", type=output_file((".csv",)), default=None, metavar="OUT.csv",
+                      help="write source,label,probability,error for every image")
+    dask.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                      help="run on an existing Dask cluster (e.g. tcp://host:8786) instead "
+                           "of local processes")
+    dask.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                      help="local worker processes (default: one per CPU)")
+    dask.add_argument("--batch-size", type=positive_int, default=64, metavar="B",
+                      help="images per task (default 64)")
+    add_quiet(parser)
 
 
 def load_model(path):
@@ -82,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnkit.images import load_image
     from cnnkit.train import predict_proba
 
+    if wants_dask_predict(args):
+        return run_predict(args, INVERT_CHOICES[args.invert])
     model, metadata = load_model(args.model)
     inputs = [prepare(load_image(source), metadata, args) for source in args.images]
     probabilities = predict_proba(model, np.stack(inputs))  # (N, K)
