@@ -19,6 +19,7 @@ import pytest
 import cnnkit as ck
 from cnnkit import dask as ckd
 from cnnkit import functional as F
+from cnnkit.cli import main
 from cnnkit.dask._convolve import _axis_plan
 
 MODES = ("zeros", "reflect", "replicate", "circular")
@@ -68,8 +69,9 @@ def assert_same(lazy, expected):
     assert result.shape == expected.shape
     assert result.dtype == expected.dtype
     scale = np.abs(expected).max() if expected.size else 1.0
-    np.testing.assert_allclose(result, expected, rtol=0,
-                               atol=16 * np.finfo(expected.dtype).eps * scale)
+    np.testing.assert_allclose(
+        result, expected, rtol=0, atol=16 * np.finfo(expected.dtype).eps * scale
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -82,8 +84,9 @@ def test_filter2d_equals_in_memory(mode, chunks, channels, rng):
     for kernel_shape, stride, padding in CASES:
         kernel = rng.standard_normal(kernel_shape).astype(np.float32)
         expected = ck.filter2d(image, kernel, stride=stride, padding=padding, padding_mode=mode)
-        lazy = ckd.filter2d(chunked(image, chunks), kernel, stride=stride, padding=padding,
-                            padding_mode=mode)
+        lazy = ckd.filter2d(
+            chunked(image, chunks), kernel, stride=stride, padding=padding, padding_mode=mode
+        )
         assert lazy.shape == expected.shape, (kernel_shape, stride, padding)
         assert_same(lazy, expected)
 
@@ -103,10 +106,11 @@ def test_conv2d_equals_in_memory(mode, chunks, rng):
         weight = rng.standard_normal((6 if groups != 4 else 4, 4 // groups, kh, kw))
         weight = weight.astype(np.float32)
         bias = rng.standard_normal(weight.shape[0]).astype(np.float32)
-        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
-                       padding_mode=mode)
+        options = dict(
+            stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode
+        )
         expected = F.conv2d(x, weight, bias, **options)
-        lazy = ckd.conv2d(da.from_array(x, chunks=(2, 2) + chunks), weight, bias, **options)
+        lazy = ckd.conv2d(da.from_array(x, chunks=(2, 2, *chunks)), weight, bias, **options)
         assert lazy.chunks[0] == (2, 1)  # the batch keeps its blocks
         assert_same(lazy, expected)
 
@@ -114,11 +118,12 @@ def test_conv2d_equals_in_memory(mode, chunks, rng):
 @pytest.mark.parametrize("rank", [2, 3])
 def test_conv2d_single_sample_and_matrix(rank, rng):
     """(C, H, W) and (H, W) inputs give the ranks the in-memory conv2d gives."""
-    x = rng.standard_normal((2, 13, 11)[3 - rank:]).astype(np.float64)
+    x = rng.standard_normal((2, 13, 11)[3 - rank :]).astype(np.float64)
     weight = rng.standard_normal((3, 2, 3, 3) if rank == 3 else (3, 3))
     expected = F.conv2d(x, weight, stride=2, padding=1, padding_mode="reflect")
-    lazy = ckd.conv2d(da.from_array(x, chunks=4), weight, stride=2, padding=1,
-                      padding_mode="reflect")
+    lazy = ckd.conv2d(
+        da.from_array(x, chunks=4), weight, stride=2, padding=1, padding_mode="reflect"
+    )
     assert_same(lazy, expected)
 
 
@@ -129,8 +134,9 @@ def test_layer_by_layer_stack(rng):
     w2 = rng.standard_normal((4, 8, 3, 3)).astype(np.float32)
     lazy = da.maximum(ckd.conv2d(da.from_array(x, chunks=(1, 3, 9, 10)), w1, padding=1), 0)
     lazy = ckd.conv2d(lazy, w2, stride=2, padding=1, padding_mode="replicate")
-    expected = F.conv2d(F.relu(F.conv2d(x, w1, padding=1)), w2, stride=2, padding=1,
-                        padding_mode="replicate")
+    expected = F.conv2d(
+        F.relu(F.conv2d(x, w1, padding=1)), w2, stride=2, padding=1, padding_mode="replicate"
+    )
     assert_same(lazy, expected)
 
 
@@ -141,30 +147,33 @@ def test_seams_see_the_whole_image():
     kernel[0, 0] = 1.0  # out[i, j] = padded[i, j]: the padding itself is the output
     for mode in MODES:
         expected = ck.filter2d(image, kernel, padding=1, padding_mode=mode)
-        result = ckd.filter2d(da.from_array(image, chunks=4), kernel, padding=1,
-                              padding_mode=mode).compute()
+        result = ckd.filter2d(
+            da.from_array(image, chunks=4), kernel, padding=1, padding_mode=mode
+        ).compute()
         np.testing.assert_array_equal(result, expected)
     # PyTorch's reflect does not repeat the edge: the row above row 0 is row 1
-    reflected = ckd.filter2d(da.from_array(image, chunks=4), kernel, padding=1,
-                             padding_mode="reflect").compute()
+    reflected = ckd.filter2d(
+        da.from_array(image, chunks=4), kernel, padding=1, padding_mode="reflect"
+    ).compute()
     np.testing.assert_array_equal(reflected[0, 1:], image[1, :-1])
 
 
 def test_output_blocks_follow_input_blocks_with_same_padding():
     """'same' padding at stride 1 gives output blocks equal to the input's (Zarr-ready)."""
     image = da.zeros((100, 90), chunks=(32, 40), dtype=np.float32)
-    lazy = ckd.filter2d(image, np.ones((5, 5), np.float32), padding="same",
-                        padding_mode="reflect")
+    lazy = ckd.filter2d(image, np.ones((5, 5), np.float32), padding="same", padding_mode="reflect")
     assert lazy.chunks == image.chunks
 
 
 def test_axis_plan_covers_every_output_once():
     """Each plan cuts the output into non-empty blocks that add up to the output size."""
     for chunks, pads, reach, stride in itertools.product(
-        [(5,), (3, 3, 3), (1,) * 9, (4, 1, 6)], [(0, 0), (1, 1), (3, 0), (0, 2)],
-        [1, 2, 3, 5], [1, 2, 3],
+        [(5,), (3, 3, 3), (1,) * 9, (4, 1, 6)],
+        [(0, 0), (1, 1), (3, 0), (0, 2)],
+        [1, 2, 3, 5],
+        [1, 2, 3],
     ):
-        padded = (pads[0],) + chunks + (pads[1],)
+        padded = (pads[0], *chunks, pads[1])
         padded = tuple(c for c in padded if c)
         length = sum(padded)
         if length < reach:
@@ -186,8 +195,10 @@ def test_dtypes_follow_the_in_memory_op(rng):
         assert lazy.dtype == expected.dtype
         assert_same(lazy, expected)
     # a NumPy image is accepted as one block
-    assert_same(ckd.filter2d(image, np.ones((3, 3), np.float32)),
-                ck.filter2d(image, np.ones((3, 3), np.float32)))
+    assert_same(
+        ckd.filter2d(image, np.ones((3, 3), np.float32)),
+        ck.filter2d(image, np.ones((3, 3), np.float32)),
+    )
 
 
 BAD_FILTER_ARGUMENTS = [
@@ -239,7 +250,7 @@ def test_bad_conv2d_arguments_raise_the_in_memory_errors():
         with pytest.raises(in_memory.type) as lazy:
             ckd.conv2d(da.from_array(x, chunks=(1, 2, 3, 3)), weight, **options)
         assert str(lazy.value) == str(in_memory.value)
-    with pytest.raises(TypeError, match="x must be a dask.array.Array or numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"x must be a dask\.array\.Array or numpy\.ndarray"):
         ckd.conv2d([[1.0]], np.ones((1, 1)))
 
 
@@ -283,21 +294,103 @@ def test_read_image_errors(tmp_path):
     """Missing files, non-images and unsupported layouts are refused, naming the file."""
     import tifffile
 
-    with pytest.raises(FileNotFoundError, match="missing.tif"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.tif"):
         ckd.read_image(tmp_path / "missing.tif")
     (tmp_path / "text.tif").write_text("not a tiff")
-    with pytest.raises(ValueError, match="text.tif"):
+    with pytest.raises(ValueError, match=r"text\.tif"):
         ckd.read_image(tmp_path / "text.tif")
     tifffile.imwrite(tmp_path / "stack.tif", np.zeros((4, 5, 6, 7), np.uint8))
-    with pytest.raises(ValueError, match="stack.tif"):
+    with pytest.raises(ValueError, match=r"stack\.tif"):
         ckd.read_image(tmp_path / "stack.tif")
 
 
 def test_import_cnnkit_does_not_import_dask():
     """The extra stays optional: `import cnnkit` loads none of its packages."""
-    code = ("import sys, cnnkit; cnnkit.filter2d; "
-            "print(sorted(m for m in ('dask', 'distributed', 'zarr', 'tifffile') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, cnnkit; cnnkit.filter2d; "
+        "print(sorted(m for m in ('dask', 'distributed', 'zarr', 'tifffile') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def scan(tmp_path, rng):
+    """A tiled 16-bit TIFF and its in-memory float32 image."""
+    import tifffile
+
+    pixels = (rng.random((150, 130)) * 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "scan.tif", pixels, tile=(32, 32))
+    return tmp_path / "scan.tif", pixels.astype(np.float32) / np.float32(65535)
+
+
+def test_cli_filter_streams_tiff_to_zarr_and_zarr_to_tiff(scan, tmp_path, capsys):
+    """`cnnkit filter --chunks`: TIFF -> Zarr -> TIFF, each the in-memory response."""
+    source, image = scan
+    kernel = ck.kernels.get("sobel_left").astype(np.float32)
+    expected = ck.filter2d(image, kernel, stride=2, padding="same", padding_mode="reflect")
+    assert (
+        main(
+            [
+                "filter",
+                str(source),
+                "-k",
+                "sobel_left",
+                "-o",
+                str(tmp_path / "out.zarr"),
+                "--chunks",
+                "48,40",
+                "--stride",
+                "2",
+                "--padding",
+                "same",
+                "--padding-mode",
+                "reflect",
+            ]
+        )
+        == 0
+    )
+    assert "out.zarr" in capsys.readouterr().out
+    written = ckd.read_image(tmp_path / "out.zarr")
+    assert written.dtype == np.float32
+    np.testing.assert_allclose(written.compute(), expected, rtol=0, atol=1e-6)
+    # a Zarr input always streams; its response, blurred, to a float32 TIFF
+    assert (
+        main(
+            [
+                "filter",
+                str(tmp_path / "out.zarr"),
+                "-k",
+                "box_blur",
+                "-o",
+                str(tmp_path / "blur.tif"),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    blurred = ck.filter2d(written.compute(), ck.kernels.get("box_blur").astype(np.float32))
+    np.testing.assert_allclose(
+        ckd.read_image(tmp_path / "blur.tif").compute(), blurred, rtol=0, atol=1e-6
+    )
+
+
+def test_cli_filter_streaming_refusals(scan, tmp_path, capsys):
+    """Streaming refuses pictures, --display and its own input, with one line and exit 1."""
+    source, _ = scan
+    zarr_input = tmp_path / "in.zarr"
+    ckd.write_image(ckd.read_image(source), zarr_input)
+    cases = [
+        (["-o", str(tmp_path / "x.png"), "--chunks", "32"], "not .png"),
+        (["-o", str(tmp_path / "x.zarr"), "--display", "abs"], "--display"),
+    ]
+    for extra, message in cases:
+        assert main(["filter", str(source), "-k", "sobel_top", *extra]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert main(["filter", str(zarr_input), "-k", "sobel_top", "-o", str(zarr_input)]) == 1
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "scan.tif"]
+    # --chunks is checked by the parser: a usage error
+    assert main(["filter", str(source), "-k", "sobel_top", "-o", "x.zarr", "--chunks", "0"]) == 2

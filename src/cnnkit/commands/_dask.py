@@ -13,8 +13,15 @@ from pathlib import Path
 
 from cnnkit.commands._common import atomic_path, check_not_input, progress
 
-__all__ = ["filter_output", "wants_dask_filter", "run_filter", "wants_dask_predict",
-           "run_predict", "LARGE_IMAGE_BYTES", "DEFAULT_CHUNK"]
+__all__ = [
+    "filter_output",
+    "wants_dask_filter",
+    "run_filter",
+    "wants_dask_predict",
+    "run_predict",
+    "LARGE_IMAGE_BYTES",
+    "DEFAULT_CHUNK",
+]
 
 #: Inputs of `cnnkit filter` above this many bytes (as float32) stream through Dask.
 LARGE_IMAGE_BYTES = 256 * 2**20
@@ -31,7 +38,7 @@ def filter_output(suffixes: tuple[str, ...]):
 
     def parse(text: str) -> Path:
         path = Path(text)
-        allowed = suffixes + (".zarr",)
+        allowed = (*suffixes, ".zarr")
         if path.suffix.lower() not in allowed:
             raise argparse.ArgumentTypeError(f"{text!r} must end in {', '.join(allowed)}")
         if path.is_dir() and path.suffix.lower() != ".zarr":
@@ -76,36 +83,53 @@ def run_filter(args: argparse.Namespace, kernel) -> int:
 
     source = Path(str(args.source))
     if args.output.suffix.lower() not in STREAM_OUTPUTS:
-        raise ValueError(f"a streamed filter writes the response values to "
-                         f"{', '.join(STREAM_OUTPUTS)}, not {args.output.suffix}; "
-                         "choose such an output")
+        raise ValueError(
+            f"a streamed filter writes the response values to "
+            f"{', '.join(STREAM_OUTPUTS)}, not {args.output.suffix}; "
+            "choose such an output"
+        )
     if args.display != "auto":
-        raise ValueError("--display does not apply when streaming: the response values "
-                         "are written as they are (float32)")
+        raise ValueError(
+            "--display does not apply when streaming: the response values "
+            "are written as they are (float32)"
+        )
     check_not_input(args.output, [source])
     if source.resolve() == args.output.resolve():
-        raise ValueError(f"refusing to overwrite the input {str(source)!r}; "
-                         "choose another output path")
+        raise ValueError(
+            f"refusing to overwrite the input {str(source)!r}; choose another output path"
+        )
     chunks = args.chunks if args.chunks is not None else DEFAULT_CHUNK
     chunks = chunks if isinstance(chunks, tuple) else (chunks, chunks)
     image = ckd.read_image(source, gray=args.gray)
     image = image.rechunk(chunks + (-1,) * (image.ndim - 2))
     # float32 in, float32 out: the named kernels are float64, which would double the bytes
-    response = ckd.filter2d(image, kernel.astype(image.dtype), stride=args.stride,
-                            padding=args.padding, padding_mode=args.padding_mode)
-    with _task_progress(quiet=args.quiet, desc=f"filter {source.name}"), \
-            dask.config.set(scheduler="threads"):
+    response = ckd.filter2d(
+        image,
+        kernel.astype(image.dtype),
+        stride=args.stride,
+        padding=args.padding,
+        padding_mode=args.padding_mode,
+    )
+    with (
+        _task_progress(quiet=args.quiet, desc=f"filter {source.name}"),
+        dask.config.set(scheduler="threads"),
+    ):
         ckd.write_image(response, args.output)
     if not args.quiet:
-        print(f"wrote {args.output}: {args.kernel} on {image.shape} in blocks of "
-              f"{chunks} -> response {response.shape} {np.dtype(response.dtype).name}")
+        print(
+            f"wrote {args.output}: {args.kernel} on {image.shape} in blocks of "
+            f"{chunks} -> response {response.shape} {np.dtype(response.dtype).name}"
+        )
     return 0
 
 
 def wants_dask_predict(args: argparse.Namespace) -> bool:
     """Whether `cnnkit predict` runs on Dask: a folder, --csv or --scheduler."""
-    return (args.csv is not None or args.scheduler is not None
-            or any(os.path.isdir(str(source)) for source in args.images))
+    return (
+        args.csv is not None
+        or args.scheduler is not None
+        or any(os.path.isdir(str(source)) for source in args.images)
+    )
 
 
 def run_predict(args: argparse.Namespace, invert) -> int:
@@ -119,8 +143,9 @@ def run_predict(args: argparse.Namespace, invert) -> int:
         sources += ckd.image_files(source) if os.path.isdir(source) else [source]
     if args.csv is not None:
         check_not_input(args.csv, [args.model, *sources])
-    results = ckd.predict(args.model, sources, batch_size=args.batch_size, invert=invert,
-                          crop=not args.no_crop)
+    results = ckd.predict(
+        args.model, sources, batch_size=args.batch_size, invert=invert, crop=not args.no_crop
+    )
     with _csv_writer(args.csv) as write:
         rows = _compute_partitions(results, args.scheduler, args.workers, args.quiet)
         write(rows)
@@ -132,11 +157,16 @@ def run_predict(args: argparse.Namespace, invert) -> int:
             else:
                 print(f"{row['source']}: {row['label']} ({row['probability']:.1%})")
     elif not args.quiet:
-        print(f"wrote {args.csv}: {len(rows) - len(failed)} images classified, "
-              f"{len(failed)} unreadable")
+        print(
+            f"wrote {args.csv}: {len(rows) - len(failed)} images classified, "
+            f"{len(failed)} unreadable"
+        )
     if failed:
-        print(f"cnnkit predict: {len(failed)} of {len(rows)} images could not be read "
-              f"(first: {failed[0]['source']}: {failed[0]['error']})", file=sys.stderr)
+        print(
+            f"cnnkit predict: {len(failed)} of {len(rows)} images could not be read "
+            f"(first: {failed[0]['source']}: {failed[0]['error']})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -158,8 +188,14 @@ def _csv_writer(path):
         def write(rows):
             writer.writeheader()
             for row in rows:
-                writer.writerow({**row, "probability": (f"{row['probability']:.6g}"
-                                                        if "probability" in row else "")})
+                writer.writerow(
+                    {
+                        **row,
+                        "probability": (
+                            f"{row['probability']:.6g}" if "probability" in row else ""
+                        ),
+                    }
+                )
 
         yield write
 
@@ -171,14 +207,12 @@ def _compute_partitions(bag, scheduler, workers, quiet) -> list[dict]:
         from distributed import Client, as_completed
 
         try:
-            client = Client(scheduler, timeout="10s", set_as_default=False)
+            client = Client(scheduler, timeout="10s")
         except OSError as error:
-            raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r}: "
-                             f"{error}") from None
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r}: {error}") from None
         with client:
             futures = client.compute(partitions)
-            with progress(total=len(futures), desc="predict", quiet=quiet,
-                          unit="batch") as bar:
+            with progress(total=len(futures), desc="predict", quiet=quiet, unit="batch") as bar:
                 for _ in as_completed(futures):
                     bar.update(1)
             return [row for part in client.gather(futures) for row in part]
@@ -199,7 +233,8 @@ def _task_progress(*, quiet: bool, desc: str):
         class TaskBar(Callback):
             def _start_state(self, dsk, state):
                 bar.total = (bar.total or 0) + sum(
-                    len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+                    len(state[k]) for k in ("ready", "waiting", "running", "finished")
+                )
                 bar.refresh()
 
             def _posttask(self, key, result, dsk, state, worker_id):

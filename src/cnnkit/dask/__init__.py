@@ -27,7 +27,7 @@ dask.array<_filter_block, shape=(512, 512), dtype=float64, chunksize=(128, 128),
 from __future__ import annotations
 
 try:
-    import dask.array  # noqa: F401 - fail early with the extra's name
+    import dask.array
     import dask.bag  # noqa: F401
 except ImportError as error:  # pragma: no cover - the extra is installed in tests and CI
     raise ImportError(

@@ -23,7 +23,7 @@ import numpy as np
 from cnnkit._validation import as_float_array
 from cnnkit.filtering import filter2d as _filter2d
 from cnnkit.functional import conv2d as _conv2d
-from cnnkit.functional.conv import _validate
+from cnnkit.functional._conv_geometry import validate
 
 __all__ = ["filter2d", "conv2d"]
 
@@ -98,23 +98,27 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros"):
     # full shape that takes no memory (size-dependent errors must match too)
     stand_in = _stand_in(image)
     if image.ndim == 2:
-        _, weight, _, geometry, _ = _validate(stand_in, kernel, None, stride, padding, 1, 1,
-                                              padding_mode)
+        geometry = validate(stand_in, kernel, None, stride, padding, 1, 1, padding_mode)[3]
     else:
         channels = image.shape[2]
-        _, weight, _, geometry, _ = _validate(
+        geometry = validate(
             stand_in.transpose(2, 0, 1)[None],  # (1, C, H, W)
-            np.broadcast_to(kernel, (channels, 1) + kernel.shape), None,  # (C, 1, kH, kW)
-            stride, padding, 1, channels, padding_mode,
-        )
+            np.broadcast_to(kernel, (channels, 1, *kernel.shape)),
+            None,  # (C, 1, kH, kW)
+            stride,
+            padding,
+            1,
+            channels,
+            padding_mode,
+        )[3]
         image = image.rechunk({2: -1})
     dtype = np.result_type(image.dtype, kernel.dtype)
-    return _blockwise(image, (0, 1), geometry, dtype, _filter_block,
-                      kernel=kernel, stride=geometry.stride)
+    return _blockwise(
+        image, (0, 1), geometry, dtype, _filter_block, kernel=kernel, stride=geometry.stride
+    )
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode="zeros"):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """2-D convolution of a dask array chunked over H and W, block by block.
 
     The lazy counterpart of :func:`cnnkit.functional.conv2d`, for inputs too large for
@@ -158,12 +162,23 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     True
     """
     x = _as_float_dask("x", x)
-    _, weight, bias, geometry, rank = _validate(_stand_in(x), weight, bias, stride, padding,
-                                                dilation, groups, padding_mode)
+    _, weight, bias, geometry, rank = validate(
+        _stand_in(x), weight, bias, stride, padding, dilation, groups, padding_mode
+    )
     batch = x.reshape((1,) * (4 - rank) + x.shape).rechunk({1: -1})  # (N, C, H, W)
     dtype = np.result_type(x.dtype, weight.dtype, *([bias.dtype] if bias is not None else []))
-    out = _blockwise(batch, (2, 3), geometry, dtype, _conv_block, weight=weight, bias=bias,
-                     stride=geometry.stride, dilation=geometry.dilation, groups=geometry.groups)
+    out = _blockwise(
+        batch,
+        (2, 3),
+        geometry,
+        dtype,
+        _conv_block,
+        weight=weight,
+        bias=bias,
+        stride=geometry.stride,
+        dilation=geometry.dilation,
+        groups=geometry.groups,
+    )
     return out[(0,) * (4 - rank)]
 
 
@@ -225,9 +240,13 @@ def _blockwise(x, axes, geometry, dtype, block_function, **options):
     if block_function is _conv_block:
         out_chunks[1] = (geometry.out_channels,)
     return x.map_blocks(
-        block_function, chunks=tuple(out_chunks), dtype=dtype,
-        meta=np.empty((0,) * x.ndim, dtype=dtype), axes=axes,
-        offsets=(plans[0].offsets, plans[1].offsets), **options,
+        block_function,
+        chunks=tuple(out_chunks),
+        dtype=dtype,
+        meta=np.empty((0,) * x.ndim, dtype=dtype),
+        axes=axes,
+        offsets=(plans[0].offsets, plans[1].offsets),
+        **options,
     )
 
 
@@ -256,16 +275,25 @@ def _axis_plan(chunks, pads, reach, stride) -> _Plan:
     bounds, starts = [0], [0]
     for bound in np.cumsum(chunks)[:-1].tolist():
         first = math.ceil((bound - halo_before) / stride)  # the block's first window
-        if (bound - bounds[-1] >= smallest and length - bound >= smallest
-                and starts[-1] < first < n_out):
+        if (
+            bound - bounds[-1] >= smallest
+            and length - bound >= smallest
+            and starts[-1] < first < n_out
+        ):
             bounds.append(bound)
             starts.append(first)
-    offsets = tuple(first * stride - (bound - halo_before) if k else 0
-                    for k, (bound, first) in enumerate(zip(bounds, starts)))
+    offsets = tuple(
+        first * stride - (bound - halo_before) if k else 0
+        for k, (bound, first) in enumerate(zip(bounds, starts))
+    )
     bounds.append(length)
     starts.append(n_out)
-    return _Plan(tuple(np.diff(bounds).tolist()), (halo_before, halo_after),
-                 tuple(np.diff(starts).tolist()), offsets)
+    return _Plan(
+        tuple(np.diff(bounds).tolist()),
+        (halo_before, halo_after),
+        tuple(np.diff(starts).tolist()),
+        offsets,
+    )
 
 
 def _window_start(block, axes, offsets, block_id):
@@ -281,8 +309,13 @@ def _filter_block(block, *, kernel, stride, axes, offsets, block_id=None):
     return _filter2d(_window_start(block, axes, offsets, block_id), kernel, stride=stride)
 
 
-def _conv_block(block, *, weight, bias, stride, dilation, groups, axes, offsets,
-                block_id=None):
+def _conv_block(block, *, weight, bias, stride, dilation, groups, axes, offsets, block_id=None):
     """The in-memory conv2d on one haloed (N, C, h, w) block, without padding."""
-    return _conv2d(_window_start(block, axes, offsets, block_id), weight, bias, stride=stride,
-                   dilation=dilation, groups=groups)
+    return _conv2d(
+        _window_start(block, axes, offsets, block_id),
+        weight,
+        bias,
+        stride=stride,
+        dilation=dilation,
+        groups=groups,
+    )

@@ -85,13 +85,17 @@ def read_image(path, chunks=None, *, gray=False):
     else:
         return _read_picture(path, chunks, gray)
     if image.ndim not in (2, 3):
-        raise ValueError(f"cannot read {str(path)!r} as an image: its array has shape "
-                         f"{image.shape}, not (H, W) or (H, W, C)")
+        raise ValueError(
+            f"cannot read {str(path)!r} as an image: its array has shape "
+            f"{image.shape}, not (H, W) or (H, W, C)"
+        )
     image = _to_unit_float(image)
     if gray and image.ndim == 3:
         if image.shape[2] != 3:
-            raise ValueError(f"cannot take the luminance of {str(path)!r}: it has "
-                             f"{image.shape[2]} channels, not 3")
+            raise ValueError(
+                f"cannot take the luminance of {str(path)!r}: it has "
+                f"{image.shape[2]} channels, not 3"
+            )
         image = image.rechunk({2: -1}).map_blocks(_luminance, drop_axis=2, dtype=np.float32)
     return image
 
@@ -147,10 +151,15 @@ def write_image(array, path, *, overwrite=True):
         else:
             import tifffile
 
-            tifffile.imwrite(temporary, _tiff_tiles(array, TIFF_TILE), shape=array.shape,
-                             dtype=array.dtype, tile=(TIFF_TILE, TIFF_TILE),
-                             photometric="minisblack" if array.ndim == 2 or array.shape[2] != 3
-                             else "rgb", planarconfig="contig")
+            tifffile.imwrite(
+                temporary,
+                _tiff_tiles(array, TIFF_TILE),
+                shape=array.shape,
+                dtype=array.dtype,
+                tile=(TIFF_TILE, TIFF_TILE),
+                photometric="minisblack" if array.ndim == 2 or array.shape[2] != 3 else "rgb",
+                planarconfig="contig",
+            )
     return path
 
 
@@ -218,8 +227,10 @@ class _TiffRegions:
         except (tifffile.TiffFileError, OSError, IndexError, ValueError) as error:
             raise ValueError(f"cannot read {self.path!r} as a TIFF image: {error}") from None
         if self.axes not in ("YX", "YXS"):
-            raise ValueError(f"cannot read {self.path!r} as an image: its axes are "
-                             f"{self.axes!r}, not YX or YXS (rows, columns[, samples])")
+            raise ValueError(
+                f"cannot read {self.path!r} as an image: its axes are "
+                f"{self.axes!r}, not YX or YXS (rows, columns[, samples])"
+            )
         self.ndim = len(self.shape)
 
     def __getitem__(self, index):
@@ -237,16 +248,18 @@ def _read_tiff(path: Path, chunks):
         previous = None
         if regions.tile is not None:
             previous = regions.tile + regions.shape[2:]
-        chunks = da.core.normalize_chunks(chunks, regions.shape, dtype=np.float32,
-                                          previous_chunks=previous)
-    return da.from_array(regions, chunks=chunks, asarray=True, lock=False,
-                         name=f"read-tiff-{_token(path)}")
+        chunks = da.core.normalize_chunks(
+            chunks, regions.shape, dtype=np.float32, previous_chunks=previous
+        )
+    return da.from_array(
+        regions, chunks=chunks, asarray=True, lock=False, name=f"read-tiff-{_token(path)}"
+    )
 
 
 def _read_zarr(path: Path, chunks):
     try:
         image = da.from_zarr(str(path))
-    except Exception as error:  # zarr reports a bad store in many ways
+    except Exception as error:  # noqa: BLE001 - zarr reports a bad store in many ways
         raise ValueError(f"cannot read {str(path)!r} as a Zarr array: {error}") from None
     return image if chunks is None else image.rechunk(chunks)
 
@@ -257,8 +270,9 @@ def _read_picture(path: Path, chunks, gray: bool):
     from cnnkit.images import load_image
 
     shape = _picture_shape(path, gray)
-    image = da.from_delayed(delayed(load_image, pure=True)(str(path), gray=gray),
-                            shape=shape, dtype=np.float32)
+    image = da.from_delayed(
+        delayed(load_image, pure=True)(str(path), gray=gray), shape=shape, dtype=np.float32
+    )
     return image if chunks is None else image.rechunk(chunks)
 
 
@@ -273,8 +287,9 @@ def _picture_shape(path: Path, gray: bool) -> tuple:
                 if picture.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # turned 90 degrees
                     width, height = height, width
     except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"cannot read {str(path)!r}: not a recognised image file "
-                         f"({error})") from None
+        raise ValueError(
+            f"cannot read {str(path)!r}: not a recognised image file ({error})"
+        ) from None
     return (height, width) if gray else (height, width, 3)
 
 

@@ -55,8 +55,12 @@ def predict(model, sources, batch_size=DEFAULT_BATCH_SIZE, *, invert="auto", cro
     >>> from cnnkit import dask as ckd
     >>> from cnnkit.models import digits_cnn
     >>> folder = tempfile.mkdtemp()
-    >>> model_path = ck.save(digits_cnn(rng=0), os.path.join(folder, "digits.npz"),
-    ...                      input_shape=(1, 8, 8), classes=[str(k) for k in range(10)])
+    >>> model_path = ck.save(
+    ...     digits_cnn(rng=0),
+    ...     os.path.join(folder, "digits.npz"),
+    ...     input_shape=(1, 8, 8),
+    ...     classes=[str(k) for k in range(10)],
+    ... )
     >>> Image.new("L", (16, 16), 255).save(os.path.join(folder, "blank.png"))
     >>> with open(os.path.join(folder, "broken.png"), "wb") as file:
     ...     _ = file.write(b"not a picture")
@@ -118,8 +122,10 @@ def _as_sources(sources) -> list[str]:
     try:
         paths = [os.fspath(source) for source in sources]
     except TypeError:
-        raise TypeError("sources must be a folder, a path or an iterable of paths, got "
-                        f"{type(sources).__name__}") from None
+        raise TypeError(
+            "sources must be a folder, a path or an iterable of paths, got "
+            f"{type(sources).__name__}"
+        ) from None
     if not paths:
         raise ValueError("sources must name at least one image, got none")
     return paths
@@ -136,9 +142,13 @@ def _prepare(picture, metadata, invert, crop) -> np.ndarray:
     """A picture as ``cnnkit predict`` prepares it: the (C, H, W) model input."""
     from cnnkit.data import prepare_image
 
-    return prepare_image(picture, metadata["input_shape"], invert=invert,
-                         background=metadata.get("background"),
-                         crop=bool(metadata.get("crop")) and crop)
+    return prepare_image(
+        picture,
+        metadata["input_shape"],
+        invert=invert,
+        background=metadata.get("background"),
+        crop=bool(metadata.get("crop")) and crop,
+    )
 
 
 def _classify(sources, loaded, *, invert, crop) -> list[dict]:
@@ -153,8 +163,9 @@ def _classify(sources, loaded, *, invert, crop) -> list[dict]:
             inputs.append(_prepare(load_image(source), metadata, invert, crop))
         except (ValueError, OSError) as error:  # load_image's errors for a bad file
             text = str(error).strip()
-            results.append({"source": source,
-                            "error": text.splitlines()[0] if text else type(error).__name__})
+            results.append(
+                {"source": source, "error": text.splitlines()[0] if text else type(error).__name__}
+            )
             continue
         readable.append(len(results))
         results.append({"source": source})
@@ -162,11 +173,15 @@ def _classify(sources, loaded, *, invert, crop) -> list[dict]:
         probabilities = predict_proba(model, np.stack(inputs))  # (B, K)
         classes = metadata.get("classes") or [str(k) for k in range(probabilities.shape[1])]
         if len(classes) != probabilities.shape[1]:
-            raise ValueError(f"the model names {len(classes)} classes but has "
-                             f"{probabilities.shape[1]} outputs")
+            raise ValueError(
+                f"the model names {len(classes)} classes but has {probabilities.shape[1]} outputs"
+            )
         for position, p in zip(readable, probabilities, strict=True):
             best = int(np.argmax(p))
-            results[position].update(label=str(classes[best]), index=best,
-                                     probability=float(p[best]),
-                                     probabilities=[float(v) for v in p])
+            results[position].update(
+                label=str(classes[best]),
+                index=best,
+                probability=float(p[best]),
+                probabilities=[float(v) for v in p],
+            )
     return results
