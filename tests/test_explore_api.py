@@ -420,3 +420,12 @@ def test_digits_model_opens_by_default_and_classifies_digits():
     _, test = load_digits()
     _, accuracy = evaluate(ck.load(DIGITS_MODEL), test)
     assert accuracy > 0.95
+
+
+def test_ck_explore_is_callable_after_importing_the_package(model):
+    """`import cnnkit.explore` (as the command line does) keeps `ck.explore(...)` working."""
+    import cnnkit.explore
+
+    assert callable(ck.explore) and callable(cnnkit.explore)
+    with ck.explore(model, open_browser=False, input_shape=INPUT_SHAPE) as running:
+        assert Client(running.url).get("/api/model")["input_shape"] == list(INPUT_SHAPE)

@@ -15,6 +15,8 @@ The modules: :mod:`~cnnkit.explore.session` (the maths), :mod:`~cnnkit.explore.d
 from __future__ import annotations
 
 import os
+import sys
+import types
 
 __all__ = ["explore", "Explorer", "open_session", "DIGITS_MODEL"]
 
@@ -174,7 +176,7 @@ def explore(
     return explorer
 
 
-class _CallableModule(type(os)):
+class _CallableModule(types.ModuleType):
     """This package, callable as :func:`explore`.
 
     ``ck.explore`` must be the function, but importing the package ``cnnkit.explore``
@@ -185,7 +187,5 @@ class _CallableModule(type(os)):
     def __call__(self, *args, **kwargs) -> Explorer:
         return explore(*args, **kwargs)
 
-
-import sys  # noqa: E402 - only needed for the line below
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -18,7 +18,9 @@ TOP_CONTRIBUTIONS = 12
 
 
 def _pair(value) -> tuple[int, int]:
-    return (int(value), int(value)) if np.isscalar(value) else (int(value[0]), int(value[1]))
+    if isinstance(value, (tuple, list)):
+        return (int(value[0]), int(value[1]))
+    return (int(value), int(value))
 
 
 def window_geometry(module, input_shape) -> dict | None:

@@ -145,7 +145,7 @@ class Session:
     def _guess_input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) for a model given without one: C from its first layer, H = W tried."""
         first = next(iter(self._modules.values()))
-        channels = getattr(first, "in_channels", None) or getattr(first, "num_features", 3)
+        channels = int(getattr(first, "in_channels", None) or getattr(first, "num_features", 3))
         for size in _GUESSED_SIZES:
             try:
                 self.model(np.zeros((1, channels, size, size), np.float32))
@@ -380,6 +380,7 @@ class Session:
             name = self._layer(layer)
             module = self._modules[name]
             inp, out = (a[0] for a in self._records[name])
+            position: tuple[int, ...]
             if out.ndim == 3:
                 position = (
                     _int_arg("channel", channel, 0, out.shape[0]),
@@ -481,4 +482,4 @@ def _resize(plane: np.ndarray, size) -> np.ndarray:
 
     height, width = size
     image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))  # mode "F"
-    return np.asarray(image.resize((width, height), Image.BILINEAR), dtype=np.float32)
+    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
