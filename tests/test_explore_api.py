@@ -83,6 +83,16 @@ def test_upload_prepares_as_predict_and_gives_its_probabilities(client, model, p
     np.testing.assert_array_equal(np.array(shown["values"], np.float32), prepared)
 
 
+def test_packed_input_equals_the_prepared_input(client, picture, tmp_path):
+    """GET /api/prepared (the page's fast path) decodes to the prepared input."""
+    import base64
+
+    _, prepared = upload(client, picture, tmp_path)
+    answer = client.get("/api/prepared")
+    values = np.frombuffer(base64.b64decode(answer["data"]), "<f4").reshape(answer["shape"])
+    np.testing.assert_array_equal(values, prepared)
+
+
 def test_activations_equal_the_layers_run_one_by_one(client, model, picture, tmp_path):
     """GET /api/activation for every layer and channel equals cnnkit's forward pass."""
     _, prepared = upload(client, picture, tmp_path)

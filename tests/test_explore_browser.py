@@ -220,6 +220,9 @@ def test_clicked_cells_show_cnnkit_numbers(browser, digits, tab, screenshots):
         h = layer(h)
         outputs.append(h)
     for index, (channel, y, col) in {1: (3, 2, 5), 3: (1, 1, 2), 10: (7, 0, 0)}.items():
+        page.locator(
+            f'.layer[data-layer="{index}"]'
+        ).scroll_into_view_if_needed()  # maps load in view
         page.click(f'.map[data-layer="{index}"][data-channel="0"]')
         page.wait_for_selector(f'#detail h2:has-text("Layer {index} ")')
         if outputs[index].ndim == 4:
@@ -278,25 +281,29 @@ def test_drawing_on_the_pad_predicts_what_was_drawn(browser, digits, tab, tmp_pa
         )
         time.sleep(0.02)
     page.mouse.up()
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    while time.monotonic() < deadline:  # every picture sent has been answered and drawn
-        posts = len(t.posts)
-        if posts and t.updates() >= posts:
-            time.sleep(0.4)
-            if len(t.posts) == posts and t.updates() >= posts:
-                break
-        time.sleep(0.05)
     import base64
 
-    path = tmp_path / "pad.png"  # the pad's picture, as it was last sent
-    url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
-    path.write_bytes(base64.b64decode(url.partition(",")[2]))
     from cnnkit.explore.preparation import prepare_input
 
     metadata = ck.serialization.read_metadata(DIGITS_MODEL)
-    prepared = prepare_input(ck.load_image(str(path)), metadata, (1, 8, 8))
-    expected = predict_proba(model, prepared[None])[0]
-    np.testing.assert_allclose(t.shown_probabilities(), expected, rtol=1e-5, atol=1e-7)
+
+    def expected_for_the_pad():
+        """predict's probabilities for the picture on the pad now."""
+        path = tmp_path / "pad.png"
+        url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+        path.write_bytes(base64.b64decode(url.partition(",")[2]))
+        prepared = prepare_input(ck.load_image(str(path)), metadata, (1, 8, 8))
+        return predict_proba(model, prepared[None])[0]
+
+    # The pad sends pictures while the pen moves; the last answer must match the drawing.
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        expected = expected_for_the_pad()
+        if t.posts and np.allclose(t.shown_probabilities(), expected, rtol=1e-5, atol=1e-7):
+            break
+        if time.monotonic() > deadline:
+            np.testing.assert_allclose(t.shown_probabilities(), expected, rtol=1e-5, atol=1e-7)
+        time.sleep(0.1)
     assert "drawing" in page.locator(".source").inner_text()
     assert int(np.argmax(expected)) == 1  # a vertical stroke is a one
 

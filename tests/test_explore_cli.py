@@ -43,7 +43,8 @@ def test_html_export_holds_every_layers_maps(saved, tmp_path, capsys):
     assert not re.search(r"^(import|export)\s", page, re.MULTILINE)  # one inlined script
     data = embedded(page)
     x = prepare_image(ck.load_image(str(picture)), INPUT_SHAPE)
-    np.testing.assert_array_equal(np.array(data["input"]["values"], np.float32), x)
+    shown = np.frombuffer(base64.b64decode(data["prepared"]["data"]), "<f4")
+    np.testing.assert_array_equal(shown.reshape(data["prepared"]["shape"]), x)
     h = x[None]
     for index, layer in enumerate(model):
         h = layer(h)

@@ -36,8 +36,6 @@ def _script_json(value) -> str:
 
 def export_data(session, source=None) -> dict:
     """What the page reads from the API, for the current input."""
-    import numpy as np
-
     with session.lock:
         state = {
             "classes": session.classes,
@@ -52,12 +50,8 @@ def export_data(session, source=None) -> dict:
         for name in session.layers:
             values = session.maps(name)
             maps[name] = {"shape": list(values.shape), "data": _packed(values)}
-        x = np.asarray(session.x, np.float64)
-        return {
-            "state": state,
-            "maps": maps,
-            "input": {"shape": list(x.shape), "values": x.tolist()},
-        }
+        prepared = {"shape": list(session.x.shape), "data": _packed(session.x)}
+        return {"state": state, "maps": maps, "prepared": prepared}
 
 
 def render_html(session, source=None) -> str:

@@ -335,6 +335,11 @@ def _kernel_reset(server, args, body):
 
 
 # Routes beyond the contract, for the page.
+def _prepared(server, args, body):
+    with server.session.lock:
+        return {"shape": list(server.session.x.shape), "data": _packed(server.session.x)}
+
+
 def _state(server, args, body):
     session = server.session
     with session.lock:
@@ -404,6 +409,7 @@ _ROUTES = {
     ("POST", "/api/kernel"): _kernel,
     ("POST", "/api/kernel/reset"): _kernel_reset,
     ("GET", "/api/state"): _state,
+    ("GET", "/api/prepared"): _prepared,
     ("GET", "/api/maps"): _maps,
     ("GET", "/api/detail"): _detail,
     ("GET", "/api/receptive_field"): _receptive_field,

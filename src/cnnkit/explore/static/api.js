@@ -48,8 +48,11 @@ export async function request(path, { method = "GET", body = null, json = null }
   return payload;
 }
 
+// Base64 float32 little-endian values (the server's packed maps) as a Float32Array.
 export function decode(base64) {
-  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const text = atob(base64);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i); // 10x faster than Uint8Array.from(text, f)
   return new Float32Array(bytes.buffer);
 }
 
@@ -61,8 +64,10 @@ export async function getState() {
   return STATIC ? STATIC.state : request("/api/state");
 }
 
-export async function getInput() {
-  return STATIC ? STATIC.input : request("/api/input");
+// The prepared input: {shape: [C, H, W], data: Float32Array}.
+export async function getPrepared() {
+  const payload = STATIC ? STATIC.prepared : await request("/api/prepared");
+  return { shape: payload.shape, data: decode(payload.data) };
 }
 
 // Channels start .. start + count of a layer's output (or input): {shape, data: Float32Array}.

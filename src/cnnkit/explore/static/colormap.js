@@ -26,18 +26,27 @@ export function inkOn(v, limit) {
   return limit > 0 && Math.abs(v) / limit > 0.6 ? "#fff" : "#111";
 }
 
+// The diverging map sampled at LUT_SIZE points, as packed RGBA pixels, for fast painting.
+const LUT_SIZE = 1024;
+const LUT = new Uint32Array(LUT_SIZE);
+new Uint8ClampedArray(LUT.buffer).forEach((_, i, bytes) => {
+  if (i % 4 === 0) {
+    const [r, g, b] = diverging((i / 4 / (LUT_SIZE - 1)) * 2 - 1, 1);
+    bytes.set([r, g, b, 255], i);
+  }
+});
+
 // Paint an h x w plane (Float32Array, row-major, from offset) onto canvas at one pixel per value.
 export function paintPlane(canvas, data, offset, h, w, limit) {
   canvas.width = w;
   canvas.height = h;
   const context = canvas.getContext("2d");
   const image = context.createImageData(w, h);
+  const pixels = new Uint32Array(image.data.buffer);
+  const scale = limit > 0 ? (LUT_SIZE - 1) / (2 * limit) : 0;
   for (let i = 0; i < h * w; i++) {
-    const [r, g, b] = diverging(data[offset + i], limit);
-    image.data[4 * i] = r;
-    image.data[4 * i + 1] = g;
-    image.data[4 * i + 2] = b;
-    image.data[4 * i + 3] = 255;
+    const index = Math.round((data[offset + i] + limit) * scale);
+    pixels[i] = LUT[index < 0 ? 0 : index >= LUT_SIZE ? LUT_SIZE - 1 : index];
   }
   context.putImageData(image, 0, 0);
 }

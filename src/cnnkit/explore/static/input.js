@@ -2,7 +2,7 @@
 // drag-and-drop, a drawing pad for small gray inputs, saliency and Grad-CAM overlays,
 // and the receptive field of the clicked cell.
 
-import { getInput, getOverlay, getSamples, isExport, notify, postImage, postSample } from "./api.js";
+import { getOverlay, getPrepared, getSamples, isExport, notify, postImage, postSample } from "./api.js";
 import { format, heat } from "./colormap.js";
 
 const VIEW = 272; // the input is drawn this many pixels on its longer side
@@ -54,8 +54,9 @@ export class InputPanel {
   }
 
   async drawPixels() {
-    const { shape, values } = await getInput();
+    const { shape, data } = await getPrepared();
     const [c, h, w] = shape;
+    const plane = h * w;
     this.pixels.width = w;
     this.pixels.height = h;
     const context = this.pixels.getContext("2d");
@@ -64,8 +65,8 @@ export class InputPanel {
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
         const i = 4 * (y * w + x);
-        const rgb = c === 3 ? [values[0][y][x], values[1][y][x], values[2][y][x]]
-          : [values[0][y][x], values[0][y][x], values[0][y][x]];
+        const p = y * w + x;
+        const rgb = c === 3 ? [data[p], data[plane + p], data[2 * plane + p]] : [data[p], data[p], data[p]];
         for (let k = 0; k < 3; k++) {
           low = Math.min(low, rgb[k]);
           high = Math.max(high, rgb[k]);

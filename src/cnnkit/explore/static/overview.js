@@ -60,10 +60,20 @@ export class Overview {
       maps.append(pending);
       block.append(head, maps);
       this.root.append(block);
+      maps.style.minHeight = `${this.expectedHeight(layer)}px`; // so only layers in view load
       this.blocks.set(layer.name, { layer, block, maps, scale, shown: 0, wanted: FIRST_SHOWN, loading: null });
       this.observer.observe(block);
     }
     this.updateScales(state);
+  }
+
+  expectedHeight(layer) {
+    if (layer.output_shape.length !== 3) return 40;
+    const [channels, h, w] = layer.output_shape;
+    const side = Math.max(h, w) >= 48 ? 96 : 64;
+    const width = (side * w) / Math.max(h, w) + 10;
+    const perRow = Math.max(1, Math.floor((this.root.clientWidth - 40) / width));
+    return Math.ceil(Math.min(channels, FIRST_SHOWN) / perRow) * ((side * h) / Math.max(h, w) + 22);
   }
 
   updateScales(state) {
@@ -120,6 +130,7 @@ export class Overview {
       entry.shown += n;
       await frame(); // let the page draw and answer clicks between pages
     }
+    entry.maps.style.minHeight = "";
     entry.maps.querySelector(".more")?.remove();
     if (entry.shown < channels) {
       const more = document.createElement("button");
@@ -178,6 +189,7 @@ export class Overview {
     figure.append(canvas, label);
     figure.onclick = () => this.select(layer.name, 0);
     entry.maps.replaceChildren(figure);
+    entry.maps.style.minHeight = "";
     entry.shown = 1;
   }
 
