@@ -439,3 +439,56 @@ def test_ck_explore_is_callable_after_importing_the_package(model):
     assert callable(ck.explore) and callable(cnnkit.explore)
     with ck.explore(model, open_browser=False, input_shape=INPUT_SHAPE) as running:
         assert Client(running.url).get("/api/model")["input_shape"] == list(INPUT_SHAPE)
+
+
+class Add(nn.Module):
+    """A graph-style node with two inputs (as ONNX import builds them)."""
+
+    def forward(self, a, b):
+        self._cache = True
+        return a + b
+
+    def backward(self, grad_output):
+        self._last_cache()
+        return grad_output, grad_output
+
+
+class Skip(nn.Module):
+    """conv(x) + x through a two-input child, each called through its public methods."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1, rng=0)
+        self.add = Add()
+
+    def forward(self, x):
+        return self.add.forward(self.conv(x), x)
+
+    def backward(self, grad_output):
+        grad_conv, grad_skip = self.add.backward(grad_output)
+        return self.conv.backward(grad_conv) + grad_skip
+
+
+def test_two_input_layers_are_recorded_and_explained(rng):
+    """A layer called with two inputs: recorded in order, its value explained as a + b."""
+    model = nn.Sequential(Skip(), nn.ReLU(), nn.GlobalAvgPool2d(), nn.Linear(2, 3, rng=1))
+    session = Session(model, {"input_shape": [2, 5, 5]})
+    assert session.layers == ["0.conv", "0.add", "1", "2", "3"]
+    x = rng.normal(size=(2, 5, 5)).astype(np.float32)
+    session.set_input(x)
+    conv = model[0].conv(x[None])[0]
+    detail = session.detail("0.add", 1, 2, 3)
+    assert detail["kind"] == "binary" and detail["symbol"] == "+"
+    assert detail["a"] == pytest.approx(float(conv[1, 2, 3]))
+    assert detail["b"] == pytest.approx(float(x[1, 2, 3]))
+    assert detail["total"] == pytest.approx(detail["value"])
+    # The gradient flows through both inputs: central differences in float64.
+    reference = nn.Sequential(Skip(), nn.ReLU(), nn.GlobalAvgPool2d(), nn.Linear(2, 3, rng=1))
+    reference.astype(np.float64)
+    grad = session.saliency(2)
+    for index in [(0, 0, 0), (1, 2, 3), (0, 4, 1)]:
+        step = np.zeros((1, 2, 5, 5))
+        step[(0, *index)] = 1e-6
+        x64 = x[None].astype(np.float64)
+        numeric = (reference(x64 + step)[0, 2] - reference(x64 - step)[0, 2]) / 2e-6
+        assert grad[index] == pytest.approx(numeric, rel=1e-3, abs=1e-5)

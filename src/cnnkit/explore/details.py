@@ -262,6 +262,9 @@ def _softmax(module, x, out, position):
     }
 
 
+#: A graph's two-operand nodes (ONNX Add, Sub, Mul, Div) and their symbols.
+BINARY_SYMBOLS = {"Add": "+", "Sub": "−", "Mul": "×", "Div": "/"}
+
 #: Layer type -> the function explaining one of its values.
 _EXPLAINERS = {
     "Conv2d": _conv,

@@ -47,9 +47,23 @@ def _int_arg(name: str, value, low: int | None = None, high: int | None = None) 
     return number
 
 
+#: Composite modules that compute a value of their own (a sum, a concatenation): shown as
+#: layers too, after the layers inside them.
+_MERGES = ("Residual", "Concat")
+
+
 def _leaves(model):
     """(name, module) of every module without children, in registration order."""
     return [(name, module) for name, module in model.named_modules() if not module._modules]
+
+
+def _shown(model):
+    """(name, module) of the modules the explorer records: leaves and merging blocks."""
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and (not module._modules or type(module).__name__ in _MERGES)
+    ] or [("", model)]
 
 
 def _describe(module) -> str:
@@ -96,10 +110,11 @@ class Session:
         self.lock = threading.RLock()
         self.model = copy.deepcopy(model).eval()
         self.metadata = dict(metadata or {})
-        self._modules = dict(_leaves(self.model))
+        self._modules = dict(_shown(self.model))
         if not self._modules:
             raise ValueError("the model has no layers")
         self._records: dict[str, tuple] = {}
+        self._operands: dict[str, tuple] = {}  # every input of a layer with several
         self._gradients: dict[str, np.ndarray] = {}
         self._order: list[str] = []
         self._inject: tuple[str, np.ndarray] | None = None
@@ -111,7 +126,13 @@ class Session:
         self.input_shape = tuple(int(s) for s in shape)
         self.x = np.zeros(self.input_shape, np.float32)
         self._forward()
-        self.layers = list(self._order)
+        # Layers with (1, F) or (1, C, H, W) outputs are drawn; others (a reshape into
+        # five axes inside an imported graph) are computed but not shown.
+        self.layers = [
+            n
+            for n in self._order
+            if self._records[n][1].ndim in (2, 4) and self._records[n][1].shape[0] == 1
+        ]
         self._final_softmax = self._ends_in_softmax()
         classes = self.metadata.get("classes")
         count = self.logits.shape[-1]
@@ -124,11 +145,15 @@ class Session:
         """Record `module`'s input, output and output gradient while it runs."""
         forward, backward = module.forward, module.backward
 
-        def recording_forward(x):
-            out = forward(x)
+        def recording_forward(*inputs):
+            out = forward(*inputs)
+            if not inputs:  # a constant of an imported graph: not a layer
+                return out
             if name not in self._records:
                 self._order.append(name)
-            self._records[name] = (np.asarray(x), np.asarray(out))
+            self._records[name] = (np.asarray(inputs[0]), np.asarray(out))
+            if len(inputs) > 1:
+                self._operands[name] = tuple(np.asarray(i) for i in inputs)
             return out
 
         def recording_backward(grad_output):
@@ -166,7 +191,7 @@ class Session:
 
     def _forward(self) -> None:
         """Run the model on the current input, recording every layer."""
-        self._records, self._order = {}, []
+        self._records, self._order, self._operands = {}, [], {}
         self.output = np.asarray(self.model(self.x[None]))
 
     @property
@@ -391,7 +416,9 @@ class Session:
                 position = (_int_arg("channel", channel, 0, out.shape[0]),)
             else:
                 raise ExploreError(f"layer {name} has output shape {list(out.shape)}")
-            explained = details.explain(module, inp, out, position)
+            explained = self._explain_merge(name, module, inp, out, position)
+            if explained is None:
+                explained = details.explain(module, inp, out, position)
             explained.update(
                 layer=name,
                 type=type(module).__name__,
@@ -400,6 +427,56 @@ class Session:
                 value=float(out[position]),
             )
             return explained
+
+    def _branch_output(self, prefix: str):
+        """The output of the last recorded layer inside `prefix` (a block's branch), or None."""
+        inside = [n for n in self._order if n == prefix or n.startswith(prefix + ".")]
+        return self._records[inside[-1]][1][0] if inside else None
+
+    def _explain_merge(self, name, module, inp, out, position):
+        """A residual sum, a concatenation or a graph's two-operand node, or None."""
+        from cnnkit.explore import details
+
+        kind = type(module).__name__
+        if kind == "Residual":
+            body = self._branch_output(f"{name}.body")
+            shortcut = inp if module.shortcut is None else self._branch_output(f"{name}.shortcut")
+            if body is None or shortcut is None or body.shape != out.shape:
+                return None
+            return {
+                "kind": "residual",
+                "body": float(body[position]),
+                "shortcut": float(shortcut[position]),
+                "identity": module.shortcut is None,
+                "total": float(body[position]) + float(shortcut[position]),
+            }
+        if kind == "Concat" and module.axis in (1, -out.ndim):
+            start = 0
+            for index in range(len(module)):
+                branch = self._branch_output(f"{name}.{index}")
+                if branch is None:
+                    return None
+                if position[0] < start + branch.shape[0]:
+                    source = (position[0] - start, *position[1:])
+                    return {
+                        "kind": "concat",
+                        "branch": index,
+                        "source": list(source),
+                        "total": float(branch[source]),
+                    }
+                start += branch.shape[0]
+            return None
+        operands = self._operands.get(name)
+        if operands is not None and kind in details.BINARY_SYMBOLS and len(operands) == 2:
+            a, b = (np.broadcast_to(o, (1, *out.shape))[0][position] for o in operands)
+            return {
+                "kind": "binary",
+                "symbol": details.BINARY_SYMBOLS[kind],
+                "a": float(a),
+                "b": float(b),
+                "total": float(out[position]),
+            }
+        return None
 
     def receptive_field(self, layer, y=0, x=0, channel=0) -> dict:
         """The input pixels one output cell of `layer` depends on, as a box.

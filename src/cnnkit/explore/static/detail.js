@@ -202,6 +202,11 @@ export class DetailView {
       linear: () => this.linear(d),
       flatten: () => [line(`value = input[${d.source.join(", ")}] of shape ${d.input_shape.join(" × ")} = `, number(d.total, "total"))],
       softmax: () => this.softmax(d),
+      residual: () => [line(`body(x) + ${d.identity ? "x (identity shortcut)" : "shortcut(x)"}\n= `,
+        number(d.body), " + ", number(d.shortcut), " = ", number(d.total, "total"))],
+      concat: () => [line(`channel ${d.position[0]} of the joined output is channel ${d.source[0]} of branch ${d.branch}\n= `,
+        number(d.total, "total"))],
+      binary: () => [line(`a ${d.symbol} b\n= `, number(d.a), ` ${d.symbol} `, number(d.b), " = ", number(d.total, "total"))],
     }[d.kind];
     return [...parts, ...(kind ? kind() : [line("value = ", number(d.total, "total"))])];
   }
