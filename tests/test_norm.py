@@ -108,3 +108,35 @@ def test_eval_float64_input_with_float32_buffers_computes_in_float64(rng):
                              torch.tensor(bias), training=False).numpy()
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 5, 6), (2, 4, 16, 16), (2, 2, 40, 40), (300, 7)])
+@pytest.mark.parametrize("training", [True, False])
+def test_blocks_match_torch_and_each_other(shape, training, rng, threads):
+    """Cut into blocks of samples, channels or rows (shape by shape), on 1 or 2 threads, batch
+    norm matches PyTorch and is bitwise the same as on one thread in one block."""
+    import cnnkit as ck
+
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)
+    rm, rv = rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
+    w, b = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    expected = torch_batch_norm(x, rm.copy(), rv.copy(), w, b, training, 0.3, 1e-3, g)
+
+    def run():
+        mean, var = rm.copy(), rv.copy()
+        out, cache = F.batch_norm_forward(
+            x, mean, var, w, b, training=training, momentum=0.3, eps=1e-3
+        )
+        return (out, *F.batch_norm_backward(g, cache), mean, var)
+
+    from cnnkit.functional import norm
+
+    assert len(norm._blocks(shape + (1,) * (4 - len(shape)), x.itemsize)) > 1  # really in blocks
+    result = run()
+    for mine, theirs in zip(result, expected):
+        np.testing.assert_allclose(mine, theirs, rtol=2e-4, atol=2e-4)
+    ck.set_num_threads(1 if threads == 2 else 2)
+    for a, b_ in zip(result, run()):
+        np.testing.assert_array_equal(a, b_)

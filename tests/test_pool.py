@@ -187,11 +187,11 @@ def test_bad_pool_inputs(x, error):
 
 @pytest.mark.parametrize("budget", [1, 600, 5000])
 @pytest.mark.parametrize("case", MAX_CASES[:8])
-def test_pooling_in_blocks_matches_torch(case, budget, rng, monkeypatch):
-    """Cut into blocks of samples, channels or rows, both poolings still match PyTorch."""
-    from cnnkit.functional import pool as pool_module
+def test_pooling_in_blocks_matches_torch(case, budget, rng, monkeypatch, threads):
+    """Cut into blocks of samples, channels or rows, on 1 or 2 threads: both poolings match PyTorch."""
+    from cnnkit import _threads
 
-    monkeypatch.setattr(pool_module, "WORKSPACE_BYTES", budget)
+    monkeypatch.setattr(_threads, "BLOCK_BYTES", budget)
     n, c, h, w, kernel, stride, padding, dilation, ceil_mode = case
     x = reference.tie_free(rng, (n, c, h, w))
     x[0, 0, 1, 1] = np.nan  # NaN routing must survive the blocks too
@@ -209,3 +209,35 @@ def test_pooling_in_blocks_matches_torch(case, budget, rng, monkeypatch):
         expected.backward(torch.tensor(g))
         np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(F.avg_pool2d_backward(g, cache), yt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("budget", [600, 5000])
+@pytest.mark.parametrize("case", MAX_CASES[:8])
+def test_pooling_is_the_same_for_any_thread_count(case, budget, rng, monkeypatch):
+    """Forward and backward of both poolings are bitwise equal on 1, 2 and 3 threads."""
+    import cnnkit as ck
+    from cnnkit import _threads
+
+    monkeypatch.setattr(_threads, "BLOCK_BYTES", budget)
+    n, c, h, w, kernel, stride, padding, dilation, ceil_mode = case
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    g = None
+    results = []
+    before = ck.get_num_threads()
+    try:
+        for count in (1, 2, 3):
+            ck.set_num_threads(count)
+            (out, idx), cache = F.max_pool2d_forward(
+                x, kernel, stride, padding, dilation, ceil_mode, return_indices=True
+            )
+            g = rng.standard_normal(out.shape).astype(np.float32) if g is None else g
+            run = [out, idx, F.max_pool2d_backward(g, cache)]
+            if dilation == 1:
+                out, cache = F.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+                run += [out, F.avg_pool2d_backward(g, cache)]
+            results.append(run)
+    finally:
+        ck.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)

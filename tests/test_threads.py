@@ -152,3 +152,36 @@ def test_blocks_depend_on_sizes_only(restore_threads):
     assert splits[0] == splits[1] == splits[2]
     assert splits[0][0] == (0, 41) and splits[0][-1][1] == 1000
     assert all(a[1] == b[0] for a, b in zip(splits[0], splits[0][1:]))
+
+
+def test_scratch_reuses_memory_per_thread_and_name():
+    """The same thread and name get the same memory back; other names and threads do not."""
+    from cnnkit import _workspace
+
+    a = _workspace.scratch("test.a", (4, 5), np.float32)
+    assert a.shape == (4, 5) and a.dtype == np.float32 and a.flags.c_contiguous
+    assert np.shares_memory(a, _workspace.scratch("test.a", (20,), np.float32))
+    assert not np.shares_memory(a, _workspace.scratch("test.b", (20,), np.float32))
+    other = []
+    thread = threading.Thread(
+        target=lambda: other.append(_workspace.scratch("test.a", (20,), np.float32))
+    )
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(a, other[0])
+
+
+def test_scratch_memory_is_bounded_and_releasable(monkeypatch):
+    from cnnkit import _workspace
+
+    monkeypatch.setattr(_workspace, "MAX_BUFFER_BYTES", 1000)
+    monkeypatch.setattr(_workspace, "SHELF_BYTES", 2000)
+    big = _workspace.scratch("test.big", (300,), np.float64)  # over MAX_BUFFER_BYTES: not kept
+    assert not np.shares_memory(big, _workspace.scratch("test.big", (300,), np.float64))
+    shelf = _workspace._shelf().buffers
+    shelf.clear()
+    for name in ("test.1", "test.2", "test.3"):
+        _workspace.scratch(name, (100,), np.float64)  # 800 bytes each
+        assert sum(b.nbytes for b in shelf.values()) <= 2000
+    _workspace.release()
+    assert not shelf

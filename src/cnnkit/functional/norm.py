@@ -1,4 +1,11 @@
-"""Batch normalisation: forward and backward, with PyTorch's running-statistics rule."""
+"""Batch normalisation: forward and backward, with PyTorch's running-statistics rule.
+
+Every pass runs block by block (whole samples, else channels of a sample, else rows of a
+plane; see :func:`_blocks`) over the thread pool: each block writes its own part of the
+output, and the per-channel sums come back as one partial sum per block, added in block
+order in float64, so the result is the same for any number of threads. The backward
+pass recomputes ``x - mean`` block by block instead of keeping an input-sized copy.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +13,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnkit import _threads
 from cnnkit._validation import as_float_array, check_bool, check_grad, check_ndim, check_real
+from cnnkit._workspace import scratch
 
 __all__ = ["batch_norm", "batch_norm_forward", "batch_norm_backward"]
 
 
 @dataclass
 class _BatchNormCache:
-    centered: np.ndarray  # x - mean, the shape of x
+    x: np.ndarray  # the input as (N, C, H, W); (N, C) inputs as (N, C, 1, 1)
+    shape: tuple[int, ...]  # the input's own shape
+    mean: np.ndarray  # (C,): the mean subtracted (batch or running), in x's dtype
     inv_std: np.ndarray  # (C,): 1 / sqrt(var + eps), in the output dtype
     weight: np.ndarray | None
     has_bias: bool
     training: bool
-    axes: tuple[int, ...]
 
 
 def _per_channel(name, value, channels):
@@ -31,15 +41,85 @@ def _per_channel(name, value, channels):
     return value
 
 
-def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per channel (axis 1), the sum of ``a * b``, without forming the product."""
-    letters = "nchw"[: a.ndim]  # (N, C, H, W) or (N, C)
-    return np.einsum(f"{letters},{letters}->c", a, b)
+def _blocks(shape, itemsize):
+    """Blocks ``(n0, n1, c0, c1, h0, h1)`` of an (N, C, H, W) array, about ``BLOCK_BYTES`` each.
+
+    Whole samples when they fit, else channels of one sample, else rows of one plane. The
+    cut depends on the shape only, so per-block sums add up the same for any thread count.
+    """
+    n, c, h, w = shape
+    budget = _threads.BLOCK_BYTES
+    row = w * itemsize
+    if c * h * row <= budget:
+        return [(n0, n1, 0, c, 0, h) for n0, n1 in _threads.blocks(n, c * h * row)]
+    if h * row <= budget:
+        return [
+            (i, i + 1, c0, c1, 0, h) for i in range(n) for c0, c1 in _threads.blocks(c, h * row)
+        ]
+    return [
+        (i, i + 1, j, j + 1, h0, h1)
+        for i in range(n)
+        for j in range(c)
+        for h0, h1 in _threads.blocks(h, row)
+    ]
 
 
-def _broadcastable(v: np.ndarray, ndim: int) -> np.ndarray:
-    """(C,) -> (C, 1, 1) for 4-D inputs, unchanged for (N, C)."""
-    return v.reshape(v.shape + (1,) * (ndim - 2))
+def _part(a: np.ndarray, block) -> np.ndarray:
+    n0, n1, c0, c1, h0, h1 = block
+    return a[n0:n1, c0:c1, h0:h1]
+
+
+def _column(v: np.ndarray, block) -> np.ndarray:
+    """A block's channels of a (C,) vector, as (c, 1, 1) to broadcast over (n, c, h, w)."""
+    return v[block[2] : block[3], None, None]
+
+
+def _channel_sums(partials, blocks, channels) -> np.ndarray:
+    """Per-channel totals (float64) of per-block partial sums, added in block order."""
+    total = np.zeros(channels)
+    for block, partial in zip(blocks, partials):
+        total[block[2] : block[3]] += partial
+    return total
+
+
+def _centered(x4, mean, block, name="norm.centered") -> np.ndarray:
+    """``x - mean`` over one block, in a reused buffer: (n, c, h, w)."""
+    part = _part(x4, block)
+    return np.subtract(part, _column(mean, block), out=scratch(name, part.shape, x4.dtype))
+
+
+def _batch_statistics(x4, blocks):
+    """Per-channel mean (in x's dtype) and biased variance (float64), one pass over `x`.
+
+    Each block gives its own mean and sum of squared deviations, from the block while it
+    is in the cache; the blocks are then merged in block order (Chan et al.'s update).
+    """
+
+    def moments(block):
+        part = _part(x4, block)
+        count = part.size // part.shape[1]
+        # sums of a block in its own dtype (fast, and short enough to stay accurate)
+        mean = np.einsum("nchw->c", part) / np.float64(count)
+        centered = scratch("norm.centered", part.shape, part.dtype)
+        np.subtract(part, mean.astype(part.dtype)[:, None, None], out=centered)
+        return count, mean, np.einsum("nchw,nchw->c", centered, centered).astype(np.float64)
+
+    channels = x4.shape[1]
+    counts, total = np.zeros(channels), np.zeros(channels)
+    means, squares = [], []
+    for block, (count, mean, square) in zip(blocks, _threads.parallel(moments, blocks)):
+        counts[block[2] : block[3]] += count
+        total[block[2] : block[3]] += count * mean
+        means.append(mean)
+        squares.append(square)
+    mean = total / counts
+    deviation = np.zeros(channels)  # sum over blocks of M2_b + n_b * (mean_b - mean)**2
+    for block, block_mean, square in zip(blocks, means, squares):
+        n_b = (block[1] - block[0]) * (block[5] - block[4]) * x4.shape[3]
+        deviation[block[2] : block[3]] += (
+            square + n_b * (block_mean - mean[block[2] : block[3]]) ** 2
+        )
+    return mean.astype(x4.dtype), deviation / counts
 
 
 def batch_norm_forward(
@@ -78,7 +158,8 @@ def batch_norm_forward(
     for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
         if buffer is not None and training and not buffer.flags.writeable:
             raise ValueError(f"{name} must be writeable: it is updated in place when training")
-    axes = (0, *tuple(range(2, x.ndim)))
+    x4 = x if x.ndim == 4 else x[:, :, None, None]  # (N, C, H, W); (N, C) as (N, C, 1, 1)
+    blocks = _blocks(x4.shape, x.itemsize)
     count = x.size // channels if channels else 0
     if training:
         if count <= 1:
@@ -86,11 +167,9 @@ def batch_norm_forward(
                 f"batch_norm needs more than 1 value per channel when training, "
                 f"got x of shape {x.shape}"
             )
-        mean = x.mean(axis=axes)
-        centered = x - _broadcastable(mean, x.ndim)
-        var = _channel_dot(centered, centered) / count  # biased: normalises the batch
+        mean, var = _batch_statistics(x4, blocks)
         if running_mean is not None:
-            unbiased = var * (count / (count - 1))
+            unbiased = var * (count / (count - 1))  # biased var normalises the batch
             running_mean *= 1 - momentum
             running_mean += momentum * mean
             running_var *= 1 - momentum
@@ -100,17 +179,25 @@ def batch_norm_forward(
             raise ValueError(
                 "batch_norm with training=False needs running_mean and running_var, got None"
             )
-        centered = x - _broadcastable(running_mean, x.ndim).astype(x.dtype, copy=False)
+        mean = running_mean.astype(x.dtype, copy=False)
         var = running_var
     dtype = np.result_type(x, *(v for v in (weight, bias) if v is not None))
     # float32 running buffers must not round a float64 computation
     inv_std = 1.0 / np.sqrt(var.astype(dtype, copy=False) + eps)
     scale = inv_std if weight is None else inv_std * weight  # one multiply per element
-    out = centered * _broadcastable(scale, x.ndim)
-    if bias is not None:
-        out += _broadcastable(bias, x.ndim)
-    cache = _BatchNormCache(centered, inv_std, weight, bias is not None, bool(training), axes)
-    return out, cache
+    # out = x * scale + shift: two passes per block (PyTorch's form too)
+    shift = -mean * scale if bias is None else bias - mean * scale
+    shift = shift.astype(dtype, copy=False)
+    out4 = np.empty(x4.shape, dtype)
+
+    def normalise(block):
+        target = _part(out4, block)
+        np.multiply(_part(x4, block), _column(scale, block), out=target)
+        target += _column(shift, block)
+
+    _threads.parallel(normalise, blocks)
+    cache = _BatchNormCache(x4, x.shape, mean, inv_std, weight, bias is not None, bool(training))
+    return out4.reshape(x.shape), cache
 
 
 def batch_norm_backward(grad_output, cache):
@@ -127,25 +214,48 @@ def batch_norm_backward(grad_output, cache):
     ``dx = w * inv_std * (g - mean(g) - xhat * mean(g * xhat))``, means over the ``m``
     values of each channel; in evaluation ``dx = w * inv_std * g``.
     """
-    centered, inv_std = cache.centered, cache.inv_std
-    grad = check_grad(grad_output, centered.shape, inv_std.dtype)
-    ndim, axes = centered.ndim, cache.axes
-    count = centered.size // centered.shape[1]
-    grad_sum = grad.sum(axis=axes) if cache.has_bias or cache.training else None
+    x4, mean, inv_std = cache.x, cache.mean, cache.inv_std
+    grad = check_grad(grad_output, cache.shape, inv_std.dtype).reshape(x4.shape)  # (N, C, H, W)
+    channels = x4.shape[1]
+    count = x4.size // channels
+    blocks = _blocks(x4.shape, max(x4.itemsize, grad.itemsize))
+    grad_sum = grad_xhat_sum = None
+    if cache.has_bias or cache.weight is not None or cache.training:
+
+        def sums(block):
+            g = _part(grad, block)
+            centered = _centered(x4, mean, block)
+            return np.einsum("nchw->c", g), np.einsum("nchw,nchw->c", g, centered)
+
+        partials = _threads.parallel(sums, blocks)
+        grad_sum = _channel_sums([p[0] for p in partials], blocks, channels).astype(grad.dtype)
+        # sum(g * xhat) = inv_std * sum(g * (x - mean)), without forming xhat
+        dot = _channel_sums([p[1] for p in partials], blocks, channels).astype(grad.dtype)
+        grad_xhat_sum = inv_std * dot
     grad_bias = grad_sum if cache.has_bias else None
-    # sum(g * xhat) = inv_std * sum(g * (x - mean)), without forming xhat
-    grad_xhat_sum = None
-    if cache.weight is not None or cache.training:
-        grad_xhat_sum = inv_std * _channel_dot(grad, centered)
     grad_weight = grad_xhat_sum if cache.weight is not None else None
     scale = inv_std if cache.weight is None else inv_std * cache.weight
-    if not cache.training:
-        return grad * _broadcastable(scale, ndim), grad_weight, grad_bias
-    # dx = w * inv_std * (g - mean(g) - xhat * mean(g * xhat))
-    grad_x = grad - _broadcastable(grad_sum / count, ndim)
-    grad_x -= centered * _broadcastable(inv_std * grad_xhat_sum / count, ndim)
-    grad_x *= _broadcastable(scale, ndim)
-    return grad_x, grad_weight, grad_bias
+    grad_x = np.empty(x4.shape, grad.dtype)
+    if cache.training:
+        # dx = w * inv_std * (g - mean(g) - xhat * mean(g * xhat))
+        grad_mean = grad_sum / count
+        correction = inv_std * grad_xhat_sum / count  # per channel, times (x - mean)
+
+        def input_grad(block):
+            target = _part(grad_x, block)
+            centered = _centered(x4, mean, block)
+            centered *= _column(correction, block)
+            np.subtract(_part(grad, block), _column(grad_mean, block), out=target)
+            target -= centered
+            target *= _column(scale, block)
+
+    else:
+
+        def input_grad(block):
+            np.multiply(_part(grad, block), _column(scale, block), out=_part(grad_x, block))
+
+    _threads.parallel(input_grad, blocks)
+    return grad_x.reshape(cache.shape), grad_weight, grad_bias
 
 
 def batch_norm(
@@ -196,6 +306,6 @@ def batch_norm(
     >>> mean, var
     (array([0.2]), array([1.1]))
     """
-    return batch_norm_forward(
-        x, running_mean, running_var, weight, bias, training, momentum, eps
-    )[0]
+    return batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)[
+        0
+    ]

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnkit import _threads
 from cnnkit._validation import (
     check_bool,
     check_grad,
     check_pool_window,
     output_size,
 )
-from cnnkit.functional._shapes import WORKSPACE_BYTES, add_batch_axes, as_batch, from_batch
+from cnnkit._workspace import scratch
+from cnnkit.functional._shapes import add_batch_axes, as_batch, from_batch
 
 __all__ = [
     "max_pool2d",
@@ -90,38 +92,52 @@ def _validate(name, x, kernel_size, stride, padding, dilation, ceil_mode):
     return xb, rank, _PoolGeometry(xb.shape, kernel, stride, padding, dilation, out_size)
 
 
-def _blocks(g: _PoolGeometry, itemsize: int):
-    """Blocks ``(n0, n1, c0, c1, h0, h1)`` of the output within ``WORKSPACE_BYTES``.
+def _units(g: _PoolGeometry, itemsize: int) -> list[tuple[tuple, ...]]:
+    """The output cut into blocks ``(n0, n1, c0, c1, h0, h1)`` of about ``BLOCK_BYTES``.
 
-    Whole samples when they fit, else channels of one sample, else rows of one plane:
-    every pass then runs on a block that stays in the cache, and no temporary (a padded
-    band, a mask) grows with the input.
+    Whole samples when they fit, else channels of one sample, else rows of one plane, so
+    every pass runs on a block that stays in the cache and no temporary grows with the
+    input. Blocks are grouped in units that may run on different threads: one block
+    each, except the row blocks of one plane, whose input gradients overlap at the
+    edges and so run in order in one unit. The cut depends on the shapes only.
     """
+    budget = _threads.BLOCK_BYTES
     n, c, _, _ = g.shape
     (ho, wo), (sh, _), (_, wp) = g.out_size, g.stride, g.padded
     row_bytes = (sh * wp + 4 * wo) * itemsize  # a plane's input rows and masks per output row
     plane = ho * row_bytes
-    if plane * c <= WORKSPACE_BYTES:
-        samples = WORKSPACE_BYTES // (plane * c)
-        for n0 in range(0, n, samples):
-            yield n0, min(n0 + samples, n), 0, c, 0, ho
-    elif plane <= WORKSPACE_BYTES:
-        channels = WORKSPACE_BYTES // plane
-        for n0 in range(n):
-            for c0 in range(0, c, channels):
-                yield n0, n0 + 1, c0, min(c0 + channels, c), 0, ho
-    else:
-        rows = max(1, WORKSPACE_BYTES // row_bytes)
-        for n0 in range(n):
-            for c0 in range(c):
-                for h0 in range(0, ho, rows):
-                    yield n0, n0 + 1, c0, c0 + 1, h0, min(h0 + rows, ho)
+    if plane * c <= budget:
+        samples = budget // (plane * c)
+        return [((n0, min(n0 + samples, n), 0, c, 0, ho),) for n0 in range(0, n, samples)]
+    if plane <= budget:
+        channels = budget // plane
+        return [
+            ((n0, n0 + 1, c0, min(c0 + channels, c), 0, ho),)
+            for n0 in range(n)
+            for c0 in range(0, c, channels)
+        ]
+    rows = max(1, budget // row_bytes)
+    return [
+        tuple((n0, n0 + 1, c0, c0 + 1, h0, min(h0 + rows, ho)) for h0 in range(0, ho, rows))
+        for n0 in range(n)
+        for c0 in range(c)
+    ]
+
+
+def _unit_planes(dx: np.ndarray, unit) -> np.ndarray:
+    """The whole planes of `dx` that a unit's blocks write: (n, c, H, W)."""
+    n0, n1, c0, c1 = unit[0][:4]
+    return dx[n0:n1, c0:c1]
 
 
 def _band_span(g: _PoolGeometry, h0, h1):
     """Input rows r0..r1 that output rows h0..h1 read, and whether they reach past the input."""
     (_, _, h, w), (sh, _), (dh, _), (kh, _), (ph, pw) = (
-        g.shape, g.stride, g.dilation, g.kernel, g.padding
+        g.shape,
+        g.stride,
+        g.dilation,
+        g.kernel,
+        g.padding,
     )
     r0 = h0 * sh - ph
     r1 = (h1 - 1) * sh - ph + dh * (kh - 1) + 1
@@ -138,7 +154,7 @@ def _band(xb, g: _PoolGeometry, block, fill):
     source = xb[n0:n1, c0:c1]
     if not padded:
         return source[:, :, r0:r1]
-    band = np.empty_like(source, shape=(n1 - n0, c1 - c0, r1 - r0, g.padded[1]))  # same order
+    band = scratch("pool.band", (n1 - n0, c1 - c0, r1 - r0, g.padded[1]), source.dtype)
     band.fill(fill)
     s0, s1 = max(r0, 0), min(r1, h)
     cols = min(w, g.padded[1] - pw)
@@ -153,7 +169,9 @@ def _gradient_band(dx, g: _PoolGeometry, block):
     target = dx[n0:n1, c0:c1]
     if not padded:
         return target[:, :, r0:r1]
-    return np.zeros_like(target, shape=(n1 - n0, c1 - c0, r1 - r0, g.padded[1]))
+    dband = scratch("pool.dband", (n1 - n0, c1 - c0, r1 - r0, g.padded[1]), target.dtype)
+    dband.fill(0)
+    return dband
 
 
 def _fold(dband, dx, g: _PoolGeometry, block) -> None:
@@ -198,16 +216,22 @@ def max_pool2d_forward(
     kh, kw = g.kernel
     out = np.empty_like(xb, shape=g.shape[:2] + g.out_size)  # the input's memory order
     argmax = np.zeros_like(out, dtype=np.int64) if return_indices else None
-    for block in _blocks(g, xb.itemsize):
-        n0, n1, c0, c1, h0, h1 = block
-        band = _band(xb, g, block, -np.inf)
-        target = out[n0:n1, c0:c1, h0:h1]
-        np.copyto(target, g.tap(band, 0, 0, h1 - h0))
-        for offset in range(1, kh * kw):
-            np.maximum(target, g.tap(band, *divmod(offset, kw), h1 - h0), out=target)  # NaN wins
-        if argmax is not None:
-            for offset, winner in _winners(band, target, g):
-                argmax[n0:n1, c0:c1, h0:h1][winner] = offset
+
+    def run(unit):
+        for block in unit:
+            n0, n1, c0, c1, h0, h1 = block
+            band = _band(xb, g, block, -np.inf)
+            target = out[n0:n1, c0:c1, h0:h1]
+            np.copyto(target, g.tap(band, 0, 0, h1 - h0))
+            for offset in range(1, kh * kw):
+                np.maximum(
+                    target, g.tap(band, *divmod(offset, kw), h1 - h0), out=target
+                )  # NaN wins
+            if argmax is not None:
+                for offset, winner in _winners(band, target, g):
+                    argmax[n0:n1, c0:c1, h0:h1][winner] = offset
+
+    _threads.parallel(run, _units(g, xb.itemsize))
     cache = _MaxPoolCache(g, rank, xb, out)
     if return_indices:
         return (from_batch(out, rank), from_batch(_flat_indices(argmax, g), rank)), cache
@@ -222,14 +246,14 @@ def _winners(band, out, g: _PoolGeometry):
     """
     kh, kw = g.kernel
     rows = out.shape[2]
-    claimed = np.isnan(out)  # temporaries in out's memory order: much faster
+    claimed = np.isnan(out, out=scratch("pool.claimed", out.shape, bool))
     last_nan = None
     if claimed.any():
         last_nan = np.full_like(out, -1, dtype=np.int64)
         for offset in range(kh * kw):
             nan = np.isnan(g.tap(band, *divmod(offset, kw), rows))
             np.copyto(last_nan, offset, where=nan)
-    winner = np.empty_like(out, dtype=bool)
+    winner = scratch("pool.winner", out.shape, bool)
     for offset in range(kh * kw):
         np.equal(g.tap(band, *divmod(offset, kw), rows), out, out=winner)
         np.greater(winner, claimed, out=winner)  # equal and not yet claimed
@@ -259,22 +283,27 @@ def max_pool2d_backward(grad_output, cache):
     g: _PoolGeometry = cache.geometry
     grad = _check_grad(grad_output, g, cache.rank, cache.out.dtype)
     kw = g.kernel[1]
-    dx = np.zeros_like(cache.x)
+    dx = np.empty_like(cache.x)
     disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(g.stride, g.dilation, g.kernel))
-    for block in _blocks(g, dx.itemsize):
-        n0, n1, c0, c1, h0, h1 = block
-        band = _band(cache.x, g, block, -np.inf)
-        dband = _gradient_band(dx, g, block)
-        grad_block = grad[n0:n1, c0:c1, h0:h1]
-        routed = None if disjoint else np.empty_like(grad_block)
-        for offset, winner in _winners(band, cache.out[n0:n1, c0:c1, h0:h1], g):
-            target = g.tap(dband, *divmod(offset, kw), h1 - h0)
-            if disjoint:  # each input element is seen by one window and offset at most: write
-                np.multiply(grad_block, winner, out=target)
-            else:
-                np.multiply(grad_block, winner, out=routed)
-                target += routed
-        _fold(dband, dx, g, block)
+
+    def run(unit):
+        _unit_planes(dx, unit).fill(0)
+        for block in unit:
+            n0, n1, c0, c1, h0, h1 = block
+            band = _band(cache.x, g, block, -np.inf)
+            dband = _gradient_band(dx, g, block)
+            grad_block = grad[n0:n1, c0:c1, h0:h1]
+            routed = None if disjoint else scratch("pool.routed", grad_block.shape, dx.dtype)
+            for offset, winner in _winners(band, cache.out[n0:n1, c0:c1, h0:h1], g):
+                target = g.tap(dband, *divmod(offset, kw), h1 - h0)
+                if disjoint:  # each input element is seen by one window and offset at most
+                    np.multiply(grad_block, winner, out=target)
+                else:
+                    np.multiply(grad_block, winner, out=routed)
+                    target += routed
+            _fold(dband, dx, g, block)
+
+    _threads.parallel(run, _units(g, dx.itemsize))
     return from_batch(dx, cache.rank)
 
 
@@ -314,12 +343,12 @@ def max_pool2d(
     Examples
     --------
     >>> import numpy as np
-    >>> max_pool2d(np.array([[1., 5., 2., 0.], [3., 4., 8., 1.]]), 2)
+    >>> max_pool2d(np.array([[1.0, 5.0, 2.0, 0.0], [3.0, 4.0, 8.0, 1.0]]), 2)
     array([[5., 8.]])
     """
-    return max_pool2d_forward(
-        x, kernel_size, stride, padding, dilation, ceil_mode, return_indices
-    )[0]
+    return max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)[
+        0
+    ]
 
 
 @dataclass
@@ -361,14 +390,18 @@ def avg_pool2d_forward(
     kh, kw = g.kernel
     divisor = _divisor(g, bool(count_include_pad)).astype(xb.dtype)
     out = np.empty_like(xb, shape=g.shape[:2] + g.out_size)  # the input's memory order
-    for block in _blocks(g, xb.itemsize):
-        n0, n1, c0, c1, h0, h1 = block
-        band = _band(xb, g, block, 0)
-        target = out[n0:n1, c0:c1, h0:h1]
-        np.copyto(target, g.tap(band, 0, 0, h1 - h0))
-        for offset in range(1, kh * kw):
-            target += g.tap(band, *divmod(offset, kw), h1 - h0)
-        target /= divisor[h0:h1]
+
+    def run(unit):
+        for block in unit:
+            n0, n1, c0, c1, h0, h1 = block
+            band = _band(xb, g, block, 0)
+            target = out[n0:n1, c0:c1, h0:h1]
+            np.copyto(target, g.tap(band, 0, 0, h1 - h0))
+            for offset in range(1, kh * kw):
+                target += g.tap(band, *divmod(offset, kw), h1 - h0)
+            target /= divisor[h0:h1]
+
+    _threads.parallel(run, _units(g, xb.itemsize))
     return from_batch(out, rank), _AvgPoolCache(g, rank, divisor, xb)
 
 
@@ -377,14 +410,21 @@ def avg_pool2d_backward(grad_output, cache):
     g: _PoolGeometry = cache.geometry
     grad = _check_grad(grad_output, g, cache.rank, cache.x.dtype)
     kh, kw = g.kernel
-    dx = np.zeros_like(cache.x)
-    for block in _blocks(g, dx.itemsize):
-        n0, n1, c0, c1, h0, h1 = block
-        dband = _gradient_band(dx, g, block)
-        share = grad[n0:n1, c0:c1, h0:h1] / cache.divisor[h0:h1]
-        for offset in range(kh * kw):
-            g.tap(dband, *divmod(offset, kw), h1 - h0)[...] += share
-        _fold(dband, dx, g, block)
+    dx = np.empty_like(cache.x)
+
+    def run(unit):
+        _unit_planes(dx, unit).fill(0)
+        for block in unit:
+            n0, n1, c0, c1, h0, h1 = block
+            dband = _gradient_band(dx, g, block)
+            grad_block = grad[n0:n1, c0:c1, h0:h1]
+            share = scratch("pool.share", grad_block.shape, dx.dtype)
+            np.divide(grad_block, cache.divisor[h0:h1], out=share)
+            for offset in range(kh * kw):
+                g.tap(dband, *divmod(offset, kw), h1 - h0)[...] += share
+            _fold(dband, dx, g, block)
+
+    _threads.parallel(run, _units(g, dx.itemsize))
     return from_batch(dx, cache.rank)
 
 
