@@ -18,6 +18,7 @@ Rules that keep this safe:
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 
@@ -64,18 +65,18 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     True
     """
     dtype = np.dtype(dtype)
-    shape = tuple(int(s) for s in shape)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > MAX_BUFFER_BYTES:
         return np.empty(shape, dtype)
-    shelf = _shelf().buffers
-    buffer = shelf.get(name)
+    shelf = getattr(_local, "shelf", None) or _shelf()
+    buffer = shelf.buffers.get(name)
     if buffer is None or buffer.nbytes < nbytes:
-        shelf.pop(name, None)
-        if sum(b.nbytes for b in shelf.values()) + nbytes > SHELF_BYTES:
-            shelf.clear()  # arrays still in use keep their memory until they are dropped
-        buffer = shelf[name] = np.empty(max(nbytes, 1), np.uint8)
-    return buffer[:nbytes].view(dtype).reshape(shape)
+        buffers = shelf.buffers
+        buffers.pop(name, None)
+        if sum(b.nbytes for b in buffers.values()) + nbytes > SHELF_BYTES:
+            buffers.clear()  # arrays still in use keep their memory until they are dropped
+        buffer = buffers[name] = np.empty(max(nbytes, 1), np.uint8)
+    return np.ndarray(shape, dtype, buffer=buffer)
 
 
 def release() -> None:

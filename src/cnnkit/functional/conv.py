@@ -19,12 +19,12 @@ padding rules (``_conv_geometry``) and the output's (N, O, Ho, Wo) shape:
   its windows as a (C*kH*kW, rows*Wo) matrix of whole image rows, and one GEMM writes
   (O, N, Ho, Wo).
 - "depthwise" (one input and one output channel per group, which includes the plain
-  (H, W) matrix; ``_conv_planar``): bands of output rows, each padded on its own so no
-  padded copy of the input is made, gather each channel's kH*kW windows, and one
-  batched GEMV takes every channel's sum of products.
+  (H, W) matrix; ``_conv_depthwise``): tap-by-tap multiply-adds over bands of output
+  rows that stay in the cache, each padded on its own, channels-last from 8 channels
+  (the output too), planar below; spread over the thread pool.
 - "interleaved" (depthwise with one kernel shared by all channels of a channels-last
   input, zero padding, column stride 1: a colour image filtered by
-  :func:`cnnkit.filter2d`; ``_conv_planar``): the ``(N, H, W, C)`` memory is the
+  :func:`cnnkit.filter2d`; ``_conv_depthwise``): the ``(N, H, W, C)`` memory is the
   ``(N, H, W*C)`` matrix, filtered in one depthwise pass with the kernel's columns C
   apart. Backward is the depthwise one.
 
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit._validation import as_float_array, check_grad_shape, output_size
+from cnnkit.functional import _conv_depthwise as depthwise
 from cnnkit.functional import _conv_gemm as gemm
 from cnnkit.functional import _conv_planar as planar
 from cnnkit.functional._conv_geometry import (
@@ -61,16 +62,16 @@ _FORWARD = {
     "rows": gemm.rows_forward,
     "pointwise": gemm.pointwise_forward,
     "planar": planar.planar_forward,
-    "depthwise": planar.depthwise_forward,
-    "interleaved": planar.interleaved_forward,
+    "depthwise": depthwise.depthwise_forward,
+    "interleaved": depthwise.interleaved_forward,
 }
 _BACKWARD = {
     "im2col": gemm.im2col_backward,
     "rows": gemm.rows_backward,
     "pointwise": gemm.pointwise_backward,
     "planar": planar.planar_backward,
-    "depthwise": planar.depthwise_backward,
-    "interleaved": planar.depthwise_backward,  # per-channel weight gradients
+    "depthwise": depthwise.depthwise_backward,
+    "interleaved": depthwise.depthwise_backward,  # per-channel weight gradients
 }
 
 
@@ -156,8 +157,8 @@ def conv2d_forward(
         out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
     elif strategy == "depthwise":  # plane by plane, padded band by band
         source = xb.astype(dtype, copy=False)
-        if g.channels > 1 and source.transpose(0, 2, 3, 1).flags.c_contiguous:
-            out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)  # as the input
+        if depthwise.channels_last_output(g, source):
+            out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
         else:
             out = np.empty((g.batch, g.out_channels, ho, wo), dtype=dtype).transpose(0, 2, 3, 1)
     elif strategy == "pointwise":  # the input (channel-major or channels-last) is the windows
@@ -256,7 +257,7 @@ def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
 def _strategy(g: Geometry, x: np.ndarray, weight: np.ndarray) -> str:
     """How to compute: see the module docstring."""
     if g.depthwise:
-        return "interleaved" if planar.interleaved_applies(x, weight, g) else "depthwise"
+        return "interleaved" if depthwise.interleaved_applies(x, weight, g) else "depthwise"
     if gemm.pointwise_applies(g):
         return "pointwise"
     (ho, wo), (hp, wp), (kh, kw) = g.out_size, g.padded, g.kernel
