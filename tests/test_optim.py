@@ -55,3 +55,39 @@ def test_bad_optimizer_arguments(make, error, message):
     with pytest.raises(error) as info:
         make([Parameter(np.zeros(3))])
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("mine, theirs, kwargs", CONFIGS)
+def test_blocks_and_threads_give_the_same_trajectory(mine, theirs, kwargs, rng, monkeypatch):
+    """Large parameters updated in blocks on 1, 2 or 3 threads: bitwise the same, and PyTorch's."""
+    import cnnkit as ck
+    from cnnkit import _threads
+
+    monkeypatch.setattr(_threads, "BLOCK_BYTES", 512)
+    start = [rng.standard_normal((50, 40)).astype(np.float32), rng.standard_normal(300).astype(np.float32)]
+    grads = [[rng.standard_normal(a.shape).astype(np.float32) for a in start] for _ in range(5)]
+    finals = []
+    before = ck.get_num_threads()
+    try:
+        for count in (1, 2, 3):
+            ck.set_num_threads(count)
+            params = [Parameter(a.copy()) for a in start]
+            opt = mine(params, **kwargs)
+            for step_grads in grads:
+                for p, g in zip(params, step_grads):
+                    p.grad = g
+                opt.step()
+            finals.append([p.data for p in params])
+    finally:
+        ck.set_num_threads(before)
+    for other in finals[1:]:
+        for a, b in zip(finals[0], other):
+            np.testing.assert_array_equal(a, b)
+    tparams = [torch.tensor(a.copy(), requires_grad=True) for a in start]
+    topt = theirs(tparams, **kwargs)
+    for step_grads in grads:
+        for tp, g in zip(tparams, step_grads):
+            tp.grad = torch.tensor(g)
+        topt.step()
+    for a, tp in zip(finals[0], tparams):
+        np.testing.assert_allclose(a, tp.detach().numpy(), rtol=1e-5, atol=1e-5)

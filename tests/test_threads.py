@@ -185,3 +185,45 @@ def test_scratch_memory_is_bounded_and_releasable(monkeypatch):
         assert sum(b.nbytes for b in shelf.values()) <= 2000
     _workspace.release()
     assert not shelf
+
+
+def test_elementwise_cuts_memory_order_and_passes_odd_layouts_whole(monkeypatch):
+    """Same-layout arrays (C order or channels-last) are cut in memory order; others whole."""
+    monkeypatch.setattr(_threads, "BLOCK_BYTES", 64)
+    seen = []
+
+    def record(*blocks):
+        seen.append(blocks[0].shape)
+        np.multiply(blocks[0], 2, out=blocks[1])
+
+    for x in (
+        np.arange(120.0).reshape(2, 3, 4, 5),
+        np.arange(120.0).reshape(2, 4, 5, 3).transpose(0, 3, 1, 2),  # channels-last memory
+    ):
+        out = np.empty_like(x)
+        seen.clear()
+        _threads.elementwise(record, x, out)
+        assert len(seen) > 1 and all(len(s) == 1 for s in seen)
+        np.testing.assert_array_equal(out, 2 * x)
+    x = np.arange(120.0).reshape(2, 3, 4, 5)
+    for out in (np.empty((2, 3, 4, 5), order="F"), np.empty((2, 3, 4, 10))[..., ::2]):
+        seen.clear()
+        _threads.elementwise(record, x, out)
+        assert seen == [(2, 3, 4, 5)]
+        np.testing.assert_array_equal(out, 2 * x)
+
+
+def test_relu_in_blocks_matches_torch(rng, threads):
+    """ReLU forward and backward over blocks and threads equal PyTorch's."""
+    import torch
+
+    import cnnkit.functional as F
+
+    x = rng.standard_normal((4, 6, 10, 10)).astype(np.float32).transpose(0, 2, 3, 1)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    out, cache = F.relu_forward(x)
+    xt = torch.tensor(x, requires_grad=True)
+    expected = torch.relu(xt)
+    expected.backward(torch.tensor(g))
+    np.testing.assert_array_equal(out, expected.detach().numpy())
+    np.testing.assert_array_equal(F.relu_backward(g, cache), xt.grad.numpy())

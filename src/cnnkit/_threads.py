@@ -204,3 +204,47 @@ def blocks(
     block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     step = max(1, block_bytes // max(1, bytes_per_item))
     return [(start, min(start + step, count)) for start in range(0, count, step)]
+
+
+def _memory_order(a) -> tuple[int, ...]:
+    """`a`'s axes longer than 1, outermost first in memory."""
+    return tuple(
+        sorted(
+            (axis for axis in range(a.ndim) if a.shape[axis] > 1),
+            key=lambda axis: -abs(a.strides[axis]),
+        )
+    )
+
+
+def _memory_order_flat(a, order):
+    """`a`'s elements as a 1-D view in memory order, or None when its memory has gaps."""
+    rest = [axis for axis in range(a.ndim) if axis not in order]
+    permuted = a.transpose(rest + list(order))
+    return permuted.reshape(-1) if permuted.flags.c_contiguous else None
+
+
+def elementwise(update, *arrays) -> None:
+    """Run ``update(*blocks)`` over matching blocks of arrays of one shape and memory layout.
+
+    The blocks are 1-D slices of the arrays' memory (so a channels-last view is cut as
+    well as a C-ordered array); arrays whose layouts differ, or whose memory has gaps,
+    are passed whole as one block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, out = np.arange(6.0).reshape(2, 3), np.empty((2, 3))
+    >>> elementwise(lambda a, b: np.multiply(a, 2, out=b), x, out)
+    >>> out
+    array([[ 0.,  2.,  4.],
+           [ 6.,  8., 10.]])
+    """
+    order = _memory_order(arrays[0])
+    same_layout = all(a.shape == arrays[0].shape and _memory_order(a) == order for a in arrays)
+    flats = [_memory_order_flat(a, order) for a in arrays] if same_layout else [None]
+    if any(f is None for f in flats) or arrays[0].size == 0:
+        update(*arrays)
+        return
+    itemsize = sum(a.itemsize for a in arrays)
+    spans = blocks(flats[0].size, itemsize)
+    parallel(lambda span: update(*(f[span[0] : span[1]] for f in flats)), spans)

@@ -1,4 +1,10 @@
-"""Optimisers with PyTorch's update rules: the same inputs give the same trajectory."""
+"""Optimisers with PyTorch's update rules: the same inputs give the same trajectory.
+
+Each update runs elementwise over flat blocks of the parameter and its state (over the
+thread pool for large parameters), with block-sized temporaries from the workspace, so
+a step allocates nothing the size of the model. The arithmetic is the same for any
+block cut or thread count.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,26 @@ import math
 
 import numpy as np
 
+from cnnkit import _threads
 from cnnkit._validation import check_real
+from cnnkit._workspace import scratch
 from cnnkit.nn.module import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam"]
+
+
+def _elementwise(update, *arrays: np.ndarray) -> None:
+    """Run ``update(*blocks)`` over matching flat blocks of same-shaped `arrays`.
+
+    Arrays that are not all C-contiguous (no flat view to write through) form one block.
+    """
+    if not all(a.flags.c_contiguous for a in arrays):
+        update(*arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
+    itemsize = max(a.itemsize for a in arrays)
+    spans = _threads.blocks(flat[0].size, itemsize * len(arrays))
+    _threads.parallel(lambda span: update(*(f[span[0] : span[1]] for f in flat)), spans)
 
 
 class Optimizer:
@@ -17,16 +39,22 @@ class Optimizer:
 
     def __init__(self, params):
         if isinstance(params, Parameter):
-            raise TypeError("params must be an iterable of Parameters (e.g. model.parameters()), got one Parameter")
+            raise TypeError(
+                "params must be an iterable of Parameters (e.g. model.parameters()), got one Parameter"
+            )
         try:
             self.params = list(params)
         except TypeError:
-            raise TypeError(f"params must be an iterable of Parameters, got {type(params).__name__}") from None
+            raise TypeError(
+                f"params must be an iterable of Parameters, got {type(params).__name__}"
+            ) from None
         if not self.params:
             raise ValueError("params is empty: the optimiser has nothing to update")
         for index, p in enumerate(self.params):
             if not isinstance(p, Parameter):
-                raise TypeError(f"params[{index}] must be a cnnkit.nn.Parameter, got {type(p).__name__}")
+                raise TypeError(
+                    f"params[{index}] must be a cnnkit.nn.Parameter, got {type(p).__name__}"
+                )
         self.state: dict[int, dict] = {}
 
     def zero_grad(self) -> None:
@@ -38,7 +66,9 @@ class Optimizer:
         """Update every parameter that has a gradient."""
         for p in self.params:
             if p.grad is not None:
-                self._update(p, p.grad.astype(p.data.dtype, copy=False), self.state.setdefault(id(p), {}))
+                self._update(
+                    p, p.grad.astype(p.data.dtype, copy=False), self.state.setdefault(id(p), {})
+                )
 
     def _update(self, p: Parameter, grad: np.ndarray, state: dict) -> None:
         raise NotImplementedError
@@ -70,17 +100,29 @@ class SGD(Optimizer):
         self.weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
 
     def _update(self, p, grad, state):
-        if self.weight_decay:
-            grad = grad + self.weight_decay * p.data
-        if self.momentum:
-            if "momentum_buffer" not in state:
-                state["momentum_buffer"] = grad.copy()
-            else:
-                buf = state["momentum_buffer"]
-                buf *= self.momentum
-                buf += grad
-            grad = state["momentum_buffer"]
-        p.data -= self.lr * grad
+        lr, momentum, weight_decay = self.lr, self.momentum, self.weight_decay
+        first = momentum and "momentum_buffer" not in state
+        if momentum and first:
+            state["momentum_buffer"] = np.empty_like(p.data)
+        buffer = state.get("momentum_buffer", p.data)  # p.data: a stand-in, not written
+
+        def update(data, grad, buffer):
+            step = scratch("sgd.step", grad.shape, data.dtype)
+            if weight_decay:  # g = grad + weight_decay * p
+                np.multiply(data, weight_decay, out=step)
+                np.add(grad, step, out=step)
+                grad = step
+            if momentum:  # buf = g on the first step, then momentum * buf + g
+                if first:
+                    np.copyto(buffer, grad)
+                else:
+                    buffer *= momentum
+                    buffer += grad
+                grad = buffer
+            np.multiply(grad, lr, out=step)  # p -= lr * g
+            data -= step
+
+        _elementwise(update, p.data, grad, buffer)
 
 
 class Adam(Optimizer):
@@ -121,12 +163,28 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = np.zeros_like(p.data)
         state["step"] += 1
         step = state["step"]
-        if self.weight_decay:
-            grad = grad + self.weight_decay * p.data
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg += (1 - beta1) * (grad - exp_avg)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * grad * grad
+        weight_decay, eps = self.weight_decay, self.eps
         step_size = self.lr / (1 - beta1**step)
-        denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2**step) + self.eps
-        p.data -= step_size * (exp_avg / denom)
+        correction2 = math.sqrt(1 - beta2**step)
+
+        def update(data, grad, exp_avg, exp_avg_sq):
+            temp = scratch("adam.temp", grad.shape, data.dtype)
+            if weight_decay:  # g = grad + weight_decay * p
+                decayed = scratch("adam.grad", grad.shape, data.dtype)
+                np.multiply(data, weight_decay, out=decayed)
+                grad = np.add(grad, decayed, out=decayed)
+            np.subtract(grad, exp_avg, out=temp)  # m += (1 - b1) * (g - m)
+            temp *= 1 - beta1
+            exp_avg += temp
+            exp_avg_sq *= beta2  # v = b2 * v + (1 - b2) * g * g
+            np.multiply(grad, 1 - beta2, out=temp)
+            temp *= grad
+            exp_avg_sq += temp
+            np.sqrt(exp_avg_sq, out=temp)  # denom = sqrt(v) / sqrt(1 - b2**t) + eps
+            temp /= correction2
+            temp += eps
+            np.divide(exp_avg, temp, out=temp)  # p -= step_size * (m / denom)
+            temp *= step_size
+            data -= temp
+
+        _elementwise(update, p.data, grad, state["exp_avg"], state["exp_avg_sq"])

@@ -10,7 +10,9 @@ import numbers
 
 import numpy as np
 
+from cnnkit import _threads
 from cnnkit._validation import as_float_array, check_grad, check_real
+from cnnkit._workspace import scratch
 
 __all__ = [
     "relu", "relu_forward", "relu_backward",
@@ -39,14 +41,23 @@ def _array(value, shape) -> np.ndarray:
 def relu_forward(x):
     """:func:`relu` and its cache."""
     x = as_float_array("x", x)
-    out = _array(np.maximum(x, 0), x.shape)
+    out = np.empty_like(x)  # x's memory order
+    _threads.elementwise(lambda block, target: np.maximum(block, 0, out=target), x, out)
     return out, out
 
 
 def relu_backward(grad_output, cache):
     """Gradient of :func:`relu`: passes where the output is positive."""
     out = cache
-    return _array(check_grad(grad_output, out.shape, out.dtype) * (out > 0), out.shape)
+    grad = check_grad(grad_output, out.shape, out.dtype)
+    grad_x = np.empty_like(grad)
+
+    def update(grad, out, grad_x):
+        positive = np.greater(out, 0, out=scratch("relu.positive", out.shape, bool))
+        np.multiply(grad, positive, out=grad_x)
+
+    _threads.elementwise(update, grad, out, grad_x)
+    return grad_x
 
 
 def relu(x):
