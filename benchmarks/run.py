@@ -4,7 +4,8 @@
 
 Each case alternates cnnkit and its peer in rounds (A B A B ...) and reports the median
 of the per-round time ratios (cnnkit / peer: below 1 means cnnkit is faster), the median times,
-and GFLOP/s where it applies. float32, 2 threads on both sides. The machine is shared
+and GFLOP/s where it applies. float32, 2 threads on both sides (PyTorch's; cnnkit's pool
+and OpenBLAS's). The machine is shared
 and noisy: compare ratios from one run, not absolute times across runs.
 
 The conv sections add a "GEMM eff." column: the paired time of NumPy matmuls with the
@@ -324,6 +325,9 @@ MEMORY_CASES = {
     "filter2d 4096x4096x3": "filter_rgb",
     "conv2d (8, 64, 56, 56)->128 k3 fwd": "conv_forward",
     "conv2d (8, 64, 56, 56)->128 k3 fwd+bwd": "conv_backward",
+    "max_pool2d 3x3 s2 p1 (32, 64, 112, 112) fwd+bwd": "max_pool",
+    "batch_norm (32, 64, 112, 112) fwd+bwd": "batch_norm",
+    "depthwise 3x3 (8, 128, 112, 112) fwd+bwd": "depthwise",
 }
 
 
@@ -334,7 +338,29 @@ def _memory_case(name):
 
     rng = np.random.default_rng(0)
     kernel = ck.kernels.get("sobel_top").astype(np.float32)
-    if name.startswith("filter"):
+    if name in ("max_pool", "batch_norm", "depthwise"):
+        shape = (8, 128, 112, 112) if name == "depthwise" else (32, 64, 112, 112)
+        inputs = [rng.standard_normal(shape, dtype=np.float32)]
+        channels = shape[1]
+        if name == "depthwise":
+            inputs.append(rng.standard_normal((channels, 1, 3, 3), dtype=np.float32))
+        else:
+            inputs += [np.zeros(channels, np.float32), np.ones(channels, np.float32)]
+
+        def run():  # the gradient fed back counts with the outputs
+            if name == "max_pool":
+                out, cache = F.max_pool2d_forward(inputs[0], 3, 2, 1)
+                grad = np.ones(out.shape, np.float32)
+                return out, grad, F.max_pool2d_backward(grad, cache)
+            if name == "batch_norm":
+                out, cache = F.batch_norm_forward(inputs[0], *inputs[1:], training=True)
+                grad = np.ones(out.shape, np.float32)
+                return out, grad, F.batch_norm_backward(grad, cache)
+            out, cache = F.conv2d_forward(inputs[0], inputs[1], padding=1, groups=channels)
+            grad = np.ones(out.shape, np.float32)
+            return out, grad, F.conv2d_backward(grad, cache)
+
+    elif name.startswith("filter"):
         shape = (8192, 8192) if name == "filter_gray" else (4096, 4096, 3)
         inputs = [rng.random(shape, dtype=np.float32)]
         run = lambda: ck.filter2d(inputs[0], kernel, padding="same")  # noqa: E731
@@ -398,7 +424,10 @@ def main(argv=None):
         return 0
     import torch
 
+    import cnnkit
+
     torch.set_num_threads(THREADS)
+    cnnkit.set_num_threads(THREADS)  # cnnkit's pool for the memory-bound passes
     print(f"cnnkit vs peers, float32, {THREADS} threads; numpy {np.__version__}, torch {torch.__version__}; "
           f"ratio = cnnkit time / peer time (median of alternating rounds)")
     for name in args.sections or SECTIONS:

@@ -55,6 +55,16 @@ def _bands(g: Geometry, itemsize: int) -> list[tuple[int, int, int, int, int, in
     return list(geo.bands(g, bytes_per_row, _threads.BLOCK_BYTES))
 
 
+def gradient_layout(grad: np.ndarray, g: Geometry, dtype) -> np.ndarray:
+    """The output's gradient, an (N, Ho, Wo, C) view, in the engine's memory layout."""
+    if not _channels_last(g):  # planar (N, C, Ho, Wo) memory
+        return np.ascontiguousarray(grad.transpose(0, 3, 1, 2), dtype=dtype).transpose(0, 2, 3, 1)
+    if grad.flags.c_contiguous and grad.dtype == dtype:
+        return grad
+    target = np.empty(grad.shape, dtype=dtype)  # (N, Ho, Wo, C) memory
+    return geo.copy_channels_last(target, grad.transpose(0, 3, 1, 2))
+
+
 def _block(name: str, shape, g: Geometry, dtype) -> np.ndarray:
     """A reused (n, rows, cols, C) buffer in the engine's layout: channels-last memory, or
     a view of planar (n, C, rows, cols) memory."""
@@ -203,12 +213,7 @@ def depthwise_backward(x, weight, g: Geometry, workspace, grad):
             band = _padded_band(x, g, n0, n1, r0, r1)
             dband = _block("depthwise.dband", (n, r1 - r0, g.padded[1], c), g, x.dtype)
             dband.fill(0)
-            grad_block = grad[n0:n1, h0:h1]  # (n, rows, Wo, C)
-            if rows_last and not grad_block.flags.c_contiguous:
-                grad_block = geo.copy_channels_last(
-                    scratch("depthwise.grad", grad_block.shape, x.dtype),
-                    grad_block.transpose(0, 3, 1, 2),
-                )
+            grad_block = grad[n0:n1, h0:h1]  # (n, rows, Wo, C), see gradient_layout
             for channel, plan in enumerate(plans):
                 grad_view = _channel(grad_block, g, channel)
                 for tap, (kind, weights) in enumerate(plan):

@@ -208,8 +208,8 @@ def conv2d_backward(grad_output, cache):
     channel_major = cache.strategy == "planar" or (
         cache.strategy == "pointwise" and gemm.channel_major(cache.source)
     )
-    if cache.strategy in ("depthwise", "interleaved"):  # planar (N, C, Ho, Wo) memory
-        grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2), dtype=dtype).transpose(0, 2, 3, 1)
+    if cache.strategy in ("depthwise", "interleaved"):  # the depthwise engine's layout
+        grad = depthwise.gradient_layout(grad, g, dtype)
     elif channel_major:  # (O, N, Ho, Wo) memory, as the forward wrote it
         grad = np.ascontiguousarray(grad.transpose(3, 0, 1, 2), dtype=dtype).transpose(1, 2, 3, 0)
     else:
