@@ -133,3 +133,17 @@ def test_filter2d_in_blocks_matches_scipy(shape, padding_mode, rng, monkeypatch,
         [ndi.correlate(planes[..., c], kernel, mode=mode) for c in range(planes.shape[2])], -1
     )
     np.testing.assert_allclose(got, expected.reshape(got.shape), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 12])
+def test_zero_taps_still_spread_inf_and_nan(channels, rng, threads):
+    """Zero taps are skipped only where the input is finite: 0 * inf stays NaN, as PyTorch."""
+    kernel = ck.kernels.get("sobel_top").astype(np.float32)  # a row of zeros
+    x = rng.standard_normal((2, channels, 12, 11)).astype(np.float32)
+    x[0, 0, 5, 5] = np.inf
+    x[1, -1, 2, 7] = np.nan
+    weight = np.ascontiguousarray(np.broadcast_to(kernel, (channels, 1, 3, 3)))
+    got = F.conv2d(x, weight, padding=1, groups=channels)
+    expected = TF.conv2d(torch.tensor(x), torch.tensor(weight), padding=1, groups=channels).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -123,7 +123,8 @@ def _plans(taps: np.ndarray, g: Geometry):
 
     Channels-last: one group, weights along C (tiled to Wo*C when rows merge). Planar:
     one group per channel, scalar weights. Weights of +1 and -1 become an add or a
-    subtraction (exact, and no multiply).
+    subtraction (exact, and no multiply); weights of 0 are marked "zero", skipped where
+    the input is finite (0 * inf would be NaN).
     """
     if _channels_last(g):
         groups = [np.tile(taps, (1, g.out_size[1])) if _merge_rows(g) else taps]
@@ -137,10 +138,29 @@ def _plans(taps: np.ndarray, g: Geometry):
             uniform = bool((flat == flat[0]).all())
             if uniform and flat[0] in (1, -1):
                 plan.append(("add" if flat[0] == 1 else "subtract", None))
+            elif uniform and flat[0] == 0:
+                plan.append(("zero", 0))
             else:
                 plan.append(("multiply", flat[0] if uniform else row))
         plans.append(plan)
     return plans
+
+
+def _quietly(work):
+    """`work` under NumPy's silence on inf and NaN, as a convolution by GEMM would be (0 * inf
+    gives NaN there too, without a warning); set on the thread that runs the block."""
+
+    def run(block):
+        with np.errstate(invalid="ignore", over="ignore"):
+            return work(block)
+
+    return run
+
+
+def _finite(band: np.ndarray) -> bool:
+    """Whether every value of a block is finite (a cheap pass while it is in the cache)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.isfinite(np.sum(band)))  # any inf or NaN makes the sum non-finite
 
 
 def _multiply_add(target, source, kind, weights, first: bool) -> None:
@@ -166,6 +186,7 @@ def depthwise_forward(x, weight, g: Geometry, out):
     """out (N, Ho, Wo, C) = sum over taps of w[tap] * shifted input, block by block."""
     kw = g.kernel[1]
     plans = _plans(_taps(weight, g), g)
+    has_zeros = any(kind == "zero" for plan in plans for kind, _ in plan)
     rows_last = _channels_last(g)
 
     def run(block):
@@ -175,15 +196,20 @@ def depthwise_forward(x, weight, g: Geometry, out):
         target = out[n0:n1, h0:h1]  # (n, rows, Wo, C) view of out's memory
         direct = target.flags.c_contiguous or not rows_last
         acc = target if direct else _block("depthwise.acc", target.shape, g, out.dtype)
+        skip_zeros = has_zeros and _finite(band)
         for channel, plan in enumerate(plans):
             acc_view = _channel(acc, g, channel)
+            first = True
             for tap, (kind, weights) in enumerate(plan):
+                if kind == "zero" and skip_zeros and not (first and tap == len(plan) - 1):
+                    continue
                 window = geo.window(band, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
-                _multiply_add(acc_view, _channel(window, g, channel), kind, weights, tap == 0)
+                _multiply_add(acc_view, _channel(window, g, channel), kind, weights, first)
+                first = False
         if not direct:
             target[...] = acc
 
-    _threads.parallel(run, _bands(g, x.itemsize))
+    _threads.parallel(_quietly(run), _bands(g, x.itemsize))
     return None
 
 
@@ -230,7 +256,7 @@ def depthwise_backward(x, weight, g: Geometry, workspace, grad):
         return dtaps
 
     dtaps = np.zeros((kh * kw, c))
-    for partial in _threads.parallel(run, list(units.values())):
+    for partial in _threads.parallel(_quietly(run), list(units.values())):
         dtaps += partial
     dweight = dtaps.T.astype(x.dtype).reshape(c, 1, kh, kw)  # (T, C) -> (C, 1, kH, kW)
     return dx, dweight
