@@ -73,8 +73,9 @@ function absMax(rows) {
 }
 
 export class DetailView {
-  constructor(root, { onField, onEdit, onClose }) {
+  constructor(root, { onOpen, onField, onEdit, onClose }) {
     this.root = root;
+    this.onOpen = onOpen;
     this.onField = onField;
     this.onEdit = onEdit;
     this.onClose = onClose;
@@ -94,6 +95,7 @@ export class DetailView {
     this.stopAnimation();
     this.selection = { layer, channel, cell: null };
     this.root.hidden = false;
+    this.onOpen();
     await this.draw();
   }
 

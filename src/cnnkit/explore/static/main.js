@@ -52,6 +52,7 @@ function drawProbabilities() {
 
 const overview = new Overview(document.getElementById("overview"), (layer, channel) => detail.open(layer, channel));
 const detail = new DetailView(document.getElementById("detail"), {
+  onOpen: () => main.classList.add("with-detail"),
   onField: (field) => input.showField(field),
   onEdit: () => update(),
   onClose: () => {
@@ -68,12 +69,6 @@ async function update() {
   await Promise.all([input.refresh(state), overview.refresh(state), detail.refresh(state)]);
   document.body.dataset.updated = String(Number(document.body.dataset.updated || 0) + 1);
 }
-
-const originalOpen = detail.open.bind(detail);
-detail.open = async (layer, channel) => {
-  main.classList.add("with-detail");
-  await originalOpen(layer, channel);
-};
 
 resetButton.onclick = async () => {
   await resetWeights();

@@ -3,7 +3,7 @@
 // view, a page of channels at a time, so layers with hundreds of channels stay responsive.
 
 import { getMaps } from "./api.js";
-import { format, paintPlane, scaleBar } from "./colormap.js";
+import { paintPlane, scaleBar } from "./colormap.js";
 
 const PAGE = 32; // channels per request
 const FIRST_SHOWN = 64; // channels shown before "show more"
@@ -199,14 +199,4 @@ export class Overview {
     tile?.classList.add("selected");
     this.onSelect(this.blocks.get(name).layer, channel);
   }
-
-  layerBefore(name) {
-    const layers = this.state.layers;
-    const index = layers.findIndex((layer) => layer.name === name);
-    return index > 0 ? layers[index - 1] : null;
-  }
-}
-
-export function describeValue(v) {
-  return format(v);
 }
