@@ -389,3 +389,16 @@ def test_saved_page_shows_the_maps_offline(browser, digits, tab, tmp_path):
         page.locator(f'.layer[data-layer="{index}"]').scroll_into_view_if_needed()
         page.wait_for_selector(f'.layer[data-layer="{index}"] .map')
     assert t.requests == [path.as_uri()]
+
+
+def test_gradcam_overlay_on_a_sample_digit(browser, digits, tab):
+    """A bundled digit, then Grad-CAM of the predicted class over it."""
+    t = tab(digits)
+    page = t.open()
+    page.click('button[data-sample="digit:3"]')
+    t.wait_updates(1)
+    with page.expect_response(lambda r: "/api/overlay" in r.url):
+        page.select_option("#overlay-kind", "gradcam")
+    page.wait_for_timeout(200)
+    assert overlay_pixels(page) > 0
+    assert page.locator("#probabilities .best .label").inner_text() == "3"

@@ -78,7 +78,7 @@ export function scaleBar(limit, min, max) {
 // Overlay colour for v in [0, 1]: transparent to opaque yellow-red.
 export function heat(v) {
   const t = Math.max(0, Math.min(1, v));
-  return [255, Math.round(255 * (1 - t) * 0.9 + 20), 0, Math.round(200 * t)];
+  return [255, Math.round(255 * (1 - t) * 0.9 + 20), 0, Math.round(170 * t)];
 }
 
 export function format(v, digits = 4) {
