@@ -309,3 +309,111 @@ def batch_norm(
     return batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)[
         0
     ]
+
+
+# -- local response normalisation (AlexNet, GoogLeNet) ----------------------------------
+__all__ += ["local_response_norm", "local_response_norm_forward", "local_response_norm_backward"]
+
+
+@dataclass
+class _LocalResponseNormCache:
+    x: np.ndarray
+    scale: np.ndarray  # k + alpha / size * (sum of squares over the window), the shape of x
+    alpha: float
+    beta: float
+    size: int
+    window: tuple[int, int]  # channels (before, after) each window reaches
+
+
+def _channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
+    """Sum of ``a`` over channels ``c - before .. c + after`` (zeros past the edges), per channel."""
+    channels = a.shape[1]
+    padding = [(0, 0)] * a.ndim
+    padding[1] = (before, after)
+    padded = np.pad(a, padding)  # (N, before + C + after, ...)
+    total = padded[:, :channels].copy()
+    for offset in range(1, before + after + 1):
+        total += padded[:, offset : offset + channels]
+    return total
+
+
+def _local_response_norm_forward(x, size, alpha, beta, k, window):
+    """The engine behind :func:`local_response_norm_forward`, with any channel window."""
+    x = as_float_array("x", x)
+    if x.ndim < 3:
+        raise ValueError(f"x must have shape (N, C, ...) with at least 3 axes, got shape {x.shape}")
+    sum_of_squares = _channel_window_sum(x * x, *window)
+    scale = sum_of_squares * np.asarray(alpha / size, x.dtype) + np.asarray(k, x.dtype)
+    out = x * scale ** np.asarray(-beta, x.dtype)
+    return out, _LocalResponseNormCache(x, scale, alpha, beta, size, window)
+
+
+def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """:func:`local_response_norm` and the cache :func:`local_response_norm_backward` needs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(1.0, 9.0).reshape(1, 8, 1, 1)
+    >>> out, cache = local_response_norm_forward(x, 3, alpha=1.0)
+    >>> local_response_norm_backward(np.ones_like(out), cache).shape
+    (1, 8, 1, 1)
+    """
+    from cnnkit._validation import check_positive_int
+
+    size = check_positive_int("size", size)
+    alpha, beta, k = check_real("alpha", alpha), check_real("beta", beta), check_real("k", k)
+    # PyTorch pads size // 2 channels before and (size - 1) // 2 after.
+    return _local_response_norm_forward(x, size, alpha, beta, k, (size // 2, (size - 1) // 2))
+
+
+def local_response_norm_backward(grad_output, cache):
+    """Gradient of :func:`local_response_norm` with respect to its input.
+
+    Notes
+    -----
+    With ``s_c = k + alpha / size * sum_{j in window(c)} x_j^2`` and ``y_c = x_c s_c^-beta``:
+    ``dx_j = g_j s_j^-beta - 2 beta alpha / size * x_j * sum_{c: j in window(c)} g_c x_c s_c^(-beta-1)``;
+    the channels ``c`` whose window holds ``j`` form the mirrored window.
+    """
+    x, scale = cache.x, cache.scale
+    grad = as_float_array("grad_output", grad_output)
+    if grad.shape != x.shape:
+        raise ValueError(f"grad_output must have shape {x.shape}, got shape {grad.shape}")
+    grad = grad.astype(x.dtype, copy=False)
+    powered = scale ** np.asarray(-cache.beta, x.dtype)  # s^-beta
+    before, after = cache.window
+    spread = _channel_window_sum(grad * x * powered / scale, after, before)
+    factor = np.asarray(2.0 * cache.beta * cache.alpha / cache.size, x.dtype)
+    return grad * powered - factor * x * spread
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Normalise each value by the energy of its neighbouring channels (AlexNet's LRN).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, ...)
+    size : int
+        Number of neighbouring channels in each window (the value's own included).
+    alpha, beta, k : float
+        ``out = x / (k + alpha / size * sum of x^2 over the window) ** beta``.
+
+    Returns
+    -------
+    ndarray, the shape of `x`
+
+    Notes
+    -----
+    PyTorch's semantics: the window of channel ``c`` is ``c - size // 2`` to
+    ``c + (size - 1) // 2``, zero past the edges; the sum is divided by `size` whatever
+    the number of channels inside.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.ones((1, 3, 1, 1))
+    >>> local_response_norm(x, size=3, alpha=3.0, beta=1.0, k=0.0)[:, :, 0, 0]
+    array([[0.5       , 0.33333333, 0.5       ]])
+    """
+    return local_response_norm_forward(x, size, alpha, beta, k)[0]

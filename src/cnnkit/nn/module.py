@@ -11,6 +11,25 @@ from cnnkit._validation import check_bool
 __all__ = ["Parameter", "Module", "Sequential"]
 
 
+def refuse_shared_modules(container) -> None:
+    """Refuse a module object that appears twice in `container`'s tree.
+
+    A module keeps the cache of its last forward only, so a second use would overwrite
+    the first one's and give wrong gradients; use two modules (and share Parameters
+    between them if the weights should be tied).
+    """
+    seen = {}
+    for name, module in container.named_modules():
+        if id(module) in seen:
+            raise ValueError(
+                f"the same {type(module).__name__} object is used twice in one model (as "
+                f"{seen[id(module)] or 'the model'!r} and {name!r}); a module remembers only "
+                f"its last forward, so its gradients would be wrong: use a separate module "
+                f"for each use (to tie weights, share the Parameter objects between them)"
+            )
+        seen[id(module)] = name
+
+
 class Parameter:
     """A trainable array: `data`, and `grad` (same shape, or None before any backward).
 
@@ -97,8 +116,8 @@ class Module:
     def backward(self, grad_output):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
-    def __call__(self, x):
-        return self.forward(x)
+    def __call__(self, *inputs):
+        return self.forward(*inputs)
 
     def _last_cache(self):
         """The cache of the last forward; backward before any forward is an error."""
@@ -259,6 +278,7 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"layer {index} must be a cnnkit.nn.Module, got {type(layer).__name__}")
             setattr(self, str(index), layer)
+        refuse_shared_modules(self)
 
     def __getitem__(self, index):
         layers = list(self._modules.values())

@@ -71,3 +71,38 @@ class BatchNorm2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class LocalResponseNorm(Module):
+    """Local response normalisation across channels, as PyTorch's (AlexNet, GoogLeNet).
+
+    See :func:`cnnkit.functional.local_response_norm`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> LocalResponseNorm(5)(np.ones((2, 8, 4, 4), np.float32)).shape
+    (2, 8, 4, 4)
+    """
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size = to_int("size", size)
+        if self.size < 1:
+            raise ValueError(f"size must be >= 1, got {size!r}")
+        self.alpha = check_real("alpha", alpha)
+        self.beta = check_real("beta", beta)
+        self.k = check_real("k", k)
+
+    def forward(self, x):
+        out, self._cache = F.local_response_norm_forward(x, self.size, self.alpha, self.beta, self.k)
+        return out
+
+    def backward(self, grad_output):
+        return F.local_response_norm_backward(grad_output, self._last_cache())
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+__all__ += ["LocalResponseNorm"]
