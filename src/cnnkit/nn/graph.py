@@ -103,17 +103,19 @@ class Graph(Module):
         for name in order:
             self._modules[name] = specs[name][0]  # not setattr: a node may be called "eval"
         refuse_shared_modules(self)
-        self.input, self.output = input, output
-        self._inputs = {name: specs[name][1] for name in order}
+        # object.__setattr__: Module.__setattr__ would unregister a node called "output"
+        inputs = {name: specs[name][1] for name in order}
         # The last node reading each value: forward frees it after that one.
         last_use = {}
         for name in order:
-            for value in self._inputs[name]:
+            for value in inputs[name]:
                 last_use[value] = name
-        self._frees = {name: [] for name in order}
+        frees = {name: [] for name in order}
         for value, name in last_use.items():
             if value != output:
-                self._frees[name].append(value)
+                frees[name].append(value)
+        for key, value in (("input", input), ("output", output), ("_inputs", inputs), ("_frees", frees)):
+            object.__setattr__(self, key, value)
 
     @staticmethod
     def _topological_order(specs, input) -> list[str]:

@@ -156,8 +156,7 @@ def _gemm(node):
     alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
     trans_a, trans_b = bool(node.attr("transA", 0)), bool(node.attr("transB", 0))
     out_features = weight.shape[0] if trans_b else weight.shape[1]
-    if not trans_a and (bias is None or bias.size in (1, out_features) and bias.ndim <= 2
-                        and bias.shape[-1:] in ((out_features,), (1,))):
+    if not trans_a and (bias is None or bias.size in (1, out_features)):
         matrix = np.ascontiguousarray(weight if trans_b else weight.T)  # (out, in)
         if alpha != 1:
             matrix = matrix * np.asarray(alpha, weight.dtype)
@@ -165,7 +164,8 @@ def _gemm(node):
         layer.in_features, layer.out_features = matrix.shape[1], matrix.shape[0]
         layer.weight = Parameter(matrix)
         if bias is not None:
-            layer.bias = Parameter(np.broadcast_to(bias * np.asarray(beta, bias.dtype), (out_features,)).astype(weight.dtype))
+            row = np.broadcast_to(bias.reshape(-1) * np.asarray(beta, bias.dtype), (out_features,))
+            layer.bias = Parameter(row.astype(weight.dtype))
         return layer, [0]
     return ops.Gemm(weight, bias, alpha, beta, trans_a, trans_b), [0]
 
@@ -387,7 +387,19 @@ def _node_name(proto, initializers) -> str:
     for name in proto.input[1:]:
         if name in initializers and name.endswith(_WEIGHT_SUFFIXES):
             return _safe_name(name.rsplit(".", 1)[0])
+    if proto.name.startswith("/"):  # PyTorch's scopes: "/layer1/layer1.0/conv1/Conv"
+        *scopes, operation = proto.name.strip("/").split("/")
+        path = ""
+        for scope in scopes:  # a scope holds the full path of a container's child, or one name
+            path = scope if path and scope.startswith(path + ".") else _join(path, scope)
+        if path:
+            has_weights = any(name in initializers for name in proto.input[1:])
+            return _safe_name(path if has_weights else _join(path, operation))
     return _safe_name(proto.name) or _safe_name(proto.output[0]) or proto.op_type.lower()
+
+
+def _join(path, name):
+    return f"{path}.{name}" if path else name
 
 
 def _unique(base, taken) -> str:
@@ -467,8 +479,11 @@ def build_graph(model, where="the model") -> nn.Graph:
         values[proto.output[0]] = _unique(_node_name(proto, initializers), taken)
         nodes.append((values[proto.output[0]], module, sources))
     output = graph.output[0].name
-    if output not in values or output == inputs[0].name:
-        raise ValueError(f"{where}: the output {output!r} does not depend on the input; nothing to run")
+    if output == inputs[0].name:
+        raise ValueError(f"{where}: the output is the input; nothing to run")
+    if output not in values:  # computed from constants alone (a Shape of a fixed input)
+        values[output] = _unique(_safe_name(output), taken)
+        nodes.append((values[output], nn.Constant(constants[output]), []))
     return nn.Graph(nodes, output=values[output], input=input_name).eval()
 
 

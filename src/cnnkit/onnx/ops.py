@@ -92,11 +92,8 @@ class MatMul(Module):
         grad = np.asarray(grad_output)
         a2 = a[None, :] if a.ndim == 1 else a  # 1-D operands as matrices: (1, K) and (K, 1)
         b2 = b[:, None] if b.ndim == 1 else b
-        g2 = grad
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+        matrix_shape = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
+        g2 = grad.reshape(matrix_shape)  # the output with the 1-D operands' axes put back
         grad_a = np.matmul(g2, np.swapaxes(b2, -1, -2))
         grad_b = np.matmul(np.swapaxes(a2, -1, -2), g2)
         grad_a = _unbroadcast(grad_a, a2.shape).reshape(a.shape)
