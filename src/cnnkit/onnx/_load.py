@@ -157,7 +157,7 @@ def _gemm(node):
     trans_a, trans_b = bool(node.attr("transA", 0)), bool(node.attr("transB", 0))
     out_features = weight.shape[0] if trans_b else weight.shape[1]
     if not trans_a and (bias is None or bias.size in (1, out_features)):
-        matrix = np.ascontiguousarray(weight if trans_b else weight.T)  # (out, in)
+        matrix = np.array(weight if trans_b else weight.T, order="C")  # (out, in), writeable
         if alpha != 1:
             matrix = matrix * np.asarray(alpha, weight.dtype)
         layer = nn.Linear(1, 1, bias=bias is not None, rng=0)  # small, then the file's weights

@@ -41,7 +41,7 @@ class _Exporter:
         from onnx import numpy_helper
 
         name = self.fresh(base)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.array(array, order="C"), name))  # 0-d stays 0-d
         return name
 
     def node(self, op_type: str, inputs, base: str, **attributes) -> str:
