@@ -38,7 +38,7 @@ def test_local_response_norm_gradient_finite_differences(rng):
     x = rng.standard_normal((1, 5, 2, 2))
     u = rng.standard_normal(x.shape)
     v = rng.standard_normal(x.shape)
-    out, cache = F.local_response_norm_forward(x, 4, alpha=0.5, beta=0.6, k=1.2)
+    _, cache = F.local_response_norm_forward(x, 4, alpha=0.5, beta=0.6, k=1.2)
     eps = 1e-6
     numeric = (F.local_response_norm(x + eps * u, 4, 0.5, 0.6, 1.2)
                - F.local_response_norm(x - eps * u, 4, 0.5, 0.6, 1.2)) / (2 * eps)
@@ -160,7 +160,7 @@ def test_graph_matches_torch_and_runs_in_topological_order(rng):
     reference, model = torch_net(), graph_net()
     assert [name for name, _, _ in model.nodes()][:3] == ["0", "body1", "sum1"]
     mapping = dict(zip(
-        [k for k in model.state_dict()],
+        list(model.state_dict()),
         ["0.weight", "0.bias", *[f"1.body.{k}" for k in ("0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked", "3.weight", "3.bias")],
          *[f"2.body.{k}" for k in ("0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked", "3.weight", "3.bias")],
          "2.shortcut.weight", "2.shortcut.bias", "3.0.weight", "3.0.bias",

@@ -126,7 +126,7 @@ def test_pytorch_user_round_trip_fine_tune_and_onnxruntime(rng, tmp_path):
     images = rng.standard_normal((24, 3, 16, 16)).astype(np.float32)
     labels = rng.integers(0, 4, 24)
     opt = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9)
-    for step in range(3):  # a few steps of training in PyTorch
+    for _ in range(3):  # a few steps of training in PyTorch
         opt.zero_grad()
         torch.nn.functional.cross_entropy(reference(torch.from_numpy(images[:8])),
                                           torch.from_numpy(labels[:8])).backward()
@@ -266,7 +266,7 @@ def test_truncated_file_is_a_clear_error(tmp_path):
     payload = export_torch(ResNet().eval(), (3, 16, 16))
     path = tmp_path / "cut.onnx"
     path.write_bytes(payload[: len(payload) // 2])
-    with pytest.raises(ValueError, match="cut.onnx"):
+    with pytest.raises(ValueError, match=r"cut\.onnx"):
         cnnkit.onnx.load(path)
 
 

@@ -1,7 +1,7 @@
 """Layers with parameters, buffers and backward passes, built on :mod:`cnnkit.functional`."""
 
-from cnnkit.nn.branch import ChannelShuffle, Concat, Residual
 from cnnkit.nn.activation import Dropout, LeakyReLU, ReLU, Sigmoid, Softmax
+from cnnkit.nn.branch import ChannelShuffle, Concat, Residual
 from cnnkit.nn.conv import Conv2d
 from cnnkit.nn.graph import Add, Cat, Constant, Div, Graph, Mul, Reshape, Sub, Transpose
 from cnnkit.nn.linear import Flatten, Linear

@@ -92,7 +92,7 @@ class MatMul(Module):
         grad = np.asarray(grad_output)
         a2 = a[None, :] if a.ndim == 1 else a  # 1-D operands as matrices: (1, K) and (K, 1)
         b2 = b[:, None] if b.ndim == 1 else b
-        matrix_shape = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
+        matrix_shape = (*np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]), a2.shape[-2], b2.shape[-1])
         g2 = grad.reshape(matrix_shape)  # the output with the 1-D operands' axes put back
         grad_a = np.matmul(g2, np.swapaxes(b2, -1, -2))
         grad_b = np.matmul(np.swapaxes(a2, -1, -2), g2)
@@ -261,7 +261,7 @@ class Pool(Module):
         ones = np.ones((c, 1, *self.kernel_shape), x.dtype)
         total, cache = F.conv2d_forward(padded, ones, None, self.strides, 0, self.dilations, c)
         counted = np.zeros((1, 1, *padded.shape[2:]), x.dtype)  # 1 where a value counts
-        (bh, ah, eh), (bw, aw, ew) = geometry
+        (bh, _, eh), (bw, _, ew) = geometry
         if self.count_include_pad:
             counted[..., : padded.shape[2] - eh, : padded.shape[3] - ew] = 1
         else:
@@ -481,7 +481,7 @@ class Clip(Module):
     array([0., 3., 6.])
     """
 
-    def __init__(self, min=None, max=None):  # noqa: A002 - ONNX's names
+    def __init__(self, min=None, max=None):
         super().__init__()
         self.min = None if min is None else float(min)
         self.max = None if max is None else float(max)
@@ -609,7 +609,7 @@ class Gather(Module):
         return np.take(data, indices, axis=axis)
 
     def backward(self, grad_output):
-        shape, dtype, indices, axis, inputs = self._last_cache()
+        shape, _, indices, axis, inputs = self._last_cache()
         grad = np.asarray(grad_output)
         result = np.zeros(shape, grad.dtype)
         moved = np.moveaxis(result, axis, 0)  # a view: scatter along the first axis
