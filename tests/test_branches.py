@@ -40,8 +40,10 @@ def test_local_response_norm_gradient_finite_differences(rng):
     v = rng.standard_normal(x.shape)
     _, cache = F.local_response_norm_forward(x, 4, alpha=0.5, beta=0.6, k=1.2)
     eps = 1e-6
-    numeric = (F.local_response_norm(x + eps * u, 4, 0.5, 0.6, 1.2)
-               - F.local_response_norm(x - eps * u, 4, 0.5, 0.6, 1.2)) / (2 * eps)
+    numeric = (
+        F.local_response_norm(x + eps * u, 4, 0.5, 0.6, 1.2)
+        - F.local_response_norm(x - eps * u, 4, 0.5, 0.6, 1.2)
+    ) / (2 * eps)
     analytic = F.local_response_norm_backward(v, cache)
     np.testing.assert_allclose(np.sum(numeric * v), np.sum(analytic * u), rtol=1e-7)
 
@@ -59,8 +61,10 @@ class TorchBlock(torch.nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False), torch.nn.BatchNorm2d(cout),
-            torch.nn.ReLU(), torch.nn.Conv2d(cout, cout, 3, 1, 1),
+            torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            torch.nn.BatchNorm2d(cout),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(cout, cout, 3, 1, 1),
         )
         self.shortcut = None
         if stride != 1 or cin != cout:
@@ -84,16 +88,25 @@ def torch_net():
         torch.nn.Conv2d(3, 8, 3, padding=1),
         TorchBlock(8, 8, 1),
         TorchBlock(8, 12, 2),
-        TorchConcat(torch.nn.Conv2d(12, 4, 1), torch.nn.Sequential(torch.nn.Conv2d(12, 4, 3, padding=1), torch.nn.ReLU())),
+        TorchConcat(
+            torch.nn.Conv2d(12, 4, 1),
+            torch.nn.Sequential(torch.nn.Conv2d(12, 4, 3, padding=1), torch.nn.ReLU()),
+        ),
         torch.nn.ChannelShuffle(2),
         torch.nn.LocalResponseNorm(3),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 5),
     )
 
 
 def block(cin, cout, stride):
-    body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(), nn.Conv2d(cout, cout, 3, 1, 1))
+    body = nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+        nn.Conv2d(cout, cout, 3, 1, 1),
+    )
     shortcut = nn.Conv2d(cin, cout, 1, stride) if stride != 1 or cin != cout else None
     return nn.Residual(body, shortcut)
 
@@ -106,7 +119,9 @@ def cnnkit_net():
         nn.Concat(nn.Conv2d(12, 4, 1), nn.Sequential(nn.Conv2d(12, 4, 3, padding=1), nn.ReLU())),
         nn.ChannelShuffle(2),
         nn.LocalResponseNorm(3),
-        nn.GlobalAvgPool2d(), nn.Flatten(), nn.Linear(8, 5),
+        nn.GlobalAvgPool2d(),
+        nn.Flatten(),
+        nn.Linear(8, 5),
     )
 
 
@@ -134,38 +149,83 @@ def test_branchy_sequential_matches_torch(training, rng):
     load_torch_weights(model, reference)
     reference.train(training)
     model.train(training)
-    compare_with_torch(model, reference, rng.standard_normal((3, 3, 10, 10)).astype(np.float32), rng)
+    compare_with_torch(
+        model, reference, rng.standard_normal((3, 3, 10, 10)).astype(np.float32), rng
+    )
 
 
 def graph_net():
     """cnnkit_net written as a Graph, with a value (stem) feeding three nodes."""
     b1, b2 = block(8, 8, 1), block(8, 12, 2)
-    return nn.Graph([
-        ("head", nn.Sequential(nn.LocalResponseNorm(3), nn.GlobalAvgPool2d(), nn.Linear(8, 5)), "shuffle"),
-        ("0", nn.Conv2d(3, 8, 3, padding=1), "input"),
-        ("body1", b1.body, "0"),
-        ("sum1", nn.Add(), ["body1", "0"]),
-        ("body2", b2.body, "sum1"),
-        ("short2", b2.shortcut, "sum1"),
-        ("sum2", nn.Add(), ["body2", "short2"]),
-        ("left", nn.Conv2d(12, 4, 1), "sum2"),
-        ("right", nn.Sequential(nn.Conv2d(12, 4, 3, padding=1), nn.ReLU()), "sum2"),
-        ("cat", nn.Cat(axis=1), ["left", "right"]),
-        ("shuffle", nn.ChannelShuffle(2), "cat"),
-    ], output="head")
+    return nn.Graph(
+        [
+            (
+                "head",
+                nn.Sequential(nn.LocalResponseNorm(3), nn.GlobalAvgPool2d(), nn.Linear(8, 5)),
+                "shuffle",
+            ),
+            ("0", nn.Conv2d(3, 8, 3, padding=1), "input"),
+            ("body1", b1.body, "0"),
+            ("sum1", nn.Add(), ["body1", "0"]),
+            ("body2", b2.body, "sum1"),
+            ("short2", b2.shortcut, "sum1"),
+            ("sum2", nn.Add(), ["body2", "short2"]),
+            ("left", nn.Conv2d(12, 4, 1), "sum2"),
+            ("right", nn.Sequential(nn.Conv2d(12, 4, 3, padding=1), nn.ReLU()), "sum2"),
+            ("cat", nn.Cat(axis=1), ["left", "right"]),
+            ("shuffle", nn.ChannelShuffle(2), "cat"),
+        ],
+        output="head",
+    )
 
 
 def test_graph_matches_torch_and_runs_in_topological_order(rng):
     """A Graph given out of order runs topologically; fan-out gradients add up as torch's."""
     reference, model = torch_net(), graph_net()
     assert [name for name, _, _ in model.nodes()][:3] == ["0", "body1", "sum1"]
-    mapping = dict(zip(
-        list(model.state_dict()),
-        ["0.weight", "0.bias", *[f"1.body.{k}" for k in ("0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked", "3.weight", "3.bias")],
-         *[f"2.body.{k}" for k in ("0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked", "3.weight", "3.bias")],
-         "2.shortcut.weight", "2.shortcut.bias", "3.0.weight", "3.0.bias",
-         "3.1.0.weight", "3.1.0.bias", "8.weight", "8.bias"],
-    ))
+    mapping = dict(
+        zip(
+            list(model.state_dict()),
+            [
+                "0.weight",
+                "0.bias",
+                *[
+                    f"1.body.{k}"
+                    for k in (
+                        "0.weight",
+                        "1.weight",
+                        "1.bias",
+                        "1.running_mean",
+                        "1.running_var",
+                        "1.num_batches_tracked",
+                        "3.weight",
+                        "3.bias",
+                    )
+                ],
+                *[
+                    f"2.body.{k}"
+                    for k in (
+                        "0.weight",
+                        "1.weight",
+                        "1.bias",
+                        "1.running_mean",
+                        "1.running_var",
+                        "1.num_batches_tracked",
+                        "3.weight",
+                        "3.bias",
+                    )
+                ],
+                "2.shortcut.weight",
+                "2.shortcut.bias",
+                "3.0.weight",
+                "3.0.bias",
+                "3.1.0.weight",
+                "3.1.0.bias",
+                "8.weight",
+                "8.bias",
+            ],
+        )
+    )
     torch_state = {k: v.detach().numpy() for k, v in reference.state_dict().items()}
     model.load_state_dict({ours: torch_state[theirs] for ours, theirs in mapping.items()})
     x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
@@ -176,21 +236,32 @@ def test_graph_matches_torch_and_runs_in_topological_order(rng):
     np.testing.assert_allclose(model.backward(grad), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
     torch_grads = dict(reference.named_parameters())
     for ours, parameter in model.named_parameters():
-        np.testing.assert_allclose(parameter.grad, torch_grads[mapping[ours]].grad.numpy(),
-                                   rtol=1e-4, atol=1e-5, err_msg=ours)
+        np.testing.assert_allclose(
+            parameter.grad,
+            torch_grads[mapping[ours]].grad.numpy(),
+            rtol=1e-4,
+            atol=1e-5,
+            err_msg=ours,
+        )
 
 
 def test_graph_binary_ops_and_shapes_match_torch(rng):
     """Sub, Mul, Div with broadcasting, Reshape and Transpose: values and gradients as torch's."""
-    graph = nn.Graph([
-        ("scale", nn.Constant(rng.uniform(1, 2, (1, 3, 1, 1)).astype(np.float32), trainable=True), []),
-        ("mul", nn.Mul(), ["input", "scale"]),
-        ("sub", nn.Sub(), ["mul", "input"]),
-        ("div", nn.Div(), ["sub", "scale"]),
-        ("square", nn.Mul(), ["div", "div"]),
-        ("t", nn.Transpose((0, 2, 3, 1)), "square"),
-        ("flat", nn.Reshape((2, -1)), "t"),
-    ])
+    graph = nn.Graph(
+        [
+            (
+                "scale",
+                nn.Constant(rng.uniform(1, 2, (1, 3, 1, 1)).astype(np.float32), trainable=True),
+                [],
+            ),
+            ("mul", nn.Mul(), ["input", "scale"]),
+            ("sub", nn.Sub(), ["mul", "input"]),
+            ("div", nn.Div(), ["sub", "scale"]),
+            ("square", nn.Mul(), ["div", "div"]),
+            ("t", nn.Transpose((0, 2, 3, 1)), "square"),
+            ("flat", nn.Reshape((2, -1)), "t"),
+        ]
+    )
     x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
     scale = graph.scale.value.data
     grad = rng.standard_normal((2, 48)).astype(np.float32)
@@ -219,12 +290,15 @@ def test_tied_weights_through_shared_parameters_sum_like_torch(rng):
     np.testing.assert_allclose(first.weight.grad, w.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("make", [
-    lambda m: nn.Sequential(m, nn.ReLU(), m),
-    lambda m: nn.Residual(m, m),
-    lambda m: nn.Concat(nn.Sequential(m), m),
-    lambda m: nn.Graph([("a", m, "input"), ("b", m, "a")]),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: nn.Sequential(m, nn.ReLU(), m),
+        lambda m: nn.Residual(m, m),
+        lambda m: nn.Concat(nn.Sequential(m), m),
+        lambda m: nn.Graph([("a", m, "input"), ("b", m, "a")]),
+    ],
+)
 def test_a_module_used_twice_is_refused_at_construction(make):
     """Reusing one module object would overwrite its cache: refused with a clear error."""
     with pytest.raises(ValueError, match="used twice"):
@@ -264,3 +338,16 @@ def test_channel_shuffle_matches_torch(rng):
     np.testing.assert_array_equal(layer.backward(layer(x)), x)
     with pytest.raises(ValueError, match="divisible"):
         layer(np.ones((1, 4, 2, 2), np.float32))
+
+
+@pytest.mark.parametrize("make", [cnnkit_net, graph_net], ids=["branches", "graph"])
+def test_branch_and_graph_models_round_trip_through_npz(make, tmp_path, rng):
+    """ck.save / ck.load rebuild Residual, Concat, ChannelShuffle, LRN and Graph models."""
+    import cnnkit as ck
+
+    model = make().eval()
+    path = ck.save(model, tmp_path / "m.npz", input_shape=(3, 9, 9))
+    again = ck.load(path)
+    assert type(again) is type(model) and list(again.state_dict()) == list(model.state_dict())
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    np.testing.assert_array_equal(again(x), model(x))

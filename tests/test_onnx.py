@@ -22,8 +22,16 @@ def export_torch(model, shape, *, dynamic=True):
     axes = {"image": {0: "N"}, "logits": {0: "N"}} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter announces its deprecation
-        torch.onnx.export(model, torch.zeros(1, *shape), buffer, dynamo=False, input_names=["image"],
-                          output_names=["logits"], dynamic_axes=axes, opset_version=17)
+        torch.onnx.export(
+            model,
+            torch.zeros(1, *shape),
+            buffer,
+            dynamo=False,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=17,
+        )
     return buffer.getvalue()
 
 
@@ -73,8 +81,9 @@ class Mixer(torch.nn.Module):
         self.fc = torch.nn.Linear(12 * 4 * 4, 6)
 
     def forward(self, x):
-        x = torch.cat([self.a(x), torch.nn.functional.leaky_relu(self.b(x), 0.1),
-                       torch.sigmoid(self.c(x))], 1)
+        x = torch.cat(
+            [self.a(x), torch.nn.functional.leaky_relu(self.b(x), 0.1), torch.sigmoid(self.c(x))], 1
+        )
         n, c, h, w = x.shape
         x = x.view(n, 3, c // 3, h, w).transpose(1, 2).reshape(n, c, h, w)  # channel shuffle
         x = self.pool(torch.clamp(self.depthwise(x), -1.0, 1.0))
@@ -86,7 +95,11 @@ def torch_grads(model, x, grad):
     xt = torch.tensor(x, requires_grad=True)
     out = model(xt)
     out.backward(torch.from_numpy(grad))
-    return out.detach().numpy(), xt.grad.numpy(), {k: p.grad.numpy() for k, p in model.named_parameters()}
+    return (
+        out.detach().numpy(),
+        xt.grad.numpy(),
+        {k: p.grad.numpy() for k, p in model.named_parameters()},
+    )
 
 
 @pytest.mark.parametrize("make, shape", [(ResNet, (3, 16, 16)), (Mixer, (3, 13, 13))])
@@ -111,8 +124,11 @@ def test_torch_export_loads_with_same_logits_and_gradients(make, shape, rng):
     # carry PyTorch's names, and torch's gradients.
     ours = dict(model.named_parameters())
     weights = dict(reference.named_parameters())
-    shared = [key for key in grads if key in ours
-              and np.array_equal(ours[key].data, weights[key].detach().numpy())]
+    shared = [
+        key
+        for key in grads
+        if key in ours and np.array_equal(ours[key].data, weights[key].detach().numpy())
+    ]
     assert "fc.weight" in shared and "stem.weight" in shared if make is ResNet else len(shared) >= 8
     for key in shared:
         np.testing.assert_allclose(ours[key].grad, grads[key], rtol=1e-4, atol=1e-5, err_msg=key)
@@ -128,12 +144,14 @@ def test_pytorch_user_round_trip_fine_tune_and_onnxruntime(rng, tmp_path):
     opt = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9)
     for _ in range(3):  # a few steps of training in PyTorch
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(reference(torch.from_numpy(images[:8])),
-                                          torch.from_numpy(labels[:8])).backward()
+        torch.nn.functional.cross_entropy(
+            reference(torch.from_numpy(images[:8])), torch.from_numpy(labels[:8])
+        ).backward()
         opt.step()
     model = cnnkit.onnx.load(export_torch(reference.eval(), (3, 16, 16)))
-    np.testing.assert_allclose(model(images), reference(torch.from_numpy(images)).detach().numpy(),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        model(images), reference(torch.from_numpy(images)).detach().numpy(), rtol=1e-4, atol=1e-5
+    )
     # One epoch of fine-tuning in both, batch by batch.
     names = [k for k, _ in model.named_parameters()]
     torch_params = dict(reference.named_parameters())
@@ -144,53 +162,93 @@ def test_pytorch_user_round_trip_fine_tune_and_onnxruntime(rng, tmp_path):
     model.train()
     reference.train()
     for start in range(0, 24, 8):
-        x, y = images[start:start + 8], labels[start:start + 8]
+        x, y = images[start : start + 8], labels[start : start + 8]
         ours.zero_grad()
         loss = criterion(model(x), y)
         model.backward(criterion.backward())
         ours.step()
         theirs.zero_grad()
-        torch_loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(x)), torch.from_numpy(y))
+        torch_loss = torch.nn.functional.cross_entropy(
+            reference(torch.from_numpy(x)), torch.from_numpy(y)
+        )
         torch_loss.backward()
         theirs.step()
         assert loss == pytest.approx(torch_loss.item(), rel=1e-4)
     for key, parameter in model.named_parameters():
-        np.testing.assert_allclose(parameter.data, torch_params[key].detach().numpy(), rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(
+            parameter.data, torch_params[key].detach().numpy(), rtol=1e-3, atol=1e-5
+        )
     model.eval()
     cnnkit.onnx.save(model, tmp_path / "tuned.onnx", (3, 16, 16))
     payload = (tmp_path / "tuned.onnx").read_bytes()
     logits = model(images)
     np.testing.assert_allclose(run_ort(payload, images), logits, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(logits, reference.eval()(torch.from_numpy(images)).detach().numpy(),
-                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        logits, reference.eval()(torch.from_numpy(images)).detach().numpy(), rtol=1e-3, atol=1e-4
+    )
 
 
 def cnnkit_models():
     """Models built in cnnkit, covering every layer and container the exporter knows."""
     return {
-        "sequential": (nn.Sequential(
-            nn.Conv2d(3, 6, 3, padding=1, rng=0), nn.BatchNorm2d(6), nn.ReLU(),
-            nn.MaxPool2d(3, 2, 1, ceil_mode=True), nn.Conv2d(6, 6, 3, padding="same", padding_mode="reflect", rng=1),
-            nn.LeakyReLU(0.2), nn.AvgPool2d(2, count_include_pad=False, padding=1), nn.Dropout(0.3),
-            nn.Flatten(), nn.Linear(6 * 5 * 5, 5, rng=2), nn.Softmax(axis=1)), (3, 15, 15)),
-        "branches": (nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1, rng=0),
-            nn.Residual(nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, rng=1), nn.Sigmoid())),
-            nn.Residual(nn.Conv2d(8, 12, 3, stride=2, padding=1, rng=2), nn.Conv2d(8, 12, 1, stride=2, rng=3)),
-            nn.Concat(nn.Conv2d(12, 4, 1, rng=4), nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(12, 4, 1, rng=5))),
-            nn.ChannelShuffle(2), nn.LocalResponseNorm(3, alpha=0.01), nn.GlobalAvgPool2d(),
-            nn.Linear(8, 3, rng=6)), (1, 12, 12)),
-        "graph": (nn.Graph([
-            ("stem", nn.Conv2d(3, 4, 3, padding=1, rng=0), "input"),
-            ("scale", nn.Constant(np.linspace(0.5, 1.5, 4, dtype=np.float32).reshape(1, 4, 1, 1), trainable=True), []),
-            ("scaled", nn.Mul(), ["stem", "scale"]),
-            ("diff", nn.Sub(), ["scaled", "stem"]),
-            ("ratio", nn.Div(), ["diff", "scale"]),
-            ("sum", nn.Add(), ["ratio", "stem"]),
-            ("cat", nn.Cat(axis=1), ["sum", "stem"]),
-            ("nhwc", nn.Transpose((0, 2, 3, 1)), "cat"),
-            ("flat", nn.Reshape((-1, 8 * 6 * 6)), "nhwc"),
-        ]), (3, 6, 6)),
+        "sequential": (
+            nn.Sequential(
+                nn.Conv2d(3, 6, 3, padding=1, rng=0),
+                nn.BatchNorm2d(6),
+                nn.ReLU(),
+                nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+                nn.Conv2d(6, 6, 3, padding="same", padding_mode="reflect", rng=1),
+                nn.LeakyReLU(0.2),
+                nn.AvgPool2d(2, count_include_pad=False, padding=1),
+                nn.Dropout(0.3),
+                nn.Flatten(),
+                nn.Linear(6 * 5 * 5, 5, rng=2),
+                nn.Softmax(axis=1),
+            ),
+            (3, 15, 15),
+        ),
+        "branches": (
+            nn.Sequential(
+                nn.Conv2d(1, 8, 3, padding=1, rng=0),
+                nn.Residual(nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, rng=1), nn.Sigmoid())),
+                nn.Residual(
+                    nn.Conv2d(8, 12, 3, stride=2, padding=1, rng=2),
+                    nn.Conv2d(8, 12, 1, stride=2, rng=3),
+                ),
+                nn.Concat(
+                    nn.Conv2d(12, 4, 1, rng=4),
+                    nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(12, 4, 1, rng=5)),
+                ),
+                nn.ChannelShuffle(2),
+                nn.LocalResponseNorm(3, alpha=0.01),
+                nn.GlobalAvgPool2d(),
+                nn.Linear(8, 3, rng=6),
+            ),
+            (1, 12, 12),
+        ),
+        "graph": (
+            nn.Graph(
+                [
+                    ("stem", nn.Conv2d(3, 4, 3, padding=1, rng=0), "input"),
+                    (
+                        "scale",
+                        nn.Constant(
+                            np.linspace(0.5, 1.5, 4, dtype=np.float32).reshape(1, 4, 1, 1),
+                            trainable=True,
+                        ),
+                        [],
+                    ),
+                    ("scaled", nn.Mul(), ["stem", "scale"]),
+                    ("diff", nn.Sub(), ["scaled", "stem"]),
+                    ("ratio", nn.Div(), ["diff", "scale"]),
+                    ("sum", nn.Add(), ["ratio", "stem"]),
+                    ("cat", nn.Cat(axis=1), ["sum", "stem"]),
+                    ("nhwc", nn.Transpose((0, 2, 3, 1)), "cat"),
+                    ("flat", nn.Reshape((-1, 8 * 6 * 6)), "nhwc"),
+                ]
+            ),
+            (3, 6, 6),
+        ),
     }
 
 
@@ -207,7 +265,9 @@ def test_cnnkit_model_exports_and_runs_in_onnxruntime(name, tmp_path, rng):
     for batch in (1, 3):
         x = rng.standard_normal((batch, *shape)).astype(np.float32)
         expected = model(x)
-        np.testing.assert_allclose(run_ort(proto.SerializeToString(), x), expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            run_ort(proto.SerializeToString(), x), expected, rtol=1e-4, atol=1e-5
+        )
         again, metadata = cnnkit.onnx.load_model(path)
         np.testing.assert_allclose(again(x), expected, rtol=1e-5, atol=1e-6)
     assert metadata == {"classes": ["a", "b"], "input_shape": list(shape)}
@@ -231,9 +291,16 @@ def test_metadata_round_trip_through_onnx(tmp_path):
     """Class names and the image preparation survive cnnkit -> ONNX -> cnnkit."""
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2, rng=0))
     metadata = {"background": "white", "crop": True}
-    path = cnnkit.onnx.save(model, tmp_path / "m.onnx", (3, 2, 2), classes=["cat", "dog"], metadata=metadata)
+    path = cnnkit.onnx.save(
+        model, tmp_path / "m.onnx", (3, 2, 2), classes=["cat", "dog"], metadata=metadata
+    )
     _, loaded = cnnkit.onnx.load_model(path)
-    assert loaded == {"background": "white", "crop": True, "classes": ["cat", "dog"], "input_shape": [3, 2, 2]}
+    assert loaded == {
+        "background": "white",
+        "crop": True,
+        "classes": ["cat", "dog"],
+        "input_shape": [3, 2, 2],
+    }
 
 
 def test_save_refuses_bad_arguments(tmp_path):
@@ -256,9 +323,11 @@ def test_save_refuses_bad_arguments(tmp_path):
 # -- bad files ---------------------------------------------------------------------
 def small_model(op="Relu", inputs=(("x", [1, 2, 4, 4]),), **attributes):
     graph = helper.make_graph(
-        [helper.make_node(op, [name for name, _ in inputs], ["y"], **attributes)], "small",
+        [helper.make_node(op, [name for name, _ in inputs], ["y"], **attributes)],
+        "small",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims) for name, dims in inputs],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, inputs[0][1])])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, inputs[0][1])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -270,8 +339,15 @@ def test_truncated_file_is_a_clear_error(tmp_path):
         cnnkit.onnx.load(path)
 
 
-@pytest.mark.parametrize("payload", [b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, b"not a model at all",
-                                     b"PK\x03\x04" + b"\x00" * 40, b""])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        b"not a model at all",
+        b"PK\x03\x04" + b"\x00" * 40,
+        b"",
+    ],
+)
 def test_wrong_magic_is_a_clear_error(payload):
     """Other formats, text and empty input are refused as not ONNX."""
     with pytest.raises(ValueError, match="ONNX"):
@@ -313,5 +389,24 @@ def test_import_cnnkit_does_not_import_onnx():
     import sys
 
     code = "import sys, cnnkit, cnnkit.nn; print('onnx' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )
+
+
+def test_loaded_onnx_model_round_trips_through_npz(tmp_path, rng):
+    """A loaded ONNX graph (ONNX operator modules included) saves to .npz and back."""
+    import cnnkit as ck
+
+    torch.manual_seed(0)
+    model = cnnkit.onnx.load(export_torch(Mixer().eval(), (3, 13, 13)))
+    path = ck.save(model, tmp_path / "mixer.npz", input_shape=(3, 13, 13))
+    again = ck.load(path)
+    x = rng.standard_normal((2, 3, 13, 13)).astype(np.float32)
+    np.testing.assert_array_equal(again(x), model(x))
+    assert [type(m).__name__ for _, m, _ in again.nodes()] == [
+        type(m).__name__ for _, m, _ in model.nodes()
+    ]

@@ -20,7 +20,9 @@ SUPPORTED = set(cnnkit.onnx.supported_operators())
 
 
 def _array(value):
-    return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+    return (
+        numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+    )
 
 
 def _excluded(case) -> str:
@@ -66,8 +68,11 @@ def _as_cnnkit_model(case):
         node = graph.node[0]
         node.output[0] = "constant"
         graph.node.append(helper.make_node("Add", ["zeros", "constant"], [graph.output[0].name]))
-        graph.input.append(helper.make_tensor_value_info(
-            "zeros", helper.np_dtype_to_tensor_dtype(expected.dtype), expected.shape))
+        graph.input.append(
+            helper.make_tensor_value_info(
+                "zeros", helper.np_dtype_to_tensor_dtype(expected.dtype), expected.shape
+            )
+        )
         return model, np.zeros_like(expected)
     for info, value in list(zip(graph.input, inputs))[1:]:
         graph.initializer.append(numpy_helper.from_array(value, info.name))

@@ -14,7 +14,10 @@ import sys
 
 __all__ = ["get_parser", "main"]
 
-COMMANDS = ("tour", "filter", "kernels", "animate", "train", "predict", "features", "explore")
+COMMANDS = (
+    "tour", "filter", "kernels", "animate", "train", "predict", "features", "explore",
+    "convert", "info",
+)
 
 
 def _command_module(name: str):

@@ -111,7 +111,11 @@ def describe(model) -> dict:
     {'type': 'Linear', 'args': {'in_features': 3, 'out_features': 2, 'bias': True}}
     """
     from cnnkit import nn
+    from cnnkit.nn._architecture import describe_extension
 
+    extended = describe_extension(model, describe)  # branches, graphs, ONNX operators
+    if extended is not None:
+        return extended
     name = type(model).__name__
     if name not in _LAYERS or getattr(nn, name, None) is not type(model):
         raise TypeError(
@@ -142,6 +146,14 @@ def build(description: dict):
             f"a layer description must be a dict with a 'type', got {description!r}"[:200]
         )
     name = description["type"]
+    from cnnkit.nn._architecture import build_extension
+
+    try:
+        extended = build_extension(description, build)  # branches, graphs, ONNX operators
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"cannot rebuild {name} from its description: {error}") from None
+    if extended is not None:
+        return extended
     if name not in _LAYERS:
         raise ValueError(f"unknown layer type {name!r} in the architecture description")
     if name == "Sequential":

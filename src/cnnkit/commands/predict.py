@@ -73,9 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_model(path):
     """(model, metadata) of a model file, checking it says what input it takes."""
-    from cnnkit.serialization import load
+    if str(path).lower().endswith(".onnx"):
+        from cnnkit.onnx import load_model as load_onnx
 
-    model, metadata = load(path, with_metadata=True)
+        model, metadata = load_onnx(path)
+    else:
+        from cnnkit.serialization import load
+
+        model, metadata = load(path, with_metadata=True)
     shape = metadata.get("input_shape")
     if not (isinstance(shape, list) and len(shape) == 3 and shape[0] in (1, 3)):
         raise ValueError(

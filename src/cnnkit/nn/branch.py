@@ -82,7 +82,9 @@ class Concat(Module):
             raise ValueError("Concat needs at least one branch")
         for index, branch in enumerate(branches):
             if not isinstance(branch, Module):
-                raise TypeError(f"branch {index} must be a cnnkit.nn.Module, got {type(branch).__name__}")
+                raise TypeError(
+                    f"branch {index} must be a cnnkit.nn.Module, got {type(branch).__name__}"
+                )
             setattr(self, str(index), branch)
         self.axis = to_int("axis", axis)
         refuse_shared_modules(self)
@@ -97,13 +99,17 @@ class Concat(Module):
         outputs = [branch(x) for branch in self._modules.values()]
         ndim = np.ndim(outputs[0])
         if not -ndim <= self.axis < ndim:
-            raise ValueError(f"Concat: axis {self.axis} is out of range for outputs of shape {np.shape(outputs[0])}")
+            raise ValueError(
+                f"Concat: axis {self.axis} is out of range for outputs of shape {np.shape(outputs[0])}"
+            )
         axis = self.axis % ndim
         try:
             out = np.concatenate(outputs, axis=axis)
         except ValueError:
             shapes = [np.shape(o) for o in outputs]
-            raise ValueError(f"Concat: the branches' outputs {shapes} differ outside axis {self.axis}") from None
+            raise ValueError(
+                f"Concat: the branches' outputs {shapes} differ outside axis {self.axis}"
+            ) from None
         self._cache = (axis, np.cumsum([np.shape(o)[axis] for o in outputs])[:-1])
         return out
 

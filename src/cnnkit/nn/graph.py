@@ -63,11 +63,13 @@ class Graph(Module):
 
     >>> import numpy as np
     >>> from cnnkit import nn
-    >>> graph = nn.Graph([
-    ...     ("conv", nn.Conv2d(2, 2, 3, padding=1, rng=0), "input"),
-    ...     ("relu", nn.ReLU(), "conv"),
-    ...     ("sum", nn.Add(), ["relu", "input"]),
-    ... ])
+    >>> graph = nn.Graph(
+    ...     [
+    ...         ("conv", nn.Conv2d(2, 2, 3, padding=1, rng=0), "input"),
+    ...         ("relu", nn.ReLU(), "conv"),
+    ...         ("sum", nn.Add(), ["relu", "input"]),
+    ...     ]
+    ... )
     >>> x = np.ones((1, 2, 4, 4), np.float32)
     >>> graph(x).shape, graph.backward(np.ones((1, 2, 4, 4), np.float32)).shape
     ((1, 2, 4, 4), (1, 2, 4, 4))
@@ -85,11 +87,15 @@ class Graph(Module):
                 raise TypeError(f"node {index} must be (name, module, inputs), got {node!r}"[:200])
             name, module, inputs = node
             if not isinstance(name, str) or not name or name == input:
-                raise ValueError(f"node {index}: name must be a non-empty str other than the input {input!r}, got {name!r}")
+                raise ValueError(
+                    f"node {index}: name must be a non-empty str other than the input {input!r}, got {name!r}"
+                )
             if name in specs:
                 raise ValueError(f"node name {name!r} is used twice")
             if not isinstance(module, Module):
-                raise TypeError(f"node {name!r}: module must be a cnnkit.nn.Module, got {type(module).__name__}")
+                raise TypeError(
+                    f"node {name!r}: module must be a cnnkit.nn.Module, got {type(module).__name__}"
+                )
             inputs = [inputs] if isinstance(inputs, str) else list(inputs)
             if not all(isinstance(i, str) for i in inputs):
                 raise TypeError(f"node {name!r}: inputs must be value names (str), got {inputs!r}")
@@ -114,7 +120,12 @@ class Graph(Module):
         for value, name in last_use.items():
             if value != output:
                 frees[name].append(value)
-        for key, value in (("input", input), ("output", output), ("_inputs", inputs), ("_frees", frees)):
+        for key, value in (
+            ("input", input),
+            ("output", output),
+            ("_inputs", inputs),
+            ("_frees", frees),
+        ):
             object.__setattr__(self, key, value)
 
     @staticmethod
@@ -136,7 +147,9 @@ class Graph(Module):
                 elif value == input or state.get(value) == 2:
                     continue
                 elif value not in specs:
-                    raise ValueError(f"node {name!r} reads {value!r}, which is neither the input {input!r} nor a node")
+                    raise ValueError(
+                        f"node {name!r} reads {value!r}, which is neither the input {input!r} nor a node"
+                    )
                 elif state.get(value) == 1:
                     raise ValueError(f"the graph has a cycle through {value!r}")
                 else:
@@ -345,13 +358,17 @@ class Cat(Module):
             raise ValueError("Cat needs at least one input")
         ndim = inputs[0].ndim
         if not -ndim <= self.axis < ndim:
-            raise ValueError(f"Cat: axis {self.axis} is out of range for inputs of shape {inputs[0].shape}")
+            raise ValueError(
+                f"Cat: axis {self.axis} is out of range for inputs of shape {inputs[0].shape}"
+            )
         axis = self.axis % ndim
         try:
             out = np.concatenate(inputs, axis=axis)
         except ValueError:
             shapes = [x.shape for x in inputs]
-            raise ValueError(f"Cat: inputs of shapes {shapes} differ outside axis {self.axis}") from None
+            raise ValueError(
+                f"Cat: inputs of shapes {shapes} differ outside axis {self.axis}"
+            ) from None
         self._cache = (axis, np.cumsum([x.shape[axis] for x in inputs])[:-1], len(inputs))
         return out
 
@@ -412,12 +429,16 @@ class Transpose(Module):
         super().__init__()
         self.perm = tuple(to_int("perm", p) for p in perm)
         if sorted(self.perm) != list(range(len(self.perm))):
-            raise ValueError(f"perm must be a permutation of 0..{len(self.perm) - 1}, got {self.perm}")
+            raise ValueError(
+                f"perm must be a permutation of 0..{len(self.perm) - 1}, got {self.perm}"
+            )
 
     def forward(self, x):
         x = np.asarray(x)
         if x.ndim != len(self.perm):
-            raise ValueError(f"Transpose{self.perm} needs a {len(self.perm)}-d input, got shape {x.shape}")
+            raise ValueError(
+                f"Transpose{self.perm} needs a {len(self.perm)}-d input, got shape {x.shape}"
+            )
         self._cache = True
         return np.ascontiguousarray(np.transpose(x, self.perm))
 

@@ -87,9 +87,7 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()
-        self.size = to_int("size", size)
-        if self.size < 1:
-            raise ValueError(f"size must be >= 1, got {size!r}")
+        self.size = check_positive_int("size", size)
         self.alpha = check_real("alpha", alpha)
         self.beta = check_real("beta", beta)
         self.k = check_real("k", k)

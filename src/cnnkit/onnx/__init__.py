@@ -71,9 +71,11 @@ def load(source):
     >>> import numpy as np
     >>> from onnx import TensorProto, helper
     >>> graph = helper.make_graph(
-    ...     [helper.make_node("Relu", ["x"], ["y"])], "tiny",
+    ...     [helper.make_node("Relu", ["x"], ["y"])],
+    ...     "tiny",
     ...     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-    ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+    ... )
     >>> model = load(helper.make_model(graph).SerializeToString())
     >>> model(np.array([[-1.0, 2.0]], np.float32))
     array([[0., 2.]], dtype=float32)
@@ -98,7 +100,9 @@ def load_model(path):
     >>> from cnnkit import nn
     >>> folder = tempfile.TemporaryDirectory()
     >>> path = os.path.join(folder.name, "m.onnx")
-    >>> _ = save(nn.Sequential(nn.Flatten(), nn.Linear(4, 2, rng=0)), path, (1, 2, 2), classes=["a", "b"])
+    >>> _ = save(
+    ...     nn.Sequential(nn.Flatten(), nn.Linear(4, 2, rng=0)), path, (1, 2, 2), classes=["a", "b"]
+    ... )
     >>> model, metadata = load_model(path)
     >>> metadata["classes"], metadata["input_shape"]
     (['a', 'b'], [1, 2, 2])

@@ -49,8 +49,10 @@ class _Node:
     def require_const(self, index, what):
         value = self.const(index)
         if value is None and self.has_input(index):
-            raise ValueError(f"{self.describe()}: {what} (input {index}) must be a constant; cnnkit "
-                             f"does not load one computed at run time")
+            raise ValueError(
+                f"{self.describe()}: {what} (input {index}) must be a constant; cnnkit "
+                f"does not load one computed at run time"
+            )
         return value
 
     def shape(self, index):
@@ -67,8 +69,10 @@ class _Node:
 def _conv(node):
     weight = node.require_const(1, "the weight")
     if weight is None or weight.ndim != 4:
-        raise ValueError(f"{node.describe()}: cnnkit loads 2-D convolutions, got a weight of shape "
-                         f"{None if weight is None else weight.shape}")
+        raise ValueError(
+            f"{node.describe()}: cnnkit loads 2-D convolutions, got a weight of shape "
+            f"{None if weight is None else weight.shape}"
+        )
     bias = node.require_const(2, "the bias")
     groups = int(node.attr("group", 1))
     kernel = weight.shape[2:]
@@ -79,8 +83,17 @@ def _conv(node):
     symmetric = top == bottom and left == right
     # Built small and given the file's weights: drawing random ones first would cost more
     # than the whole load for a large model.
-    conv = nn.Conv2d(groups, groups, 1, stride, (top, left) if symmetric else 0, dilation, groups,
-                     bias is not None, rng=0)
+    conv = nn.Conv2d(
+        groups,
+        groups,
+        1,
+        stride,
+        (top, left) if symmetric else 0,
+        dilation,
+        groups,
+        bias is not None,
+        rng=0,
+    )
     conv.in_channels, conv.out_channels = weight.shape[1] * groups, weight.shape[0]
     conv.kernel_size = tuple(int(k) for k in kernel)
     conv.weight = Parameter(np.array(weight))
@@ -100,20 +113,29 @@ def _pads(node, kernel, stride, dilation):
         return (0, 0, 0, 0)
     shape = node.shape(0)
     if shape is None or len(shape) != 4 or None in shape[2:]:
-        raise ValueError(f"{node.describe()}: auto_pad={auto_pad} needs the input's spatial size, "
-                         f"which the file does not give")
-    pairs = [ops._same_pads(n, k, s, d, auto_pad == "SAME_LOWER")
-             for n, k, s, d in zip(shape[2:], kernel, stride, dilation)]
+        raise ValueError(
+            f"{node.describe()}: auto_pad={auto_pad} needs the input's spatial size, "
+            f"which the file does not give"
+        )
+    pairs = [
+        ops._same_pads(n, k, s, d, auto_pad == "SAME_LOWER")
+        for n, k, s, d in zip(shape[2:], kernel, stride, dilation)
+    ]
     return (pairs[0][0], pairs[1][0], pairs[0][1], pairs[1][1])
 
 
 def _batch_norm(node):
-    scale, bias, mean, var = (node.require_const(i, name) for i, name in
-                              ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
+    scale, bias, mean, var = (
+        node.require_const(i, name)
+        for i, name in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var"))
+    )
     if any(v is None for v in (scale, bias, mean, var)):
         raise ValueError(f"{node.describe()}: needs scale, bias, mean and var")
-    layer = nn.BatchNorm2d(scale.shape[0], eps=float(node.attr("epsilon", 1e-5)),
-                           momentum=1.0 - float(node.attr("momentum", 0.9)))
+    layer = nn.BatchNorm2d(
+        scale.shape[0],
+        eps=float(node.attr("epsilon", 1e-5)),
+        momentum=1.0 - float(node.attr("momentum", 0.9)),
+    )
     dtype = np.result_type(scale, np.float32)
     layer.weight.data, layer.bias.data = scale.astype(dtype), bias.astype(dtype)
     layer.running_mean = mean.astype(dtype)
@@ -134,17 +156,28 @@ def _pool(kind):
     def build(node):
         kernel = tuple(node.attr("kernel_shape"))
         if len(kernel) != 2:
-            raise ValueError(f"{node.describe()}: cnnkit loads 2-D pooling, got kernel_shape {kernel}")
-        return ops.Pool(kind, kernel, node.attr("strides", (1, 1)), node.attr("pads", (0, 0, 0, 0)),
-                        node.attr("dilations", (1, 1)), node.attr("ceil_mode", 0),
-                        node.attr("count_include_pad", 0), node.attr("auto_pad", "NOTSET") or "NOTSET"), [0]
+            raise ValueError(
+                f"{node.describe()}: cnnkit loads 2-D pooling, got kernel_shape {kernel}"
+            )
+        return ops.Pool(
+            kind,
+            kernel,
+            node.attr("strides", (1, 1)),
+            node.attr("pads", (0, 0, 0, 0)),
+            node.attr("dilations", (1, 1)),
+            node.attr("ceil_mode", 0),
+            node.attr("count_include_pad", 0),
+            node.attr("auto_pad", "NOTSET") or "NOTSET",
+        ), [0]
 
     return build
 
 
 def _lrn(node):
     size = int(node.attr("size"))
-    alpha, beta, bias = (float(node.attr(k, d)) for k, d in (("alpha", 1e-4), ("beta", 0.75), ("bias", 1.0)))
+    alpha, beta, bias = (
+        float(node.attr(k, d)) for k, d in (("alpha", 1e-4), ("beta", 0.75), ("bias", 1.0))
+    )
     if size % 2:  # the same window as PyTorch's
         return nn.LocalResponseNorm(size, alpha, beta, bias), [0]
     return ops.LRN(size, alpha, beta, bias), [0]
@@ -237,10 +270,13 @@ def _pad(node):
 def _constant(node):
     from onnx import numpy_helper
 
-    for key, convert in (("value", numpy_helper.to_array), ("value_float", lambda v: np.array(v, np.float32)),
-                         ("value_floats", lambda v: np.array(v, np.float32)),
-                         ("value_int", lambda v: np.array(v, np.int64)),
-                         ("value_ints", lambda v: np.array(v, np.int64))):
+    for key, convert in (
+        ("value", numpy_helper.to_array),
+        ("value_float", lambda v: np.array(v, np.float32)),
+        ("value_floats", lambda v: np.array(v, np.float32)),
+        ("value_int", lambda v: np.array(v, np.int64)),
+        ("value_ints", lambda v: np.array(v, np.int64)),
+    ):
         if key in node.attributes:
             return np.array(convert(node.attributes[key]))
     raise ValueError(f"{node.describe()}: unsupported constant attribute {sorted(node.attributes)}")
@@ -339,14 +375,18 @@ def read_model(source):
     try:
         model = onnx.load_model_from_string(payload)
     except (DecodeError, ValueError, RuntimeError) as error:
-        raise ValueError(f"{where} is not an ONNX model (it cannot be parsed: {_first_line(error)}); "
-                         f"is it truncated?") from None
+        raise ValueError(
+            f"{where} is not an ONNX model (it cannot be parsed: {_first_line(error)}); "
+            f"is it truncated?"
+        ) from None
     if model.ir_version < 1 or not model.HasField("graph") or not model.graph.node:
         raise ValueError(f"{where} is not an ONNX model (no IR version or no graph)")
     for tensor in model.graph.initializer:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            raise ValueError(f"{where} keeps its weights in external files; cnnkit loads self-contained "
-                             f"models (save it with all tensors inside)")
+            raise ValueError(
+                f"{where} keeps its weights in external files; cnnkit loads self-contained "
+                f"models (save it with all tensors inside)"
+            )
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError, RuntimeError) as error:
@@ -370,8 +410,10 @@ def _static_shapes(model) -> dict:
     shapes = {}
     for info in (*graph.value_info, *graph.input, *graph.output):
         if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
-            shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None
-                                      for d in info.type.tensor_type.shape.dim)
+            shapes[info.name] = tuple(
+                d.dim_value if d.HasField("dim_value") else None
+                for d in info.type.tensor_type.shape.dim
+            )
     return shapes
 
 
@@ -421,16 +463,22 @@ def build_graph(model, where="the model") -> nn.Graph:
     initializers = set(constants)
     inputs = [i for i in graph.input if i.name not in constants]
     if len(inputs) != 1:
-        raise ValueError(f"{where} has {len(inputs)} inputs {[i.name for i in inputs]}; cnnkit loads "
-                         f"models with one image input")
+        raise ValueError(
+            f"{where} has {len(inputs)} inputs {[i.name for i in inputs]}; cnnkit loads "
+            f"models with one image input"
+        )
     if len(graph.output) != 1:
-        raise ValueError(f"{where} has {len(graph.output)} outputs {[o.name for o in graph.output]}; "
-                         f"cnnkit loads models with one output")
+        raise ValueError(
+            f"{where} has {len(graph.output)} outputs {[o.name for o in graph.output]}; "
+            f"cnnkit loads models with one output"
+        )
     dims = inputs[0].type.tensor_type.shape.dim
     if not dims or any(not d.HasField("dim_value") or d.dim_value < 1 for d in dims[1:]):
         shown = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
-        raise ValueError(f"{where}: the input {inputs[0].name!r} has dynamic shape {shown}; cnnkit "
-                         f"loads models whose input sizes are fixed (the batch size may vary)")
+        raise ValueError(
+            f"{where}: the input {inputs[0].name!r} has dynamic shape {shown}; cnnkit "
+            f"loads models whose input sizes are fixed (the batch size may vary)"
+        )
     shapes = _static_shapes(model)
     used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
     input_name = _safe_name(inputs[0].name) or "input"
@@ -447,14 +495,20 @@ def build_graph(model, where="the model") -> nn.Graph:
         extra = [o for o in proto.output[1:] if o and o in used]
         node = _Node(proto, opset, constants, shapes)
         if extra:
-            raise ValueError(f"{node.describe()}: its extra outputs {extra} are used; cnnkit supports one output per node")
+            raise ValueError(
+                f"{node.describe()}: its extra outputs {extra} are used; cnnkit supports one output per node"
+            )
         for name in proto.input:
             if name and name not in constants and name not in values:
-                raise ValueError(f"{node.describe()} reads {name!r}, which no earlier node computes")
+                raise ValueError(
+                    f"{node.describe()} reads {name!r}, which no earlier node computes"
+                )
         try:
             built = BUILDERS[proto.op_type](node)
         except (KeyError, TypeError, IndexError) as error:
-            raise ValueError(f"{node.describe()} has unusable attributes or inputs: {_first_line(error)}") from None
+            raise ValueError(
+                f"{node.describe()} has unusable attributes or inputs: {_first_line(error)}"
+            ) from None
         if isinstance(built, np.ndarray):
             constants[proto.output[0]] = built
             continue
@@ -463,9 +517,13 @@ def build_graph(model, where="the model") -> nn.Graph:
         if all(node.const(i) is not None for i in feeds):
             # Every run-time input is known: run it once now (constant folding).
             try:
-                constants[proto.output[0]] = np.asarray(module.eval()(*(node.const(i) for i in feeds)))
+                constants[proto.output[0]] = np.asarray(
+                    module.eval()(*(node.const(i) for i in feeds))
+                )
             except (ValueError, TypeError, IndexError) as error:
-                raise ValueError(f"{node.describe()} fails on its constant inputs: {_first_line(error)}") from None
+                raise ValueError(
+                    f"{node.describe()} fails on its constant inputs: {_first_line(error)}"
+                ) from None
             continue
         sources = []
         for i in feeds:

@@ -41,14 +41,18 @@ class _Exporter:
         from onnx import numpy_helper
 
         name = self.fresh(base)
-        self.initializers.append(numpy_helper.from_array(np.array(array, order="C"), name))  # 0-d stays 0-d
+        self.initializers.append(
+            numpy_helper.from_array(np.array(array, order="C"), name)
+        )  # 0-d stays 0-d
         return name
 
     def node(self, op_type: str, inputs, base: str, **attributes) -> str:
         from onnx import helper
 
         output = self.fresh(base)
-        self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=output, **attributes))
+        self.nodes.append(
+            helper.make_node(op_type, list(inputs), [output], name=output, **attributes)
+        )
         return output
 
     def ints(self, values, base: str) -> str:
@@ -62,13 +66,21 @@ class _Exporter:
                 return container(self, module, prefix, args)
         exporter = _LEAVES.get(type(module))
         if exporter is None:
-            raise TypeError(f"cannot export {prefix or 'the model'}: a {type(module).__name__} has no ONNX "
-                            f"form (cnnkit exports its own layers, Sequential, branches and Graph)")
+            raise TypeError(
+                f"cannot export {prefix or 'the model'}: a {type(module).__name__} has no ONNX "
+                f"form (cnnkit exports its own layers, Sequential, branches and Graph)"
+            )
         saved = module._cache
         out = module(*(value for _, value in args))
         object.__setattr__(module, "_cache", saved)  # exporting leaves a pending backward intact
-        name = exporter(self, module, prefix or type(module).__name__.lower(),
-                        [n for n, _ in args], [v for _, v in args], out)
+        name = exporter(
+            self,
+            module,
+            prefix or type(module).__name__.lower(),
+            [n for n, _ in args],
+            [v for _, v in args],
+            out,
+        )
         return name, out
 
 
@@ -84,12 +96,18 @@ def _sequential(ex, module, prefix, args):
 
 def _residual(ex, module, prefix, args):
     body = ex.emit(module.body, _join(prefix, "body"), args)
-    skip = args[0] if module.shortcut is None else ex.emit(module.shortcut, _join(prefix, "shortcut"), args)
+    skip = (
+        args[0]
+        if module.shortcut is None
+        else ex.emit(module.shortcut, _join(prefix, "shortcut"), args)
+    )
     return ex.node("Add", [body[0], skip[0]], _join(prefix, "add")), body[1] + skip[1]
 
 
 def _concat(ex, module, prefix, args):
-    outputs = [ex.emit(branch, _join(prefix, name), args) for name, branch in module._modules.items()]
+    outputs = [
+        ex.emit(branch, _join(prefix, name), args) for name, branch in module._modules.items()
+    ]
     axis = module.axis % outputs[0][1].ndim
     name = ex.node("Concat", [n for n, _ in outputs], _join(prefix, "cat"), axis=axis)
     return name, np.concatenate([v for _, v in outputs], axis=axis)
@@ -102,29 +120,48 @@ def _graph(ex, module, prefix, args):
     return values[module.output]
 
 
-_CONTAINERS = ((nn.Sequential, _sequential), (nn.Residual, _residual), (nn.Concat, _concat),
-               (nn.Graph, _graph))
+_CONTAINERS = (
+    (nn.Sequential, _sequential),
+    (nn.Residual, _residual),
+    (nn.Concat, _concat),
+    (nn.Graph, _graph),
+)
 
 
 # -- leaves: (exporter, module, prefix, input names, input arrays, output array) -> name --
 def _conv2d(ex, m, prefix, names, values, out):
     x = names[0]
     kernel = m.kernel_size
-    pads = resolve_padding(m.padding, values[0].shape[2:], kernel, m.stride, m.dilation)  # t, b, l, r
+    pads = resolve_padding(
+        m.padding, values[0].shape[2:], kernel, m.stride, m.dilation
+    )  # t, b, l, r
     if m.padding_mode != "zeros":
         mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[m.padding_mode]
         if mode == "wrap" and ex.opset < 19:
-            raise ValueError(f"cannot export {prefix}: padding_mode='circular' needs opset 19 or later")
+            raise ValueError(
+                f"cannot export {prefix}: padding_mode='circular' needs opset 19 or later"
+            )
         top, bottom, left, right = pads
-        x = ex.node("Pad", [x, ex.ints([0, 0, top, left, 0, 0, bottom, right], _join(prefix, "pads"))],
-                    _join(prefix, "pad"), mode=mode)
+        x = ex.node(
+            "Pad",
+            [x, ex.ints([0, 0, top, left, 0, 0, bottom, right], _join(prefix, "pads"))],
+            _join(prefix, "pad"),
+            mode=mode,
+        )
         pads = (0, 0, 0, 0)
     inputs = [x, ex.const(m.weight.data, _join(prefix, "weight"))]
     if m.bias is not None:
         inputs.append(ex.const(m.bias.data, _join(prefix, "bias")))
-    return ex.node("Conv", inputs, prefix, kernel_shape=list(kernel), strides=list(m.stride),
-                   dilations=list(m.dilation), group=m.groups,
-                   pads=[pads[0], pads[2], pads[1], pads[3]])
+    return ex.node(
+        "Conv",
+        inputs,
+        prefix,
+        kernel_shape=list(kernel),
+        strides=list(m.stride),
+        dilations=list(m.dilation),
+        group=m.groups,
+        pads=[pads[0], pads[2], pads[1], pads[3]],
+    )
 
 
 def _linear(ex, m, prefix, names, values, out):
@@ -135,10 +172,18 @@ def _linear(ex, m, prefix, names, values, out):
 
 
 def _batch_norm(ex, m, prefix, names, values, out):
-    inputs = [names[0]] + [ex.const(a, _join(prefix, key)) for key, a in
-                           (("weight", m.weight.data), ("bias", m.bias.data),
-                            ("running_mean", m.running_mean), ("running_var", m.running_var))]
-    return ex.node("BatchNormalization", inputs, prefix, epsilon=float(m.eps), momentum=1.0 - float(m.momentum))
+    inputs = [names[0]] + [
+        ex.const(a, _join(prefix, key))
+        for key, a in (
+            ("weight", m.weight.data),
+            ("bias", m.bias.data),
+            ("running_mean", m.running_mean),
+            ("running_var", m.running_var),
+        )
+    ]
+    return ex.node(
+        "BatchNormalization", inputs, prefix, epsilon=float(m.eps), momentum=1.0 - float(m.momentum)
+    )
 
 
 def _pool_attributes(kernel, stride, padding, dilation=1):
@@ -152,35 +197,52 @@ def _pool_attributes(kernel, stride, padding, dilation=1):
 
 
 def _max_pool(ex, m, prefix, names, values, out):
-    return ex.node("MaxPool", names, prefix, ceil_mode=int(m.ceil_mode),
-                   **_pool_attributes(m.kernel_size, m.stride, m.padding, m.dilation))
+    return ex.node(
+        "MaxPool",
+        names,
+        prefix,
+        ceil_mode=int(m.ceil_mode),
+        **_pool_attributes(m.kernel_size, m.stride, m.padding, m.dilation),
+    )
 
 
 def _avg_pool(ex, m, prefix, names, values, out):
-    return ex.node("AveragePool", names, prefix, ceil_mode=int(m.ceil_mode),
-                   count_include_pad=int(m.count_include_pad),
-                   **_pool_attributes(m.kernel_size, m.stride, m.padding))
+    return ex.node(
+        "AveragePool",
+        names,
+        prefix,
+        ceil_mode=int(m.ceil_mode),
+        count_include_pad=int(m.count_include_pad),
+        **_pool_attributes(m.kernel_size, m.stride, m.padding),
+    )
 
 
 def _global_avg_pool(ex, m, prefix, names, values, out):
     if values[0].ndim != 4:
-        raise ValueError(f"cannot export {prefix}: GlobalAvgPool2d is exported for (N, C, H, W) inputs")
+        raise ValueError(
+            f"cannot export {prefix}: GlobalAvgPool2d is exported for (N, C, H, W) inputs"
+        )
     pooled = ex.node("GlobalAveragePool", names, _join(prefix, "pool"))
     return ex.node("Flatten", [pooled], prefix, axis=1)  # cnnkit gives (N, C)
 
 
 def _local_response_norm(ex, m, prefix, names, values, out):
     if m.size % 2 == 0:
-        raise ValueError(f"cannot export {prefix}: ONNX's LRN centres an even window differently "
-                         f"from PyTorch's (size={m.size}); use an odd size")
+        raise ValueError(
+            f"cannot export {prefix}: ONNX's LRN centres an even window differently "
+            f"from PyTorch's (size={m.size}); use an odd size"
+        )
     return ex.node("LRN", names, prefix, size=m.size, alpha=m.alpha, beta=m.beta, bias=m.k)
 
 
 def _channel_shuffle(ex, m, prefix, names, values, out):
     shape = values[0].shape
     c, spatial = shape[1], list(shape[2:])
-    grouped = ex.node("Reshape", [names[0], ex.ints([0, m.groups, c // m.groups, *spatial], _join(prefix, "grouped"))],
-                      _join(prefix, "split"))
+    grouped = ex.node(
+        "Reshape",
+        [names[0], ex.ints([0, m.groups, c // m.groups, *spatial], _join(prefix, "grouped"))],
+        _join(prefix, "split"),
+    )
     perm = [0, 2, 1, *range(3, 3 + len(spatial))]
     swapped = ex.node("Transpose", [grouped], _join(prefix, "swap"), perm=perm)
     return ex.node("Reshape", [swapped, ex.ints([0, c, *spatial], _join(prefix, "shape"))], prefix)
@@ -202,7 +264,9 @@ def _softmax(ex, m, prefix, names, values, out):
 
 
 def _pool(ex, m, prefix, names, values, out):
-    attributes = dict(kernel_shape=list(m.kernel_shape), strides=list(m.strides), ceil_mode=int(m.ceil_mode))
+    attributes = dict(
+        kernel_shape=list(m.kernel_shape), strides=list(m.strides), ceil_mode=int(m.ceil_mode)
+    )
     if m.auto_pad in ("NOTSET", ""):
         attributes["pads"] = list(m.pads)
     else:
@@ -213,25 +277,44 @@ def _pool(ex, m, prefix, names, values, out):
         raise ValueError(f"cannot export {prefix}: a dilated average pool needs opset 19 or later")
     if tuple(m.dilations) != (1, 1):
         attributes["dilations"] = list(m.dilations)
-    return ex.node("AveragePool", names, prefix, count_include_pad=int(m.count_include_pad), **attributes)
+    return ex.node(
+        "AveragePool", names, prefix, count_include_pad=int(m.count_include_pad), **attributes
+    )
 
 
 def _gemm(ex, m, prefix, names, values, out):
     inputs = [names[0], ex.const(m.weight.data, _join(prefix, "weight"))]
     if m.bias is not None:
         inputs.append(ex.const(m.bias.data, _join(prefix, "bias")))
-    return ex.node("Gemm", inputs, prefix, alpha=m.alpha, beta=m.beta, transA=int(m.trans_a), transB=int(m.trans_b))
+    return ex.node(
+        "Gemm",
+        inputs,
+        prefix,
+        alpha=m.alpha,
+        beta=m.beta,
+        transA=int(m.trans_a),
+        transB=int(m.trans_b),
+    )
 
 
 def _reshape(ex, m, prefix, names, values, out):
     if len(names) == 2:
         return ex.node("Reshape", names, prefix, allowzero=int(m.allowzero))
-    return ex.node("Reshape", [names[0], ex.ints(m.shape, _join(prefix, "shape"))], prefix, allowzero=int(m.allowzero))
+    return ex.node(
+        "Reshape",
+        [names[0], ex.ints(m.shape, _join(prefix, "shape"))],
+        prefix,
+        allowzero=int(m.allowzero),
+    )
 
 
 def _nn_reshape(ex, m, prefix, names, values, out):
-    return ex.node("Reshape", [names[0], ex.ints(m.shape, _join(prefix, "shape"))], prefix,
-                   allowzero=int(0 in m.shape))
+    return ex.node(
+        "Reshape",
+        [names[0], ex.ints(m.shape, _join(prefix, "shape"))],
+        prefix,
+        allowzero=int(0 in m.shape),
+    )
 
 
 def _axes_node(op):
@@ -246,8 +329,10 @@ def _axes_node(op):
 
 def _clip(ex, m, prefix, names, values, out):
     dtype = values[0].dtype
-    bounds = [ex.const(np.array(v, dtype), _join(prefix, key)) if v is not None else ""
-              for key, v in (("min", m.min), ("max", m.max))]
+    bounds = [
+        ex.const(np.array(v, dtype), _join(prefix, key)) if v is not None else ""
+        for key, v in (("min", m.min), ("max", m.max))
+    ]
     while bounds and bounds[-1] == "":
         bounds.pop()
     return ex.node("Clip", [names[0], *bounds], prefix)
@@ -297,11 +382,16 @@ _LEAVES = {
     nn.BatchNorm2d: _batch_norm,
     nn.ReLU: _simple("Relu"),
     nn.Sigmoid: _simple("Sigmoid"),
-    nn.LeakyReLU: lambda ex, m, prefix, names, values, out: ex.node("LeakyRelu", names, prefix, alpha=float(m.negative_slope)),
-    nn.Softmax: lambda ex, m, prefix, names, values, out: ex.node("Softmax", names, prefix, axis=int(m.axis)),
+    nn.LeakyReLU: lambda ex, m, prefix, names, values, out: ex.node(
+        "LeakyRelu", names, prefix, alpha=float(m.negative_slope)
+    ),
+    nn.Softmax: lambda ex, m, prefix, names, values, out: ex.node(
+        "Softmax", names, prefix, axis=int(m.axis)
+    ),
     nn.Dropout: _simple("Identity"),  # exported for inference
     nn.Flatten: lambda ex, m, prefix, names, values, out: (
-        names[0] if values[0].ndim == 1 else ex.node("Flatten", names, prefix, axis=1)),
+        names[0] if values[0].ndim == 1 else ex.node("Flatten", names, prefix, axis=1)
+    ),
     nn.MaxPool2d: _max_pool,
     nn.AvgPool2d: _avg_pool,
     nn.GlobalAvgPool2d: _global_avg_pool,
@@ -312,9 +402,13 @@ _LEAVES = {
     nn.Sub: _simple("Sub"),
     nn.Mul: _simple("Mul"),
     nn.Div: _simple("Div"),
-    nn.Cat: lambda ex, m, prefix, names, values, out: ex.node("Concat", names, prefix, axis=m.axis % values[0].ndim),
+    nn.Cat: lambda ex, m, prefix, names, values, out: ex.node(
+        "Concat", names, prefix, axis=m.axis % values[0].ndim
+    ),
     nn.Reshape: _nn_reshape,
-    nn.Transpose: lambda ex, m, prefix, names, values, out: ex.node("Transpose", names, prefix, perm=list(m.perm)),
+    nn.Transpose: lambda ex, m, prefix, names, values, out: ex.node(
+        "Transpose", names, prefix, perm=list(m.perm)
+    ),
     ops.Identity: _simple("Identity"),
     ops.Sum: _simple("Sum"),
     ops.MatMul: _simple("MatMul"),
@@ -322,10 +416,14 @@ _LEAVES = {
     ops.Softmax: _softmax,
     ops.Pool: _pool,
     ops.GlobalPool: lambda ex, m, prefix, names, values, out: ex.node(
-        "GlobalAveragePool" if m.kind == "average" else "GlobalMaxPool", names, prefix),
+        "GlobalAveragePool" if m.kind == "average" else "GlobalMaxPool", names, prefix
+    ),
     ops.LRN: lambda ex, m, prefix, names, values, out: ex.node(
-        "LRN", names, prefix, size=m.size, alpha=m.alpha, beta=m.beta, bias=m.bias),
-    ops.Flatten: lambda ex, m, prefix, names, values, out: ex.node("Flatten", names, prefix, axis=m.axis),
+        "LRN", names, prefix, size=m.size, alpha=m.alpha, beta=m.beta, bias=m.bias
+    ),
+    ops.Flatten: lambda ex, m, prefix, names, values, out: ex.node(
+        "Flatten", names, prefix, axis=m.axis
+    ),
     ops.Reshape: _reshape,
     ops.Squeeze: _axes_node("Squeeze"),
     ops.Unsqueeze: _axes_node("Unsqueeze"),
@@ -340,8 +438,13 @@ _LEAVES = {
 
 def _check_input_shape(input_shape):
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape):
+    if (
+        shape is None
+        or len(shape) != 3
+        or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape
+        )
+    ):
         raise ValueError(f"input_shape must be (C, H, W), three positive ints, got {input_shape!r}")
     return tuple(int(s) for s in shape)
 
@@ -377,13 +480,15 @@ def to_proto(model, input_shape, *, metadata=None, opset=MIN_OPSET):
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     out_dtype = helper.np_dtype_to_tensor_dtype(np.asarray(out).dtype)
     graph = helper.make_graph(
-        ex.nodes, "cnnkit",
+        ex.nodes,
+        "cnnkit",
         [helper.make_tensor_value_info("input", elem, ["N", *shape])],
         [helper.make_tensor_value_info(name, out_dtype, ["N", *np.shape(out)[1:]])],
         ex.initializers,
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(opset))],
-                              producer_name="cnnkit")
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", int(opset))], producer_name="cnnkit"
+    )
     proto.ir_version = min(proto.ir_version, 10)  # what current runtimes read
     if metadata:
         helper.set_model_props(proto, {METADATA_KEY: json.dumps(metadata, allow_nan=False)})

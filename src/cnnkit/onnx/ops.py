@@ -92,7 +92,11 @@ class MatMul(Module):
         grad = np.asarray(grad_output)
         a2 = a[None, :] if a.ndim == 1 else a  # 1-D operands as matrices: (1, K) and (K, 1)
         b2 = b[:, None] if b.ndim == 1 else b
-        matrix_shape = (*np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]), a2.shape[-2], b2.shape[-1])
+        matrix_shape = (
+            *np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]),
+            a2.shape[-2],
+            b2.shape[-1],
+        )
         g2 = grad.reshape(matrix_shape)  # the output with the 1-D operands' axes put back
         grad_a = np.matmul(g2, np.swapaxes(b2, -1, -2))
         grad_b = np.matmul(np.swapaxes(a2, -1, -2), g2)
@@ -149,7 +153,9 @@ class Gemm(Module):
         return grad_a.T if self.trans_a else grad_a
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, beta={self.beta}, trans_a={self.trans_a}, trans_b={self.trans_b}"
+        return (
+            f"alpha={self.alpha}, beta={self.beta}, trans_a={self.trans_a}, trans_b={self.trans_b}"
+        )
 
 
 class Softmax(Module):
@@ -214,8 +220,17 @@ class Pool(Module):
     (1, 1, 3, 3)
     """
 
-    def __init__(self, kind, kernel_shape, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
-                 ceil_mode=False, count_include_pad=False, auto_pad="NOTSET"):
+    def __init__(
+        self,
+        kind,
+        kernel_shape,
+        strides=(1, 1),
+        pads=(0, 0, 0, 0),
+        dilations=(1, 1),
+        ceil_mode=False,
+        count_include_pad=False,
+        auto_pad="NOTSET",
+    ):
         super().__init__()
         if kind not in ("max", "average"):
             raise ValueError(f"kind must be 'max' or 'average', got {kind!r}")
@@ -228,7 +243,9 @@ class Pool(Module):
     def _geometry(self, spatial):
         """Per axis: (before, after, extra past the end for ceil_mode) and the output size."""
         geometry = []
-        for axis, (n, k, s, d) in enumerate(zip(spatial, self.kernel_shape, self.strides, self.dilations)):
+        for axis, (n, k, s, d) in enumerate(
+            zip(spatial, self.kernel_shape, self.strides, self.dilations)
+        ):
             if self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
                 before, after = _same_pads(n, k, s, d, self.auto_pad == "SAME_LOWER")
             elif self.auto_pad == "VALID":
@@ -240,7 +257,9 @@ class Pool(Module):
             if self.ceil_mode and (out - 1) * s >= n + before:
                 out -= 1  # the last window must start inside the input or the left padding
             if out < 1:
-                raise ValueError(f"{self.kind} pool: kernel {self.kernel_shape} does not fit an input of size {tuple(spatial)}")
+                raise ValueError(
+                    f"{self.kind} pool: kernel {self.kernel_shape} does not fit an input of size {tuple(spatial)}"
+                )
             extra = max((out - 1) * s + d * (k - 1) + 1 - (n + before + after), 0)
             geometry.append((before, after, extra))
         return geometry
@@ -248,12 +267,16 @@ class Pool(Module):
     def forward(self, x):
         x = as_float_array("x", x)
         if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__} supports 2-D pooling of (N, C, H, W) inputs, got shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__} supports 2-D pooling of (N, C, H, W) inputs, got shape {x.shape}"
+            )
         geometry = self._geometry(x.shape[2:])
         widths = [(0, 0), (0, 0)] + [(b, a + e) for b, a, e in geometry]
         if self.kind == "max":
             padded = np.pad(x, widths, constant_values=-np.inf) if any(map(any, widths)) else x
-            out, cache = F.max_pool2d_forward(padded, self.kernel_shape, self.strides, 0, self.dilations)
+            out, cache = F.max_pool2d_forward(
+                padded, self.kernel_shape, self.strides, 0, self.dilations
+            )
             self._cache = (cache, widths, None)
             return out
         padded = np.pad(x, widths) if any(map(any, widths)) else x
@@ -283,8 +306,10 @@ class Pool(Module):
         return np.ascontiguousarray(grad_padded[:, :, top : h - bottom, left : w - right])
 
     def extra_repr(self) -> str:
-        return (f"{self.kind}, kernel_shape={self.kernel_shape}, strides={self.strides}, "
-                f"pads={self.pads}, auto_pad={self.auto_pad!r}")
+        return (
+            f"{self.kind}, kernel_shape={self.kernel_shape}, strides={self.strides}, "
+            f"pads={self.pads}, auto_pad={self.auto_pad!r}"
+        )
 
 
 class GlobalPool(Module):
@@ -341,7 +366,12 @@ class LRN(Module):
 
     def __init__(self, size, alpha=1e-4, beta=0.75, bias=1.0):
         super().__init__()
-        self.size, self.alpha, self.beta, self.bias = int(size), float(alpha), float(beta), float(bias)
+        self.size, self.alpha, self.beta, self.bias = (
+            int(size),
+            float(alpha),
+            float(beta),
+            float(bias),
+        )
 
     def forward(self, x):
         window = ((self.size - 1) // 2, self.size // 2)
@@ -415,7 +445,9 @@ class Reshape(_Reshaping):
         try:
             out = x.reshape(target)
         except ValueError:
-            raise ValueError(f"Reshape: cannot reshape an input of shape {x.shape} to {tuple(target)}") from None
+            raise ValueError(
+                f"Reshape: cannot reshape an input of shape {x.shape} to {tuple(target)}"
+            ) from None
         self._cache = (x.shape, 1 if shape is None else 2)
         return out
 
@@ -439,7 +471,11 @@ class Squeeze(_Reshaping):
 
     def forward(self, x):
         x = np.asarray(x)
-        axes = self.axes if self.axes is not None else tuple(i for i, n in enumerate(x.shape) if n == 1)
+        axes = (
+            self.axes
+            if self.axes is not None
+            else tuple(i for i, n in enumerate(x.shape) if n == 1)
+        )
         self._cache = (x.shape, 1)
         return np.squeeze(x, axis=tuple(a % x.ndim for a in axes))
 
@@ -613,8 +649,11 @@ class Gather(Module):
         grad = np.asarray(grad_output)
         result = np.zeros(shape, grad.dtype)
         moved = np.moveaxis(result, axis, 0)  # a view: scatter along the first axis
-        np.add.at(moved, indices, np.moveaxis(grad, tuple(range(axis, axis + indices.ndim)),
-                                              tuple(range(indices.ndim))))
+        np.add.at(
+            moved,
+            indices,
+            np.moveaxis(grad, tuple(range(axis, axis + indices.ndim)), tuple(range(indices.ndim))),
+        )
         return result if inputs == 1 else (result, None)
 
     def extra_repr(self) -> str:
