@@ -647,3 +647,33 @@ def test_pointwise_output_layouts(rng):
     channels_last = F.conv2d(rng.standard_normal((2, 5, 5, 4)).transpose(0, 3, 1, 2), w)
     assert one.flags.c_contiguous  # one planar sample: (O, 1, Ho, Wo) is (1, O, Ho, Wo)
     assert channels_last.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+@pytest.mark.parametrize("strategy", ["im2col", "rows", "pointwise", "planar"])
+def test_results_identical_for_any_thread_count(strategy, rng, monkeypatch):
+    """Gathers and padding copies on the thread pool give bit-identical results, forward and backward."""
+    import cnnkit as ck
+    from cnnkit import _threads
+
+    kernel = 1 if strategy == "pointwise" else 3
+    padding = 0 if strategy == "pointwise" else 1
+    x = rng.standard_normal((2, 5, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 5, kernel, kernel)).astype(np.float32)
+    g = rng.standard_normal((2, 6, 9, 8)).astype(np.float32)
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: strategy)
+    monkeypatch.setattr(_threads, "BLOCK_BYTES", 512)  # several row blocks
+    before = ck.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            ck.set_num_threads(count)
+            out, cache = F.conv2d_forward(x, w, padding=padding)
+            results.append((out, *F.conv2d_backward(g, cache)[:2]))
+    finally:
+        ck.set_num_threads(before)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+    expected, grads = torch_conv(x, w, None, (1, 1), (padding,) * 4, (1, 1), 1, "zeros", g)
+    np.testing.assert_allclose(results[1][0], expected, rtol=1e-4, atol=1e-4)
+    for mine, theirs in zip(results[1][1:], grads[:2]):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnkit._threads import parallel
 from cnnkit.functional import _conv_geometry as geo
 from cnnkit.functional._conv_geometry import Geometry
 
@@ -26,10 +27,13 @@ def _im2col(xp, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
     _, wo = g.out_size
     cg = g.channels // g.groups
     cols = np.empty((n1 - n0, h1 - h0, wo, g.groups, kh, kw, cg), dtype=xp.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            window = geo.window(xp, g, i, j, n0, n1, h0, h1)  # (n, h, Wo, C)
-            cols[..., i, j, :] = window.reshape((*window.shape[:3], g.groups, cg))
+
+    def gather(tap):  # each kernel offset fills its own columns: taps run on the thread pool
+        i, j = divmod(tap, kw)
+        window = geo.window(xp, g, i, j, n0, n1, h0, h1)  # (n, h, Wo, C)
+        cols[..., i, j, :] = window.reshape((*window.shape[:3], g.groups, cg))
+
+    parallel(gather, range(kh * kw))
     return cols.reshape(-1, g.groups, kh * kw * cg)  # (M, G, K)
 
 
@@ -140,8 +144,11 @@ def _shifted_rows(flat, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
     start, count = _block_span(g, n0, n1, h0, h1)
     length = count + (kh - 1) * dh * wp
     shifted = np.empty((length, kw, g.channels), dtype=flat.dtype)
-    for j in range(kw):
+
+    def shift(j):  # each kernel column fills its own slot: columns run on the thread pool
         shifted[:, j] = flat[start + j * dw : start + j * dw + length]
+
+    parallel(shift, range(kw))
     return shifted
 
 

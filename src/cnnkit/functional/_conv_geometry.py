@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from cnnkit._threads import blocks, parallel
 from cnnkit._validation import (
     as_float_array,
     check_choice,
@@ -197,13 +198,20 @@ def copy_channels_last(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     """target (N, H, W, C) = source (N, C, H, W); returns target.
 
     From channels-first memory a plain transposing copy reads one value per cache line;
-    eight channels at a time it reads whole lines and is about four times faster.
+    eight channels at a time it reads whole lines and is about four times faster. Blocks
+    of rows are copied on the thread pool.
     """
-    if source.strides[1] <= source.strides[3]:  # already channels-last, or nearly
-        target[...] = source.transpose(0, 2, 3, 1)
-        return target
-    for c0 in range(0, source.shape[1], 8):
-        target[..., c0 : c0 + 8] = source[:, c0 : c0 + 8].transpose(0, 2, 3, 1)
+    n, c, h, w = source.shape
+
+    def copy(rows):
+        (r0, r1), part = rows, source[:, :, rows[0] : rows[1]]
+        if source.strides[1] <= source.strides[3]:  # already channels-last, or nearly
+            target[:, r0:r1] = part.transpose(0, 2, 3, 1)
+            return
+        for c0 in range(0, c, 8):
+            target[:, r0:r1, :, c0 : c0 + 8] = part[:, c0 : c0 + 8].transpose(0, 2, 3, 1)
+
+    parallel(copy, blocks(h, n * w * c * source.itemsize))
     return target
 
 
