@@ -33,12 +33,13 @@ PUBLIC_MODULES = [
     "cnnkit.kernels",
     "cnnkit.filtering",
     "cnnkit.images",
-    "cnnkit.plot",
-    "cnnkit.animation",
+    "cnnkit.layout",
+    "cnnkit.plot",  # the public name of cnnkit.viz
     "cnnkit.data",
     "cnnkit.models",
     "cnnkit.train",
     "cnnkit.serialization",
+    "cnnkit.explore",
     "cnnkit.cli",
 ]
 
@@ -71,8 +72,8 @@ def _write_api(generated: Path) -> None:
         "=============",
         "",
         "Every public function and class, one page each, from its docstring. Names follow",
-        "PyTorch's where they exist; the contract that fixes names, arguments, shapes and",
-        "errors is in the repository's ``docs/API.md``.",
+        "PyTorch's where they exist; :doc:`the contract <../API>` fixes names, arguments,",
+        "shapes and errors.",
         "",
     ]
     for module_name in PUBLIC_MODULES:
@@ -220,7 +221,15 @@ class CnnkitHelp(Directive):
         return result
 
 
+def _skip_foreign_member(app, what, name, obj, skip, options):
+    """Document a class's own members only: not those a base class (matplotlib's
+    Figure) generates, whose docstrings use that project's Sphinx roles."""
+    module = getattr(obj, "__module__", None) or "cnnkit"
+    return True if not module.startswith("cnnkit") else None
+
+
 def setup(app):
+    app.connect("autodoc-skip-member", _skip_foreign_member)
     # Before Sphinx looks for the source files and autosummary for the pages it must make.
     app.connect("config-inited", _generate)
     app.add_directive("cnnkit-help", CnnkitHelp)

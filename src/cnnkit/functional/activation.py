@@ -39,7 +39,26 @@ def _array(value, shape) -> np.ndarray:
 
 
 def relu_forward(x):
-    """:func:`relu` and its cache."""
+    """Forward pass of :func:`relu`: its output and the cache :func:`relu_backward` needs.
+
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+
+    Returns
+    -------
+    out : ndarray
+        What :func:`relu` returns.
+    cache : tuple or ndarray
+        What :func:`relu_backward` needs; opaque to the caller.
+
+    Examples
+    --------
+    >>> out, cache = relu_forward(np.array([-2.0, 3.0]))
+    >>> out
+    array([0., 3.])
+    """
     x = as_float_array("x", x)
     out = np.empty_like(x)  # x's memory order
     _threads.elementwise(lambda block, target: np.maximum(block, 0, out=target), x, out)
@@ -47,7 +66,26 @@ def relu_forward(x):
 
 
 def relu_backward(grad_output, cache):
-    """Gradient of :func:`relu`: passes where the output is positive."""
+    """Gradient of :func:`relu`: passes where the output is positive.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, of the output's shape.
+    cache : tuple or ndarray
+        The cache :func:`relu_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Gradient of the loss with respect to `x`, of the shape and dtype of `x`.
+
+    Examples
+    --------
+    >>> out, cache = relu_forward(np.array([-2.0, 3.0]))
+    >>> relu_backward(np.array([5.0, 5.0]), cache)
+    array([0., 5.])
+    """
     out = cache
     grad = check_grad(grad_output, out.shape, out.dtype)
     grad_x = np.empty_like(grad)
@@ -65,11 +103,13 @@ def relu(x):
 
     Parameters
     ----------
-    x : ndarray of any shape
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
 
     Returns
     -------
-    ndarray, the shape and float dtype of `x`
+    ndarray
+        ``max(x, 0)``, of the shape and float dtype of `x`.
 
     Examples
     --------
@@ -81,7 +121,28 @@ def relu(x):
 
 
 def leaky_relu_forward(x, negative_slope=0.01):
-    """:func:`leaky_relu` and its cache."""
+    """Forward pass of :func:`leaky_relu`: its output and the cache :func:`leaky_relu_backward` needs.
+
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+    negative_slope : float, default 0.01
+        Slope where `x` is negative.
+
+    Returns
+    -------
+    out : ndarray
+        What :func:`leaky_relu` returns.
+    cache : tuple or ndarray
+        What :func:`leaky_relu_backward` needs; opaque to the caller.
+
+    Examples
+    --------
+    >>> out, cache = leaky_relu_forward(np.array([-2.0, 3.0]), 0.1)
+    >>> out
+    array([-0.2,  3. ])
+    """
     x = as_float_array("x", x)
     slope = check_real("negative_slope", negative_slope)
     positive = x > 0
@@ -90,7 +151,26 @@ def leaky_relu_forward(x, negative_slope=0.01):
 
 
 def leaky_relu_backward(grad_output, cache):
-    """Gradient of :func:`leaky_relu`: 1 where the input is positive, the slope elsewhere."""
+    """Gradient of :func:`leaky_relu`: 1 where the input is positive, the slope elsewhere.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, of the output's shape.
+    cache : tuple or ndarray
+        The cache :func:`leaky_relu_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Gradient of the loss with respect to `x`, of the shape and dtype of `x`.
+
+    Examples
+    --------
+    >>> out, cache = leaky_relu_forward(np.array([-2.0, 3.0]), 0.1)
+    >>> leaky_relu_backward(np.array([5.0, 5.0]), cache)
+    array([0.5, 5. ])
+    """
     positive, slope = cache
     grad = check_grad(grad_output, positive.shape, slope.dtype)
     return _array(np.where(positive, grad, grad * slope), positive.shape)
@@ -98,6 +178,18 @@ def leaky_relu_backward(grad_output, cache):
 
 def leaky_relu(x, negative_slope=0.01):
     """Leaky ReLU: `x` where positive, ``negative_slope * x`` elsewhere.
+
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+    negative_slope : float, default 0.01
+        Slope where `x` is negative.
+
+    Returns
+    -------
+    ndarray
+        Of the shape and float dtype of `x`.
 
     Examples
     --------
@@ -109,7 +201,26 @@ def leaky_relu(x, negative_slope=0.01):
 
 
 def sigmoid_forward(x):
-    """:func:`sigmoid` and its cache."""
+    """Forward pass of :func:`sigmoid`: its output and the cache :func:`sigmoid_backward` needs.
+
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+
+    Returns
+    -------
+    out : ndarray
+        What :func:`sigmoid` returns.
+    cache : tuple or ndarray
+        What :func:`sigmoid_backward` needs; opaque to the caller.
+
+    Examples
+    --------
+    >>> out, cache = sigmoid_forward(np.array([0.0]))
+    >>> out
+    array([0.5])
+    """
     x = as_float_array("x", x)
     # exp(-|x|) <= 1 never overflows; the two branches are the same function
     e = np.exp(-np.abs(x))
@@ -118,13 +229,42 @@ def sigmoid_forward(x):
 
 
 def sigmoid_backward(grad_output, cache):
-    """Gradient of :func:`sigmoid`: ``s * (1 - s)``."""
+    """Gradient of :func:`sigmoid`: ``s * (1 - s)``.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, of the output's shape.
+    cache : tuple or ndarray
+        The cache :func:`sigmoid_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Gradient of the loss with respect to `x`, of the shape and dtype of `x`.
+
+    Examples
+    --------
+    >>> out, cache = sigmoid_forward(np.array([0.0]))
+    >>> sigmoid_backward(np.array([1.0]), cache)
+    array([0.25])
+    """
     out = cache
     return _array(check_grad(grad_output, out.shape, out.dtype) * out * (1 - out), out.shape)
 
 
 def sigmoid(x):
     """Logistic sigmoid ``1 / (1 + exp(-x))``, without overflow for any finite input.
+
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+
+    Returns
+    -------
+    ndarray
+        Values in [0, 1], of the shape and float dtype of `x`.
 
     Examples
     --------
@@ -136,7 +276,28 @@ def sigmoid(x):
 
 
 def softmax_forward(x, axis=-1):
-    """:func:`softmax` and its cache."""
+    """Forward pass of :func:`softmax`: its output and the cache :func:`softmax_backward` needs.
+
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+    axis : int, default -1
+        The axis the values are normalised along.
+
+    Returns
+    -------
+    out : ndarray
+        What :func:`softmax` returns.
+    cache : tuple or ndarray
+        What :func:`softmax_backward` needs; opaque to the caller.
+
+    Examples
+    --------
+    >>> out, cache = softmax_forward(np.array([0.0, 0.0]))
+    >>> out
+    array([0.5, 0.5])
+    """
     x = as_float_array("x", x)
     axis = _check_axis(x, axis)
     rows = x.reshape(x.shape or (1,))  # a 0-d x is one row of one value
@@ -148,7 +309,26 @@ def softmax_forward(x, axis=-1):
 
 
 def softmax_backward(grad_output, cache):
-    """Gradient of :func:`softmax`: ``s * (g - sum(g * s))`` along the axis."""
+    """Gradient of :func:`softmax`: ``s * (g - sum(g * s))`` along the axis.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, of the output's shape.
+    cache : tuple or ndarray
+        The cache :func:`softmax_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Gradient of the loss with respect to `x`, of the shape and dtype of `x`.
+
+    Examples
+    --------
+    >>> out, cache = softmax_forward(np.array([0.0, 0.0]))
+    >>> softmax_backward(np.array([1.0, 0.0]), cache)
+    array([ 0.25, -0.25])
+    """
     out, axis = cache
     grad = check_grad(grad_output, out.shape, out.dtype)
     rows, grad_rows = out.reshape(out.shape or (1,)), grad.reshape(out.shape or (1,))
@@ -161,6 +341,18 @@ def softmax(x, axis=-1):
 
     The maximum is subtracted first, so no exponential overflows.
 
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+    axis : int, default -1
+        The axis the values are normalised along.
+
+    Returns
+    -------
+    ndarray
+        Positive values summing to 1 along `axis`, of the shape and float dtype of `x`.
+
     Examples
     --------
     >>> import numpy as np
@@ -171,7 +363,28 @@ def softmax(x, axis=-1):
 
 
 def log_softmax_forward(x, axis=-1):
-    """:func:`log_softmax` and its cache."""
+    """Forward pass of :func:`log_softmax`: its output and the cache :func:`log_softmax_backward` needs.
+
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+    axis : int, default -1
+        The axis the values are normalised along.
+
+    Returns
+    -------
+    out : ndarray
+        What :func:`log_softmax` returns.
+    cache : tuple or ndarray
+        What :func:`log_softmax_backward` needs; opaque to the caller.
+
+    Examples
+    --------
+    >>> out, cache = log_softmax_forward(np.array([0.0, 0.0]))
+    >>> out
+    array([-0.69314718, -0.69314718])
+    """
     x = as_float_array("x", x)
     axis = _check_axis(x, axis)
     rows = x.reshape(x.shape or (1,))  # a 0-d x is one row of one value
@@ -183,7 +396,26 @@ def log_softmax_forward(x, axis=-1):
 
 
 def log_softmax_backward(grad_output, cache):
-    """Gradient of :func:`log_softmax`: ``g - softmax * sum(g)`` along the axis."""
+    """Gradient of :func:`log_softmax`: ``g - softmax * sum(g)`` along the axis.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, of the output's shape.
+    cache : tuple or ndarray
+        The cache :func:`log_softmax_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Gradient of the loss with respect to `x`, of the shape and dtype of `x`.
+
+    Examples
+    --------
+    >>> out, cache = log_softmax_forward(np.array([0.0, 0.0]))
+    >>> log_softmax_backward(np.array([1.0, 0.0]), cache)
+    array([ 0.5, -0.5])
+    """
     out, axis = cache
     grad = check_grad(grad_output, out.shape, out.dtype)
     rows, grad_rows = out.reshape(out.shape or (1,)), grad.reshape(out.shape or (1,))
@@ -192,6 +424,18 @@ def log_softmax_backward(grad_output, cache):
 
 def log_softmax(x, axis=-1):
     """Logarithm of :func:`softmax`, computed without forming the softmax.
+
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+    axis : int, default -1
+        The axis the values are normalised along.
+
+    Returns
+    -------
+    ndarray
+        ``log(softmax(x, axis))``, of the shape and float dtype of `x`.
 
     Examples
     --------

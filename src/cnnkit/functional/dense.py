@@ -10,7 +10,30 @@ __all__ = ["linear", "linear_forward", "linear_backward"]
 
 
 def linear_forward(x, weight, bias=None):
-    """:func:`linear` and the cache :func:`linear_backward` needs."""
+    """Forward pass of :func:`linear`: its output and the cache :func:`linear_backward` needs.
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., in_features)
+        Input; integer and bool inputs are computed in float32.
+    weight : ndarray of shape (out_features, in_features)
+        Weights, as in ``torch.nn.Linear``.
+    bias : ndarray of shape (out_features,), optional
+        Added to every output row.
+
+    Returns
+    -------
+    out : ndarray of shape (..., out_features)
+        What :func:`linear` returns.
+    cache : tuple
+        What :func:`linear_backward` needs; opaque to the caller.
+
+    Examples
+    --------
+    >>> out, cache = linear_forward(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0], [0.0, 1.0]]))
+    >>> out
+    array([[3., 2.]])
+    """
     x = as_float_array("x", x)
     weight = as_float_array("weight", weight)
     bias = as_float_array("bias", bias, allow_none=True)
@@ -32,7 +55,35 @@ def linear_forward(x, weight, bias=None):
 
 
 def linear_backward(grad_output, cache):
-    """Gradients of :func:`linear` with respect to `x`, `weight` and `bias` (None without one)."""
+    """Gradients of :func:`linear` with respect to `x`, `weight` and `bias`.
+
+    Parameters
+    ----------
+    grad_output : ndarray of shape (..., out_features)
+        Gradient of the loss with respect to the output.
+    cache : tuple
+        The cache :func:`linear_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray of shape (..., in_features)
+        Gradient with respect to `x`.
+    grad_weight : ndarray of shape (out_features, in_features)
+        Gradient with respect to `weight`.
+    grad_bias : ndarray of shape (out_features,) or None
+        Gradient with respect to `bias`; None when there was no bias.
+
+    Examples
+    --------
+    >>> x, weight, bias = np.array([[1.0, 2.0]]), np.eye(2), np.zeros(2)
+    >>> out, cache = linear_forward(x, weight, bias)
+    >>> grad_x, grad_weight, grad_bias = linear_backward(np.array([[1.0, 0.0]]), cache)
+    >>> grad_weight
+    array([[1., 2.],
+           [0., 0.]])
+    >>> grad_bias
+    array([1., 0.])
+    """
     x, weight, has_bias = cache
     expected = (*x.shape[:-1], weight.shape[0])
     grad = check_grad(grad_output, expected, weight.dtype)
@@ -50,12 +101,16 @@ def linear(x, weight, bias=None):
     Parameters
     ----------
     x : ndarray of shape (..., in_features)
+        Input; integer and bool inputs are computed in float32.
     weight : ndarray of shape (out_features, in_features)
+        Weights, as in ``torch.nn.Linear``.
     bias : ndarray of shape (out_features,), optional
+        Added to every output row.
 
     Returns
     -------
     ndarray of shape (..., out_features)
+        In the dtype NumPy promotes the inputs to.
 
     Examples
     --------

@@ -11,7 +11,28 @@ __all__ = ["cross_entropy", "cross_entropy_forward", "cross_entropy_backward"]
 
 
 def cross_entropy_forward(logits, target):
-    """:func:`cross_entropy` and the cache :func:`cross_entropy_backward` needs."""
+    """Forward pass of :func:`cross_entropy`: the loss and the cache its backward needs.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (N, K)
+        Unnormalised class scores.
+    target : ndarray of int, shape (N,)
+        Class indices in ``[0, K)``.
+
+    Returns
+    -------
+    loss : numpy floating scalar
+        What :func:`cross_entropy` returns.
+    cache : tuple
+        What :func:`cross_entropy_backward` needs; opaque to the caller.
+
+    Examples
+    --------
+    >>> loss, cache = cross_entropy_forward(np.zeros((1, 2)), np.array([1]))
+    >>> float(loss)  # log(2)
+    0.6931471805599453
+    """
     logits = as_float_array("logits", logits)
     check_ndim("logits", logits, (2,), "(N, K)")
     if not isinstance(target, np.ndarray):
@@ -34,7 +55,26 @@ def cross_entropy_forward(logits, target):
 
 
 def cross_entropy_backward(grad_output=1.0, cache=None):
-    """Gradient of :func:`cross_entropy` with respect to the logits: ``(softmax - onehot) / N``."""
+    """Gradient of :func:`cross_entropy` with respect to the logits: ``(softmax - onehot) / N``.
+
+    Parameters
+    ----------
+    grad_output : float, default 1.0
+        Gradient of the final loss with respect to this loss (1 when it is the final loss).
+    cache : tuple
+        The cache :func:`cross_entropy_forward` returned.
+
+    Returns
+    -------
+    grad_logits : ndarray of shape (N, K)
+        In the dtype of the logits.
+
+    Examples
+    --------
+    >>> loss, cache = cross_entropy_forward(np.zeros((1, 2)), np.array([1]))
+    >>> cross_entropy_backward(1.0, cache)
+    array([[ 0.5, -0.5]])
+    """
     log_probs, target = cache
     n = log_probs.shape[0]
     grad = np.exp(log_probs)

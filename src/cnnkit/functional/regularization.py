@@ -11,7 +11,32 @@ __all__ = ["dropout", "dropout_forward", "dropout_backward"]
 
 
 def dropout_forward(x, p=0.5, training=True, rng=None):
-    """:func:`dropout` and its cache (the scaled keep-mask, or None when nothing is dropped)."""
+    """Forward pass of :func:`dropout`: its output and the scaled keep-mask.
+
+    Parameters
+    ----------
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+    p : float in [0, 1], default 0.5
+        Probability of dropping an element.
+    training : bool, default True
+        With False (evaluation), `x` is returned unchanged.
+    rng : numpy.random.Generator, int or None
+        Source of randomness: a generator, a seed, or None for cnnkit's default.
+
+    Returns
+    -------
+    out : ndarray
+        What :func:`dropout` returns.
+    cache : ndarray or None
+        The keep-mask times ``1 / (1 - p)``, or None when nothing was dropped.
+
+    Examples
+    --------
+    >>> out, scale = dropout_forward(np.ones(4), p=0.5, rng=0)
+    >>> bool(np.all(out == scale)) and set(out.tolist()) <= {0.0, 2.0}
+    True
+    """
     x = as_float_array("x", x)
     p = check_probability("p", p)
     training = check_bool("training", training)
@@ -27,7 +52,26 @@ def dropout_forward(x, p=0.5, training=True, rng=None):
 
 
 def dropout_backward(grad_output, cache):
-    """Gradient of :func:`dropout`: the same mask and scale as the forward."""
+    """Gradient of :func:`dropout`: the same mask and scale as the forward.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, of its shape.
+    cache : ndarray or None
+        The cache :func:`dropout_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray
+        ``grad_output`` times the forward's scaled mask.
+
+    Examples
+    --------
+    >>> out, cache = dropout_forward(np.ones(4), p=0.5, rng=0)
+    >>> np.array_equal(dropout_backward(np.arange(1.0, 5.0), cache), np.arange(1.0, 5.0) * out)
+    True
+    """
     scale = cache
     if scale is None:
         return as_float_array("grad_output", grad_output)
@@ -39,10 +83,11 @@ def dropout(x, p=0.5, training=True, rng=None):
 
     Parameters
     ----------
-    x : ndarray of any shape
-    p : float in [0, 1]
+    x : ndarray
+        Input of any shape; integer and bool inputs are computed in float32.
+    p : float in [0, 1], default 0.5
         Probability of dropping an element.
-    training : bool
+    training : bool, default True
         With False (evaluation), `x` is returned unchanged.
     rng : numpy.random.Generator, int or None
         Source of randomness: a generator, a seed, or None for cnnkit's default
@@ -50,8 +95,8 @@ def dropout(x, p=0.5, training=True, rng=None):
 
     Returns
     -------
-    ndarray, the shape and float dtype of `x`
-        The expectation of each element equals the input's.
+    ndarray
+        Of the shape and float dtype of `x`. The expectation of each element equals the input's.
 
     Examples
     --------
