@@ -364,16 +364,23 @@ def test_show_on_a_headless_backend_does_nothing():
 
 
 def test_kernel_labels_share_one_format_per_grid():
-    """0.006 and 0.14 in one bank read 0.006 and 0.140, not 6e-03 next to 0.14."""
-    bank = np.array([[[[0.006, 0.14], [-0.05, 0.0]]], [[[0.1, -0.123], [0.2, 0.3]]]])
-    fig = plot.show_kernels(bank)
-    texts = [t.get_text() for ax in image_axes(fig) for t in ax.texts]
-    assert sorted(texts) == sorted(
-        ["0.006", "0.140", "\u22120.050", "0.000", "0.100", "\u22120.123", "0.200", "0.300"]
+    """0.006 and 0.14 in one kernel read 0.006 and 0.140, not 6e-03 next to 0.14.
+
+    A bank's small panels get two significant digits of its largest weight, all alike.
+    """
+    fig = plot.show_kernel(np.array([[0.006, 0.14], [-0.05, 0.0]]))
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == sorted(
+        ["0.006", "0.140", "\u22120.050", "0.000"]
     )
     fig = plot.show_kernel(np.array([[1.5, 0.25], [-2.0, 0.0]]))
     assert sorted(t.get_text() for t in fig.axes[0].texts) == sorted(
         ["1.50", "0.25", "\u22122.00", "0.00"]
+    )
+    bank = np.array([[[[0.006, 0.14], [-0.05, 0.0]]], [[[0.1, -0.123], [0.2, 0.3]]]])
+    fig = plot.show_kernels(bank)
+    texts = [t.get_text() for ax in image_axes(fig) for t in ax.texts]
+    assert sorted(texts) == sorted(
+        ["0.01", "0.14", "\u22120.05", "0.00", "0.10", "\u22120.12", "0.20", "0.30"]
     )
 
 
@@ -483,6 +490,11 @@ def test_a_large_kernel_bank_is_one_picture_and_says_what_is_shown(rng):
     assert "showing filters 0\u201315 of 64 \u00d7 input channels 0\u20137 of 32" in (
         fig.get_suptitle()
     )
+    assert fig.get_suptitle().endswith(
+        "(64, 32, 3, 3)\nshowing filters 0\u201315 of 64 \u00d7 input channels 0\u20137 of 32"
+    )
+    heading = plot.show_kernels(rng.normal(size=(32, 1, 3, 3))).get_suptitle()
+    assert heading.endswith("\nshowing filters 0\u201315 of 32")
     mosaic = ax.images[0].get_array()
     assert mosaic.shape == (8 * 4 - 1, 16 * 4 - 1)
     np.testing.assert_allclose(

@@ -117,11 +117,11 @@ def format_number(value: float) -> str:
     return text.replace("-", MINUS)
 
 
-def format_grid(values) -> list[str]:
+def format_grid(values, digits: int = 3) -> list[str]:
     """Numbers that are shown together (a kernel's cells) as text in one shared format.
 
     Whole numbers print as integers; otherwise every value gets the same number of
-    decimals, enough for three significant digits of the largest magnitude, so 0.006
+    decimals, enough for `digits` significant digits of the largest magnitude, so 0.006
     and 0.14 in one kernel read ``0.006`` and ``0.140``, never ``6e-03`` next to ``0.14``.
     Grids whose largest magnitude is below 0.001 use one shared scientific format.
     """
@@ -135,7 +135,7 @@ def format_grid(values) -> list[str]:
             texts = [f"{v:.1e}" for v in a]
         else:
             magnitude = math.floor(math.log10(largest)) if largest > 0 else 0
-            decimals = min(max(2 - magnitude, 0), 4)
+            decimals = min(max(digits - 1 - magnitude, 0), 4)
             texts = [f"{v:.{decimals}f}" for v in a]
     # "-0.000" (a tiny negative rounded away) reads as 0
     texts = [t.lstrip("-") if t.startswith("-") and float(t) == 0 else t for t in texts]

@@ -413,7 +413,7 @@ def show_kernels(weight, title=None):
         axes = []
         annotate = kh * kw <= 9
         # one number format for the whole grid: (o, c, kh*kw) texts
-        texts = np.array(format_grid(shown), dtype=object).reshape(o, c, kh * kw)
+        texts = np.array(format_grid(shown, digits=2), dtype=object).reshape(o, c, kh * kw)
         for ci in range(c):
             for oi in range(o):
                 ax = fig.add_subplot(c, o, ci * o + oi + 1)
@@ -435,11 +435,13 @@ def show_kernels(weight, title=None):
     heading = (
         f"convolution weights, shape {tuple(np.shape(weight))}" if title is None else str(title)
     )
-    if (o, c) != (o_all, c_all):
-        heading += (
-            f"\nshowing filters 0\u2013{o - 1} of {o_all} \u00d7 input channels "
-            f"0\u2013{c - 1} of {c_all}"
-        )
+    shown_parts = [
+        f"{what} 0\u2013{count - 1} of {total}"
+        for what, count, total in (("filters", o, o_all), ("input channels", c, c_all))
+        if count < total
+    ]
+    if shown_parts:
+        heading += "\nshowing " + " \u00d7 ".join(shown_parts)
     fig.suptitle(heading)
     return fig
 
