@@ -712,7 +712,9 @@ def show_history(history, *, val_label="validation"):
                     label=f"best: {_best_text(values[best], fractions)} (epoch {best + 1})",
                 )
         if fractions:
-            ax.set_ylim(min(0.0, min(np.nanmin(v) for _, v in series)), 1.02)
+            ax.set_ylim(
+                min(0.0, min(np.nanmin(v) for _, v in series)), 1.05
+            )  # room for a marker at 1
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(base)
