@@ -12,6 +12,19 @@ _default = np.random.default_rng()
 def manual_seed(seed: int) -> np.random.Generator:
     """Reseed the generator used when no `rng` is given; return it.
 
+    Parameters
+    ----------
+    seed : int
+        Seed of the new default generator (:func:`numpy.random.default_rng`).
+
+    Returns
+    -------
+    numpy.random.Generator
+        The new default generator: weight initialisation, dropout and shuffling draw
+        from it whenever their `rng` argument is None.
+
+    Examples
+    --------
     >>> import cnnkit as ck
     >>> a = ck.manual_seed(0).random()
     >>> b = ck.manual_seed(0).random()

@@ -92,6 +92,11 @@ def get_num_threads() -> int:
 
     By default the cores this process may run on, or ``CNNKIT_NUM_THREADS`` when set.
 
+    Returns
+    -------
+    int
+        The size of the pool, at least 1 (1: everything runs on the calling thread).
+
     Examples
     --------
     >>> import cnnkit as ck

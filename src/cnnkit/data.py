@@ -132,6 +132,7 @@ def split(data: Dataset, test_size: float = DEFAULT_TEST_SIZE, seed: int = 0):
     Parameters
     ----------
     data : Dataset
+        The images and labels to split.
     test_size : float, default 0.2
         The fraction of the samples (of each class, rounded) that goes to the test part.
     seed : int, default 0
@@ -140,6 +141,7 @@ def split(data: Dataset, test_size: float = DEFAULT_TEST_SIZE, seed: int = 0):
     Returns
     -------
     train, test : Dataset
+        The two parts, each holding every class in the same proportions.
 
     Raises
     ------
@@ -199,6 +201,7 @@ def load_digits(test_size: float = DEFAULT_TEST_SIZE, seed: int = 0):
     Returns
     -------
     train, test : Dataset
+        The two parts, each holding every class in the same proportions.
         Images float32 ``(N, 1, 8, 8)`` in ``[0, 1]`` (the stored counts 0..16 divided by
         16): light strokes on a dark background. Classes ``"0"`` to ``"9"``.
 
@@ -307,7 +310,8 @@ def prepare_image(image, input_shape, *, invert="auto", background=None, crop=Fa
 
     Returns
     -------
-    x : ndarray of shape (C, H, W), float32 in [0, 1]
+    x : ndarray of shape (C, H, W)
+        Float32 values in [0, 1], ready for the model.
 
     Notes
     -----
@@ -449,6 +453,7 @@ def batches(data: Dataset, batch_size: int, shuffle: bool = True, rng=None, *, d
     Parameters
     ----------
     data : Dataset
+        The images and labels to batch.
     batch_size : int
         Images per batch; the last batch may be smaller (unless `drop_last`).
     shuffle : bool, default True

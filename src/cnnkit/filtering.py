@@ -138,7 +138,7 @@ def to_display(response, mode="abs") -> np.ndarray:
     Returns
     -------
     ndarray of the same shape, values in [0, 1]
-        float32 for integer input, otherwise the input's float dtype.
+        Float32 for integer input, otherwise the input's float dtype.
 
     Raises
     ------

@@ -73,6 +73,15 @@ class SourceNotFoundError(FileNotFoundError, ValueError):
 
     It is both a ``FileNotFoundError`` (it may have been meant as a file) and a
     ``ValueError`` (it may have been meant as a sample name), so either ``except`` works.
+
+    Examples
+    --------
+    >>> import cnnkit as ck
+    >>> try:
+    ...     ck.load_image("chelsey")
+    ... except FileNotFoundError as error:
+    ...     print(type(error).__name__, isinstance(error, ValueError))
+    SourceNotFoundError True
     """
 
 

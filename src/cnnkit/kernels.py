@@ -252,6 +252,7 @@ def gaussian(size, sigma) -> np.ndarray:
     Returns
     -------
     kernel : ndarray of shape (size_h, size_w), float64
+        Non-negative weights that sum to 1.
 
     Notes
     -----

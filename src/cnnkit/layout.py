@@ -62,7 +62,7 @@ def to_tensor(image, *, batch: bool = False) -> np.ndarray:
 
     See Also
     --------
-    to_image : the way back.
+    to_image : The way back.
 
     Examples
     --------

@@ -116,8 +116,11 @@ def digits_cnn(num_classes: int = 10, *, in_channels: int = 1, channels=DIGITS_C
     Parameters
     ----------
     num_classes : int, default 10
+        Outputs of the final linear layer (the digits 0-9).
     in_channels : int, default 1
+        Channels of the input images (1: gray).
     channels : sequence of int, default (32, 64, 128)
+        Output channels of each conv-batchnorm-ReLU block.
     rng : numpy.random.Generator, int or None
         Draws the initial weights; None uses cnnkit's default generator.
 

@@ -77,6 +77,17 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum and weight decay.
 
+    Parameters
+    ----------
+    params : iterable of Parameter
+        The parameters to update (``model.parameters()``).
+    lr : float
+        Learning rate.
+    momentum : float, default 0.0
+        Momentum factor (0: plain gradient descent).
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient.
+
     Notes
     -----
     As PyTorch: ``g = grad + weight_decay * p``; with momentum, ``buf = g`` on the first
@@ -127,6 +138,19 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba), with L2 weight decay added to the gradient as PyTorch's Adam does.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+        The parameters to update (``model.parameters()``).
+    lr : float, default 1e-3
+        Learning rate.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the running averages of the gradient and of its square.
+    eps : float, default 1e-8
+        Added to the denominator for numerical stability.
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient.
 
     Notes
     -----

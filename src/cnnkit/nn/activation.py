@@ -31,6 +31,11 @@ class ReLU(Module):
 class LeakyReLU(Module):
     """`x` where positive, ``negative_slope * x`` elsewhere.
 
+    Parameters
+    ----------
+    negative_slope : float, default 0.01
+        Slope where the input is negative.
+
     Examples
     --------
     >>> import numpy as np
@@ -74,6 +79,11 @@ class Sigmoid(Module):
 class Softmax(Module):
     """Softmax along `axis`.
 
+    Parameters
+    ----------
+    axis : int, default -1
+        The axis the values are normalised along.
+
     Examples
     --------
     >>> import numpy as np
@@ -101,7 +111,8 @@ class Dropout(Module):
 
     Parameters
     ----------
-    p : float in [0, 1]
+    p : float in [0, 1], default 0.5
+        Probability of dropping an element while training.
     rng : numpy.random.Generator, int or None, keyword-only
         Source of the masks (None: cnnkit's default generator, see :func:`cnnkit.manual_seed`).
 

@@ -16,12 +16,24 @@ class Conv2d(Module):
 
     Parameters
     ----------
-    in_channels, out_channels : int
-    kernel_size, stride, dilation : int or (int, int)
-    padding : int, (int, int), "valid" or "same"
-    groups : int
-    bias : bool
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+    in_channels : int
+        Channels of the input.
+    out_channels : int
+        Channels of the output (kernels).
+    kernel_size : int or (int, int)
+        Height and width of each kernel.
+    stride : int or (int, int), default 1
+        Step between windows.
+    padding : int, (int, int), "valid" or "same", default 0
+        Rows and columns added on each side, or a rule (see :func:`cnnkit.functional.conv2d`).
+    dilation : int or (int, int), default 1
+        Spacing between kernel taps.
+    groups : int, default 1
+        Input and output channels are split into this many independent groups.
+    bias : bool, default True
+        Whether the layer adds a learned bias per output channel.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
+        What the padding holds.
     rng : numpy.random.Generator, int or None, keyword-only
         Source of the initial weights (None: cnnkit's default generator).
 

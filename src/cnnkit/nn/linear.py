@@ -15,6 +15,17 @@ __all__ = ["Linear", "Flatten"]
 class Linear(Module):
     """Affine layer ``x @ weight.T + bias`` with PyTorch's initialisation.
 
+    Parameters
+    ----------
+    in_features : int
+        Size of the input's last axis.
+    out_features : int
+        Size of the output's last axis.
+    bias : bool, default True
+        Whether the layer adds a learned bias.
+    rng : numpy.random.Generator, int or None, keyword-only
+        Source of the initial weights (None: cnnkit's default generator).
+
     Attributes
     ----------
     weight : Parameter of shape (out_features, in_features), float32

@@ -33,6 +33,11 @@ def refuse_shared_modules(container) -> None:
 class Parameter:
     """A trainable array: `data`, and `grad` (same shape, or None before any backward).
 
+    Parameters
+    ----------
+    data : ndarray
+        The initial values (kept as given, not copied).
+
     Examples
     --------
     >>> import numpy as np
@@ -260,6 +265,11 @@ def _in_layer(error: Exception, name: str, layer: Module, shape) -> Exception:
 
 class Sequential(Module):
     """Layers applied in order; backward runs them in reverse.
+
+    Parameters
+    ----------
+    *layers : Module
+        The layers, applied in this order; their indices name them in `state_dict`.
 
     Examples
     --------

@@ -18,6 +18,15 @@ class BatchNorm2d(Module):
     statistics are updated (``num_batches_tracked`` counts the updates); in evaluation
     the running statistics are used.
 
+    Parameters
+    ----------
+    num_features : int
+        The number of channels C.
+    eps : float, default 1e-5
+        Added to the variance before its square root.
+    momentum : float, default 0.1
+        Weight of the new batch in the running statistics' update.
+
     Attributes
     ----------
     weight, bias : Parameter of shape (C,)

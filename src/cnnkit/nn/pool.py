@@ -12,6 +12,19 @@ __all__ = ["MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"]
 class MaxPool2d(Module):
     """Max pooling layer; see :func:`cnnkit.functional.max_pool2d`.
 
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        Height and width of the window.
+    stride : int, (int, int) or None, default None
+        Step between windows; None means `kernel_size`.
+    padding : int or (int, int), default 0
+        Implicit padding on each side (at most half the window).
+    dilation : int or (int, int), default 1
+        Spacing between the window's taps.
+    ceil_mode : bool, default False
+        Round the output size up, so that a last partial window counts.
+
     Examples
     --------
     >>> import numpy as np
@@ -44,6 +57,19 @@ class MaxPool2d(Module):
 
 class AvgPool2d(Module):
     """Average pooling layer; see :func:`cnnkit.functional.avg_pool2d`.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        Height and width of the window.
+    stride : int, (int, int) or None, default None
+        Step between windows; None means `kernel_size`.
+    padding : int or (int, int), default 0
+        Implicit padding on each side (at most half the window).
+    ceil_mode : bool, default False
+        Round the output size up, so that a last partial window counts.
+    count_include_pad : bool, default True
+        Divide by the whole window, padding included; else by the values inside.
 
     Examples
     --------
