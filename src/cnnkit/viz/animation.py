@@ -34,6 +34,7 @@ from cnnkit._validation import (
     check_positive,
     to_int,
 )
+from cnnkit._validation import output_size as _output_size
 from cnnkit.functional import conv2d, max_pool2d
 from cnnkit.viz._figure import dims as _dims
 from cnnkit.viz._figure import format_number as _fmt
@@ -86,10 +87,9 @@ def output_size(
     >>> output_size(5, 3, stride=2, padding=1)
     3
     """
-    span = dilation * (kernel_size - 1) + 1
-    if span > size + 2 * padding:
+    if dilation * (kernel_size - 1) + 1 > size + 2 * padding:  # the kernel does not fit
         return 0
-    return (size + 2 * padding - span) // stride + 1
+    return _output_size(size, kernel_size, stride, padding, dilation)
 
 
 @dataclass(frozen=True)
