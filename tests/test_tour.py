@@ -59,6 +59,8 @@ def test_tour_prints_the_small_matrix_examples_with_shapes(tour):
     """Convolution at stride 1 and 3, max pool, global average pool, softmax, sigmoid."""
     _, _, out, _ = tour
     assert "image shape (300, 451, 3)" in out
+    assert "ck.to_tensor(image) (3, 300, 451)" in out  # the layout rule, with this image
+    assert "ck.pool_image(image, 2).shape = (150, 225, 3)" in out
     assert "matrix  shape (6, 6):" in out
     assert "conv2d(matrix, kernel, stride=1)  shape (4, 4):" in out
     assert "conv2d(matrix, kernel, stride=3)  shape (2, 2):" in out
