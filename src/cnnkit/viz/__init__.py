@@ -10,7 +10,6 @@ Importing this package imports matplotlib; ``import cnnkit`` does not (``ck.plot
 imported on first use).
 """
 
-from cnnkit.viz._figure import CnnkitFigure
 from cnnkit.viz.animation import animate_conv, animate_pool
 from cnnkit.viz.plots import (
     POSITIVE_CMAP,
@@ -36,7 +35,6 @@ __all__ = [
     "compare_stride_padding",
     "animate_conv",
     "animate_pool",
-    "CnnkitFigure",
     "SIGNED_CMAP",
     "POSITIVE_CMAP",
 ]

@@ -175,6 +175,8 @@ def show_image(image, title=None):
     Returns
     -------
     matplotlib.figure.Figure
+        The image on axes counted in pixels (row down, column across); a 2-D image
+        with a gray colour bar.
 
     Examples
     --------
@@ -672,6 +674,8 @@ def show_history(history, *, val_label="validation"):
     Returns
     -------
     matplotlib.figure.Figure
+        One panel per metric (loss, accuracy, ...), epochs across, the best held-out
+        epoch circled.
 
     Examples
     --------
@@ -828,6 +832,7 @@ def compare_stride_padding(image, kernel, configs):
         A color image is filtered per channel (:func:`cnnkit.filter2d`) and its
         response drawn as the channels' absolute values, scaled to the largest.
     kernel : ndarray of shape (kh, kw)
+        The kernel applied in every panel.
     configs : list of dict or of (stride, padding) pairs
         Each dict may set ``stride``, ``padding`` (an int, a pair, ``"same"`` or
         ``"valid"``) and ``padding_mode``.
