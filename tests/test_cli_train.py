@@ -54,7 +54,8 @@ def test_train_digits_writes_model_and_pictures(tmp_path, capsys):
     assert is_png(tmp_path / "m_history.png") and is_png(tmp_path / "m_confusion.png")
     model, meta = ck.load(out, with_metadata=True)
     assert meta["classes"] == [str(d) for d in range(10)]
-    assert meta["input_shape"] == [1, 8, 8] and meta["background"] == "dark"
+    assert meta["input_shape"] == [1, 8, 8]
+    assert meta["preprocessing"] == {"background": "dark", "crop": True, "resize": "box"}
     assert meta["train_config"]["epochs"] == 2 and len(meta["history"]["loss"]) == 2
     _, test = load_digits()
     accuracy = ck.train.evaluate(model, test)[1]
@@ -112,7 +113,8 @@ def test_train_on_folder_then_predict(tmp_path, capsys):
     assert "2 classes" in printed
     _model, meta = ck.load(out, with_metadata=True)
     assert meta["classes"] == ["horizontal", "vertical"] and meta["input_shape"] == [3, 8, 8]
-    assert meta["background"] is None and meta["crop"] is False
+    assert meta["preprocessing"]["background"] is None
+    assert meta["preprocessing"]["crop"] is False
     assert main(["predict", str(out), str(data / "vertical" / "0.png"),
                  str(data / "horizontal" / "1.png"), "--top", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -175,8 +177,10 @@ def test_train_usage_errors(argv, capsys):
 
 
 def test_train_missing_data_folder(tmp_path, capsys):
-    assert main(["train", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "m.npz")]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    """A usage error (2), found before any work, naming the option."""
+    assert main(["train", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "--data" in err
 
 
 # -- predict -------------------------------------------------------------------------------
@@ -249,6 +253,109 @@ def test_predict_bad_image(digits_model, tmp_path, capsys):
     assert "missing.png" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_predict_one_bad_image_spoils_nothing(digits_model, tmp_path, capsys):
+    """A result per good image, an error line per bad one, exit 1 (issue 9 item 9)."""
+    _, test = load_digits()
+    good = [drawn_digit(tmp_path, k, test) for k in (0, 1)]
+    (tmp_path / "notes.png").write_text("not a picture")
+    sources = [str(good[0]), str(tmp_path / "notes.png"), str(tmp_path / "missing.png"),
+               str(good[1])]
+    assert main(["predict", str(digits_model), *sources]) == 1
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert [line.split(":")[0] for line in out] == [str(good[0]), str(good[1])]
+    err = captured.err.splitlines()
+    assert "notes.png" in err[0] and "missing.png" in err[1]
+    assert "2 of 4 images" in err[2] and len(err) == 3
+
+
+@pytest.mark.slow
+def test_model_saved_from_python_as_the_readme_shows(tmp_path, capsys):
+    """fit then ck.save, as the README teaches: predict and features take the file."""
+    from cnnkit import data, models, train
+
+    train_set, test_set = data.load_digits()
+    model = models.digits_cnn(channels=(8,), rng=0)
+    train.fit(model, train_set[:256], train.TrainConfig(epochs=1))
+    ck.save(model, tmp_path / "digits.npz")
+    image = drawn_digit(tmp_path, 3, test_set)
+    assert main(["predict", str(tmp_path / "digits.npz"), str(image)]) == 0
+    printed = capsys.readouterr().out
+    x = ck.preprocessing.prepare_image(ck.load_image(str(image)), (1, 8, 8),
+                                       background="dark", crop=True)
+    p = ck.train.predict_proba(model, x)[0]
+    assert printed.startswith(f"{image}: {int(np.argmax(p))} ({p.max():.1%})")
+    assert main(["features", str(tmp_path / "digits.npz"), str(image), "-o",
+                 str(tmp_path / "maps")]) == 0
+    assert (tmp_path / "maps" / "conv1_feature_maps.png").exists()
+    # A model that only ran a forward pass works too.
+    plain = models.digits_cnn(channels=(8,), rng=0).eval()
+    plain(test_set.x[:2])
+    ck.save(plain, tmp_path / "plain.npz")
+    assert main(["predict", str(tmp_path / "plain.npz"), str(image)]) == 0
+
+
+def test_train_refuses_to_replace_a_model(tmp_path, capsys):
+    """An existing model is kept unless --force; found before any work (exit 2)."""
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"precious")
+    assert main(["train", "-q", "-o", str(path), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "--force" in err and "-o/--output" in err and str(path) in err
+    assert path.read_bytes() == b"precious"
+
+
+@pytest.mark.slow
+def test_train_force_replaces_a_model(tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"old")
+    assert main(["train", "-q", "--force", "-o", str(path), *FAST]) == 0
+    assert ck.load(path) is not None
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "-o", ""], "-o/--output"),
+    (["features", "m.npz", "camera", "-o", ""], "-o/--output"),
+    (["tour", "--out", ""], "--out"),
+    (["train", "-o", "m.npz", "--seed", "-1"], "--seed"),
+    (["train", "-o", "m.npz", "--seed", "99999999999999999999"], "--seed"),
+    (["train", "-o", "m.npz", "--size", "16"], "--size"),
+    (["train", "-o", "m.npz", "--gray"], "--gray"),
+])
+def test_usage_errors_name_the_option(tmp_path, monkeypatch, capsys, argv, option):
+    """Exit 2 before any work, naming the option (issue 9 items 3 and 16)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_checks_the_output_before_training(tmp_path, capsys):
+    """An output that cannot be written fails at once, naming the user's path."""
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "m.npz"
+    assert main(["train", "-q", "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert str(target) in err and ".tmp" not in err and "-o/--output" in err
+
+
+@pytest.mark.slow
+def test_train_survives_a_closed_stdout(tmp_path):
+    """`cnnkit train | head -1`: the pipe closes at once, the model is still written."""
+    path = tmp_path / "m.npz"
+    with subprocess.Popen([sys.executable, "-m", "cnnkit", "train", "-o", str(path), *FAST,
+                           "--epochs", "3"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as process:
+        process.stdout.readline()
+        process.stdout.close()  # as head does after its lines
+        _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    assert ck.load(path) is not None
+
+
 def test_predict_model_without_input_shape(tmp_path, capsys):
     ck.save(ck.models.digits_cnn(channels=(4,), rng=0), tmp_path / "bare.npz")
     Image.new("L", (8, 8)).save(tmp_path / "x.png")
@@ -286,8 +393,8 @@ def test_model_to_torch_and_back(digits_model, tmp_path, capsys):
     image = drawn_digit(tmp_path, 3, test)
     assert main(["predict", str(tmp_path / "back.npz"), str(image), "--top", "1"]) == 0
     label, share = capsys.readouterr().out.split(": ")[1].rstrip(")\n").split(" (")
-    x = ck.data.prepare_image(ck.load_image(str(image)), (1, 8, 8), background="dark",
-                              crop=True)
+    x = ck.preprocessing.prepare_image(ck.load_image(str(image)), (1, 8, 8),
+                                       background="dark", crop=True)
     with torch.no_grad():
         expected = torch.softmax(twin(torch.from_numpy(x[None])), 1)[0].numpy()
     assert int(label) == int(np.argmax(expected))
@@ -344,8 +451,22 @@ def test_features_output_is_a_file(small_model, tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     Image.new("L", (8, 8)).save(tmp_path / "x.png")
     assert main(["features", str(small_model), str(tmp_path / "x.png"),
-                 "-o", str(tmp_path / "f")]) == 1
+                 "-o", str(tmp_path / "f")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_features_keeps_existing_pictures(small_model, tmp_path, capsys):
+    """Pictures already in the folder are replaced only with --force."""
+    Image.new("L", (8, 8)).save(tmp_path / "x.png")
+    out = tmp_path / "f"
+    out.mkdir()
+    (out / "input.png").write_bytes(b"mine")
+    argv = ["features", str(small_model), str(tmp_path / "x.png"), "-o", str(out)]
+    assert main(argv) == 2
+    assert "--force" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["input.png"]
+    assert main([*argv, "--force"]) == 0
+    assert (out / "input.png").read_bytes() != b"mine"
 
 
 def test_features_model_without_conv(tmp_path, capsys):

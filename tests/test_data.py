@@ -1,4 +1,4 @@
-"""cnnkit.data: the digits split, image folders, batching and preparing pictures for a model."""
+"""cnnkit.data: the digits split, image folders and batching."""
 
 import os
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.data import Dataset, batches, load_digits, load_image_folder, prepare_image, split
+from cnnkit.data import Dataset, batches, load_digits, load_image_folder, split
 
 # -- digits ------------------------------------------------------------------------------
 
@@ -209,17 +209,42 @@ def test_image_folder_one_class(tmp_path):
 
 def test_image_folder_empty_class(tmp_path):
     root = _folder(tmp_path, {"cats": [("a.png", Image.new("L", (4, 4)))], "dogs": []})
-    with pytest.raises(ValueError, match="dogs holds no images"):
+    with pytest.raises(ValueError, match="dogs holds no readable image"):
         load_image_folder(root)
 
 
-def test_image_folder_non_image_file_named(tmp_path):
-    """A text file among the images is a one-line error naming that file."""
+def test_image_folder_skips_and_lists_bad_files(tmp_path):
+    """Stray non-images are skipped with one warning naming the count and the first few."""
+    root = _folder(tmp_path, {
+        "cats": [("a.png", Image.new("L", (4, 4))), ("Thumbs.db", b"\x00" * 40),
+                 ("empty.png", b"")],
+        "dogs": [("b.png", Image.new("L", (4, 4), 255)), ("notes.txt", b"not a picture\n")],
+    })
+    with pytest.warns(UserWarning, match=r"skipped 3 files") as record:
+        data = load_image_folder(root, size=(4, 4))
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "Thumbs.db" in message and "empty.png" in message and "notes.txt" in message
+    assert "\n" not in message
+    assert len(data) == 2 and data.y.tolist() == [0, 1]
+
+
+def test_image_folder_class_of_only_bad_files(tmp_path):
+    """A class folder whose every file is unreadable is an error naming the folder."""
     root = _folder(tmp_path, {"cats": [("a.png", Image.new("L", (4, 4)))],
                               "dogs": [("notes.txt", b"not a picture\n")]})
-    with pytest.raises(ValueError, match=r"notes\.txt") as info:
+    with pytest.raises(ValueError, match=r"dogs holds no readable image") as info, \
+            pytest.warns(UserWarning, match="notes.txt"):
         load_image_folder(root)
     assert "\n" not in str(info.value)
+
+
+def test_dataset_keeps_preprocessing():
+    """Indexing and split keep how the images were made; load_digits says it."""
+    train, test = load_digits()
+    assert train.preprocessing == test.preprocessing == {"background": "dark", "crop": True,
+                                                         "resize": "box"}
+    assert train[:5].preprocessing == train.preprocessing
 
 
 def test_image_folder_missing_and_file(tmp_path):
@@ -235,71 +260,3 @@ def test_image_folder_missing_and_file(tmp_path):
 def test_image_folder_bad_size(tmp_path, size, error):
     with pytest.raises(error, match="size"):
         load_image_folder(tmp_path, size=size)
-
-
-# -- prepare_image -----------------------------------------------------------------------
-
-
-def test_prepare_channels_and_size():
-    """RGB to one channel uses the luminance; gray to three repeats; any size resized."""
-    rgb = np.zeros((20, 30, 3), np.float32)
-    rgb[..., 1] = 1.0
-    one = prepare_image(rgb, (1, 5, 6))
-    assert one.shape == (1, 5, 6) and one.dtype == np.float32
-    np.testing.assert_allclose(one, 0.7154, atol=1e-4)
-    three = prepare_image(np.full((7, 7), 0.25, np.float32), (3, 4, 4))
-    assert three.shape == (3, 4, 4)
-    np.testing.assert_allclose(three, 0.25, atol=1e-6)
-
-
-def test_prepare_invert_auto_follows_background():
-    """Dark ink on white paper is inverted for a dark-background model, not otherwise."""
-    paper = np.ones((16, 16), np.float32)
-    paper[4:12, 6:10] = 0.0
-    dark_model = prepare_image(paper, (1, 8, 8), background="dark")
-    assert dark_model[0, 0, 0] == 0.0 and dark_model.max() > 0.8
-    no_background = prepare_image(paper, (1, 8, 8))
-    assert no_background[0, 0, 0] == 1.0
-    forced = prepare_image(paper, (1, 8, 8), invert=True)
-    np.testing.assert_allclose(forced, 1 - no_background, atol=1e-6)
-    kept = prepare_image(1 - paper, (1, 8, 8), background="dark")
-    np.testing.assert_allclose(kept, dark_model, atol=1e-6)
-
-
-def test_prepare_crop_fills_the_frame():
-    """A small stroke in a large picture is cropped to fill the height, centred."""
-    paper = np.zeros((200, 200), np.float32)
-    paper[50:90, 140:150] = 1.0  # a short bright bar, off centre
-    x = prepare_image(paper, (1, 8, 8), crop=True)[0]
-    rows, cols = np.flatnonzero(x.max(axis=1) > 0.5), np.flatnonzero(x.max(axis=0) > 0.5)
-    assert rows[0] == 0 and rows[-1] == 7  # full height
-    assert 3 <= cols.mean() <= 4  # centred
-
-
-def test_prepare_crop_matches_a_digit():
-    """Cropping an enlarged digit (with margins) gives back roughly the digit."""
-    train, _ = load_digits()
-    digit = train.x[0, 0]
-    big = np.kron(digit, np.ones((10, 10), np.float32))  # (80, 80), each pixel a block
-    canvas = 1 - np.pad(big, 60)  # dark on light, lots of margin
-    x = prepare_image(canvas, (1, 8, 8), background="dark", crop=True)[0]
-    assert np.abs(x - digit).mean() < 0.12
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(input_shape=(2, 8, 8)), "input_shape"),
-    (dict(input_shape=(1, 0, 8)), "input_shape"),
-    (dict(input_shape=(1, 8)), "input_shape"),
-    (dict(input_shape=(1, 8, 8), invert="yes"), "invert"),
-    (dict(input_shape=(1, 8, 8), background="grey"), "background"),
-])
-def test_prepare_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        prepare_image(np.zeros((4, 4)), **kwargs)
-
-
-def test_prepare_bad_image():
-    with pytest.raises(ValueError, match="image must have shape"):
-        prepare_image(np.zeros((4, 4, 2)), (1, 8, 8))
-    with pytest.raises(TypeError, match="image"):
-        prepare_image([[0.0]], (1, 8, 8))

@@ -334,3 +334,142 @@ def test_load_bad_arguments(saved):
         ck.load(None)
     with pytest.raises(TypeError, match="with_metadata"):
         ck.load(saved, with_metadata="yes")
+
+
+# -- crafted files, pictures, permissions (issue 9 items 8, 15, 19) ------------------------
+
+
+@pytest.mark.parametrize("layer, args", [
+    (0, {"out_channels": 1_000_000_000}),
+    (0, {"in_channels": 1_000_000, "out_channels": 1_000_000}),
+    (1, {"num_features": 2_000_000_000}),
+    (-1, {"in_features": 1_000_000_000}),
+])
+def test_crafted_architecture_is_refused_before_building(saved, layer, args):
+    """Sizes the stored arrays do not have are refused without allocating them."""
+    import tracemalloc
+
+    def change(arrays, document):
+        document["architecture"]["layers"][layer]["args"].update(args)
+
+    _rewrite(saved, change)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="shape") as info:
+            ck.load(saved)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6, f"peak {peak / 1e6:.0f} MB"
+    assert str(saved) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_crafted_argument_type_is_refused(saved):
+    _rewrite(saved, lambda a, d: d["architecture"]["layers"][0]["args"].update(
+        out_channels="many"))
+    with pytest.raises(ValueError, match="out_channels must be an int"):
+        ck.load(saved)
+
+
+def test_stray_arrays_are_refused(saved):
+    _rewrite(saved, lambda a, d: a.update({"9.weight": np.zeros(3, np.float32)}))
+    with pytest.raises(ValueError, match=r"no place for: 9\.weight"):
+        ck.load(saved)
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda p: __import__("PIL.Image").Image.new("L", (4, 4)).save(p, format="PNG"),
+     "a PNG image"),
+    (lambda p: __import__("PIL.Image").Image.new("RGB", (4, 4)).save(p, format="JPEG"),
+     "a JPEG image"),
+])
+def test_picture_as_model_says_so(tmp_path, make, kind):
+    """Swapped arguments (a picture where the model goes): no advice about pickles."""
+    path = tmp_path / "photo.npz"
+    make(path)
+    with pytest.raises(ValueError, match="not a cnnkit model file") as info:
+        ck.load(path)
+    assert kind in str(info.value) and "pickle" not in str(info.value)
+
+
+def test_model_file_follows_the_umask(tmp_path):
+    """Written as open() writes any file: 0o666 less the umask (not mkstemp's 0o600)."""
+    old = os.umask(0o022)
+    try:
+        ck.save(nn.Sequential(nn.ReLU()), tmp_path / "a.npz")
+        os.umask(0o077)
+        ck.save(nn.Sequential(nn.ReLU()), tmp_path / "b.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.npz").stat().st_mode & 0o777 == 0o600
+
+
+def test_unwritable_target_names_the_path(tmp_path):
+    """An error names the file the user asked for, not a hidden temporary one."""
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "m.npz"  # a file where the folder should be
+    with pytest.raises(OSError) as info:
+        ck.save(nn.Sequential(nn.ReLU()), target)
+    assert str(target) in str(info.value) or "file" in str(info.value)
+    assert ".tmp" not in str(info.value)
+
+
+# -- what a model records, and load_model (issue 9 item 4) -------------------------------
+
+
+def test_save_after_forward_records_input_shape(tmp_path):
+    """A model that only ran a forward pass is saved with its input shape."""
+    from cnnkit.serialization import load_model
+
+    model = digits_cnn(channels=(4,), rng=0).eval()
+    model(np.zeros((3, 1, 8, 8), np.float32))
+    ck.save(model, tmp_path / "m.npz")
+    assert read_metadata(tmp_path / "m.npz") == {"input_shape": [1, 8, 8]}
+    _, metadata = load_model(tmp_path / "m.npz")
+    assert metadata["classes"] == [str(k) for k in range(10)]  # from the output size
+    assert metadata["preprocessing"] == {"background": None, "crop": False,
+                                         "resize": "bilinear"}
+
+
+def test_explicit_arguments_win_over_recorded_metadata(tmp_path):
+    model = digits_cnn(channels=(4,), rng=0)
+    model.metadata.update(classes=list("abcdefghij"), input_shape=[1, 8, 8], note="fit")
+    ck.save(model, tmp_path / "m.npz", classes=[str(k) for k in range(10)],
+            metadata={"note": "mine"})
+    assert read_metadata(tmp_path / "m.npz") == {
+        "classes": [str(k) for k in range(10)], "input_shape": [1, 8, 8], "note": "mine"}
+
+
+def test_load_model_needs_an_input_shape(tmp_path):
+    from cnnkit.serialization import load_model
+
+    ck.save(digits_cnn(channels=(4,), rng=0), tmp_path / "m.npz")  # never ran
+    with pytest.raises(ValueError, match="input shape"):
+        load_model(tmp_path / "m.npz")
+    model, metadata = load_model(tmp_path / "m.npz", strict=False)
+    assert metadata["input_shape"] is None and metadata["classes"] is None
+    assert model.training is False
+
+
+def test_load_model_reads_older_metadata(tmp_path):
+    """Files that kept background/crop at the top level still prepare as before."""
+    from cnnkit.serialization import load_model
+
+    ck.save(digits_cnn(channels=(4,), rng=0), tmp_path / "m.npz", input_shape=(1, 8, 8),
+            metadata={"background": "dark", "crop": True})
+    _, metadata = load_model(tmp_path / "m.npz")
+    assert metadata["preprocessing"] == {"background": "dark", "crop": True, "resize": "box"}
+
+
+@pytest.mark.parametrize("meta, match", [
+    ({"input_shape": [1, 8]}, "input_shape"),
+    ({"input_shape": [1, 8, 8], "classes": "abc"}, "class names"),
+    ({"input_shape": [1, 8, 8], "preprocessing": {"background": "grey"}}, "preprocessing"),
+])
+def test_load_model_bad_metadata(tmp_path, meta, match):
+    from cnnkit.serialization import load_model
+
+    ck.save(digits_cnn(channels=(4,), rng=0), tmp_path / "m.npz", metadata=meta)
+    with pytest.raises(ValueError, match=match):
+        load_model(tmp_path / "m.npz")

@@ -42,7 +42,7 @@ def tour(tmp_path_factory):
     out = tmp_path_factory.mktemp("tour") / "out"  # not there yet: the tour creates it
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(["tour", "--out", str(out), "--quiet"])
+        code = main(["tour", "--out", str(out)])
     return out, code, stdout.getvalue(), stderr.getvalue()
 
 
@@ -175,12 +175,33 @@ def test_tour_bad_image_is_one_line(tmp_path, capsys, argv):
 
 
 def test_tour_out_must_be_a_folder(tmp_path, capsys):
-    """--out naming a file is refused."""
+    """--out naming a file is a usage error."""
     path = tmp_path / "file.txt"
     path.write_text("keep")
-    assert main(["tour", "--out", str(path)]) == 1
-    assert "--out must be a folder" in capsys.readouterr().err
+    assert main(["tour", "--out", str(path)]) == 2
+    assert "--out" in capsys.readouterr().err
     assert path.read_text() == "keep"
+
+
+def test_tour_keeps_an_index_html_it_did_not_write(tmp_path, capsys):
+    """Someone's index.html is replaced only with --force (exit 2 before any work)."""
+    (tmp_path / "index.html").write_text("<p>my site</p>")
+    assert main(["tour", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--force" in err and "index.html" in err
+    assert (tmp_path / "index.html").read_text() == "<p>my site</p>"
+    assert os.listdir(tmp_path) == ["index.html"]
+
+
+@pytest.mark.slow
+def test_tour_quiet_prints_one_line_and_replaces_its_own_tour(tmp_path, capsys):
+    """-q prints only where the pictures went; a second tour into the folder is fine."""
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert main(["tour", "--out", str(out), "-q"]) == 0
+        printed = capsys.readouterr().out
+        assert printed.count("\n") == 1 and printed.startswith("wrote ")
+    assert "Convolution by hand" in (out / "index.html").read_text()  # the page keeps it
 
 
 def test_large_images_are_shrunk_for_the_pictures(rng):

@@ -19,6 +19,7 @@ from cnnkit.train import (
     make_optimizer,
     predict,
     predict_proba,
+    seed_generators,
 )
 
 
@@ -76,7 +77,7 @@ def test_loss_trajectory_matches_torch(name, digits):
     reference_optimizer = torch_optimizer(reference.parameters(), config)
     criterion = nn.CrossEntropyLoss()
     ours, theirs = [], []
-    gen = np.random.default_rng(config.seed)
+    gen = seed_generators(config.seed).order
     steps = [b for _ in range(2) for b in batches(data, config.batch_size, rng=gen)]
     assert len(steps) == 20
     for x, y in steps:
@@ -107,7 +108,7 @@ def test_fit_matches_torch_loop(name, digits):
     history = fit(model, data, config, val=Dataset(test.x[:50].astype(np.float64),
                                                     test.y[:50], test.classes))
     optimizer = torch_optimizer(reference.parameters(), config)
-    gen = np.random.default_rng(config.seed)  # fit orders batches with this generator
+    gen = seed_generators(config.seed).order  # fit orders batches with this generator
     epoch_losses = []
     for _ in range(config.epochs):
         reference.train()
@@ -154,7 +155,7 @@ def test_fit_is_deterministic(digits):
 
 
 def test_fit_deterministic_with_dropout(digits):
-    """Dropout draws from cnnkit's default generator, which fit reseeds."""
+    """Dropout draws from the run's own generator, whatever drew from the default one."""
     train, _ = _tiny(digits, 96)
     outs = []
     for _ in range(2):
@@ -166,6 +167,62 @@ def test_fit_deterministic_with_dropout(digits):
         outs.append(model.state_dict())
     for key in outs[0]:
         assert np.array_equal(outs[0][key], outs[1][key]), key
+
+
+def test_fit_leaves_the_default_generator_alone(digits):
+    """fit draws from its own SeedSequence streams, not cnnkit's default generator."""
+    train, _ = _tiny(digits, 64)
+    model = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(64, 10, rng=0))
+    ck.manual_seed(5)
+    fit(model, train, TrainConfig(epochs=1, batch_size=16, seed=1))
+    after = ck.manual_seed(5).random()  # what the default generator gives after a reseed
+    ck.manual_seed(5)
+    fit(model, train, TrainConfig(epochs=1, batch_size=16, seed=1))
+    from cnnkit._random import get_rng
+
+    assert get_rng().random() == after  # fit did not draw from it, nor reseed it
+    assert model[1].rng is None  # the layer's own (absent) generator is given back
+
+
+def test_seed_generators_are_independent_and_repeatable():
+    a, b = seed_generators(3), seed_generators(3)
+    for x, y in zip(a, b):
+        assert x.random() == y.random()
+    draws = [g.integers(1 << 30) for g in seed_generators(3)]
+    assert len(set(draws)) == 3
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        seed_generators(-1)
+
+
+def test_fit_records_what_save_needs(digits, tmp_path):
+    """After fit, ck.save alone writes the classes, input shape and preparation."""
+    from cnnkit.serialization import load_model
+
+    train, _ = _tiny(digits, 64)
+    model = simple_cnn(10, channels=(4,), rng=0)
+    fit(model, train, TrainConfig(epochs=1, batch_size=32))
+    assert model.metadata["input_shape"] == [1, 8, 8]
+    ck.save(model, tmp_path / "m.npz")
+    _, metadata = load_model(tmp_path / "m.npz")
+    assert metadata["classes"] == [str(d) for d in range(10)]
+    assert metadata["input_shape"] == [1, 8, 8]
+    assert metadata["preprocessing"] == {"background": "dark", "crop": True, "resize": "box"}
+
+
+def test_default_batch_size_scales_with_the_data():
+    config = TrainConfig()
+    assert config.batch_size is None
+    assert [config.batch_size_for(n) for n in (1437, 512, 100, 10)] == [64, 64, 12, 2]
+    assert TrainConfig(batch_size=7).batch_size_for(1437) == 7
+
+
+def test_simple_cnn_depth_follows_input_size():
+    """At most one pooling block per halving of the smaller side; at least one."""
+    for size, blocks in [(8, 3), ((32, 5), 2), (2, 1), (3, 1), (64, 3)]:
+        model = simple_cnn(2, channels=(4, 8, 16), input_size=size, rng=0)
+        assert sum(isinstance(m, nn.Conv2d) for m in model) == blocks
+        h, w = (size, size) if isinstance(size, int) else size
+        assert model.eval()(np.zeros((1, 1, h, w), np.float32)).shape == (1, 2)
 
 
 def test_model_init_is_seeded():

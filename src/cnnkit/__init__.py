@@ -28,6 +28,7 @@ _LAZY = {
     "load_image": ("cnnkit.images", "load_image"),
     "plot": ("cnnkit.plot", None),
     "data": ("cnnkit.data", None),
+    "preprocessing": ("cnnkit.preprocessing", None),
     "train": ("cnnkit.train", None),
     "models": ("cnnkit.models", None),
     "save": ("cnnkit.serialization", "save"),

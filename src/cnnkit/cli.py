@@ -1,8 +1,13 @@
 """The ``cnnkit`` command line: one sub-command per module in :mod:`cnnkit.commands`.
 
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int``. Exit status: 0 on success, 2 on a usage error, 1 on any other
-failure, reported as one line on stderr without a traceback.
+``run(args) -> int``. Exit status: 0 on success, 2 on a usage error (argparse's, or a
+:class:`~cnnkit.commands._common.UsageError` a command raises before its work), 1 on any
+other failure, reported as one line on stderr without a traceback.
+
+Progress output never decides whether the work completes: when the reader of standard
+output goes away (``cnnkit train -o m.npz | head -2``), further output is dropped and
+the command carries on and writes its files.
 """
 
 from __future__ import annotations
@@ -42,6 +47,41 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OutputThatMayClose:
+    """Standard output that turns quiet, instead of raising, once its reader has gone."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.closed_by_reader = False
+
+    def _gone(self) -> None:
+        self.closed_by_reader = True
+        try:  # so the interpreter's final flush of what is buffered is quiet too
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def write(self, text):
+        if not self.closed_by_reader:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self):
+        if not self.closed_by_reader:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def _one_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -58,15 +98,23 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on a usage error, 0 on --help
         return int(exit_.code or 0)
+    from cnnkit.commands._common import UsageError
+
+    stdout = sys.stdout
+    sys.stdout = _OutputThatMayClose(stdout)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("cnnkit: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader went away (`cnnkit tour | head`): nothing to report
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
-        return 0
+    except UsageError as error:
+        print(f"cnnkit {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
     except Exception as error:  # noqa: BLE001 - the contract: one line, no traceback
         print(f"cnnkit {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    finally:
+        try:
+            sys.stdout.flush()
+        finally:
+            sys.stdout = stdout

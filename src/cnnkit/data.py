@@ -5,7 +5,7 @@ A :class:`Dataset` holds images as float32 ``(N, C, H, W)`` in ``[0, 1]``, integ
 scikit-learn (no download); :func:`load_image_folder` reads a folder with one sub-folder
 per class (the ImageFolder convention); :func:`split` makes a stratified, seeded
 train/test split and :func:`batches` yields mini-batches in a seeded order.
-:func:`prepare_image` turns any picture into the input a trained model expects.
+(:mod:`cnnkit.preprocessing` turns any picture into the input a trained model expects.)
 
 scikit-learn and Pillow are imported inside the functions that use them.
 """
@@ -27,7 +27,6 @@ __all__ = [
     "load_image_folder",
     "split",
     "batches",
-    "prepare_image",
     "DEFAULT_TEST_SIZE",
     "DIGITS_MAX",
 ]
@@ -37,9 +36,6 @@ DEFAULT_TEST_SIZE = 0.2
 
 #: The largest pixel value in scikit-learn's digits (each pixel counts ink in a 4x4 block).
 DIGITS_MAX = 16.0
-
-# Pixels brighter than this fraction of the brightest count as content when cropping.
-_CONTENT_THRESHOLD = 0.25
 
 
 @dataclass(eq=False, repr=False)
@@ -54,6 +50,12 @@ class Dataset:
         The class index of each image, in ``range(len(classes))``.
     classes : list of str
         The class names; ``classes[y[i]]`` names image ``i``.
+    preprocessing : dict, optional
+        How the images were made from pictures, as
+        :func:`cnnkit.preprocessing.preprocessing_metadata` describes it (their shared
+        background, whether they were cropped to their content). :func:`cnnkit.train.fit`
+        records it on the model, so a saved model prepares new pictures the same way.
+        None: unknown (pictures are then only resized).
 
     Examples
     --------
@@ -71,6 +73,7 @@ class Dataset:
     x: np.ndarray
     y: np.ndarray
     classes: list = field(default_factory=list)
+    preprocessing: dict | None = None
 
     def __post_init__(self):
         if not isinstance(self.x, np.ndarray):
@@ -104,7 +107,8 @@ class Dataset:
         """The samples at `index` (a slice, an integer array or a boolean mask)."""
         if isinstance(index, numbers.Integral):
             index = slice(index, index + 1 if index != -1 else None)
-        return Dataset(self.x[index], self.y[index], list(self.classes))
+        return Dataset(self.x[index], self.y[index], list(self.classes),
+                       None if self.preprocessing is None else dict(self.preprocessing))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -216,148 +220,14 @@ def load_digits(test_size: float = DEFAULT_TEST_SIZE, seed: int = 0):
     """
     from sklearn.datasets import load_digits as _sk_load_digits
 
+    from cnnkit.preprocessing import preprocessing_metadata
+
     digits = _sk_load_digits()
     x = (digits.images / DIGITS_MAX).astype(np.float32)[:, None]  # (N, 1, 8, 8)
-    data = Dataset(x, digits.target.astype(np.int64), [str(d) for d in range(10)])
+    # Light strokes on black, each digit cropped to its box as the originals were made.
+    data = Dataset(x, digits.target.astype(np.int64), [str(d) for d in range(10)],
+                   preprocessing_metadata("dark", crop=True))
     return split(data, test_size=test_size, seed=seed)
-
-
-def _resize(image: np.ndarray, size: tuple[int, int], *, box: bool = False) -> np.ndarray:
-    """Resize a float ``(H, W, C)`` image to `size` with Pillow (antialiased), per channel."""
-    from PIL import Image
-
-    h, w = size
-    if image.shape[:2] == (h, w):
-        return image.astype(np.float32, copy=True)
-    method = Image.Resampling.BOX if box else Image.Resampling.BILINEAR
-    channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(image[:, :, c], np.float32), mode="F")
-                   .resize((w, h), method))
-        for c in range(image.shape[2])
-    ]
-    return np.clip(np.stack(channels, axis=2), 0.0, 1.0).astype(np.float32)  # (h, w, C)
-
-
-def _as_hwc(image: np.ndarray, channels: int, name: str = "image") -> np.ndarray:
-    """An ``(H, W)`` or ``(H, W, 1|3|4)`` image as float32 ``(H, W, channels)``."""
-    from cnnkit.images import rgb_to_gray
-
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[:, :, None]  # (H, W, 1)
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ValueError(
-            f"{name} must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
-            f"got shape {image.shape}"
-        )
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"{name} is empty, got shape {image.shape}")
-    image = image[:, :, :3].astype(np.float32)  # alpha dropped
-    if channels == image.shape[2]:
-        return image
-    if channels == 1:
-        return np.clip(rgb_to_gray(image), 0, 1).astype(np.float32)[:, :, None]  # (H, W, 1)
-    if channels == 3 and image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)  # (H, W, 3)
-    raise ValueError(f"cannot give {name} with {image.shape[2]} channels {channels} channels")
-
-
-def _border_is_light(image: np.ndarray) -> bool:
-    """Whether the outermost rows and columns of an ``(H, W, C)`` image are mostly light."""
-    gray = image.mean(axis=2)  # (H, W)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return bool(np.median(border) > 0.5)
-
-
-def _crop_to_content(image: np.ndarray) -> np.ndarray:
-    """Crop an ``(H, W, C)`` light-on-dark image to its content, padded square and centred."""
-    gray = image.mean(axis=2)  # (H, W)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    signal = np.clip(gray - np.median(border), 0, None)
-    if signal.max() <= 0:
-        return image  # a blank picture: nothing to crop to
-    rows = np.flatnonzero((signal > _CONTENT_THRESHOLD * signal.max()).any(axis=1))
-    cols = np.flatnonzero((signal > _CONTENT_THRESHOLD * signal.max()).any(axis=0))
-    crop = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w, C)
-    side = max(crop.shape[:2])
-    out = np.full((side, side, image.shape[2]), np.median(border), np.float32)  # (s, s, C)
-    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-    out[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
-    return out
-
-
-def prepare_image(image, input_shape, *, invert="auto", background=None, crop=False):
-    """Turn a picture into the ``(C, H, W)`` input a model expects.
-
-    Parameters
-    ----------
-    image : ndarray of shape (H, W) or (H, W, 3), values in [0, 1]
-        A picture, as returned by :func:`cnnkit.load_image` (any size; RGBA drops alpha).
-    input_shape : tuple of int (C, H, W)
-        The model's input: ``C`` is 1 (the luminance is used) or 3 (a grayscale picture
-        is repeated into three channels); the picture is resized to ``(H, W)``.
-    invert : bool or "auto", default "auto"
-        Replace each value ``v`` with ``1 - v``. ``"auto"`` inverts when `background` is
-        given and the picture's border disagrees with it: a picture with a light border
-        (dark ink on white paper) going to a model trained on ``background="dark"``
-        (scikit-learn's digits are light strokes on black).
-    background : {"dark", "light", None}, default None
-        The background of the model's training images, if they share one.
-    crop : bool, default False
-        Crop to the content (pixels that stand out from the border), pad it to a square
-        and centre it before resizing, so a small drawing in a large picture fills the
-        frame as the digits do. The content is then stretched so its brightest pixel is 1.
-
-    Returns
-    -------
-    x : ndarray of shape (C, H, W)
-        Float32 values in [0, 1], ready for the model.
-
-    Notes
-    -----
-    Resizing is Pillow's antialiased bilinear filter, or the box filter (an area average,
-    as the digits were made) when cropping. The aspect ratio is kept only with `crop`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from cnnkit.data import prepare_image
-    >>> paper = np.ones((40, 30))
-    >>> paper[10:30, 12:18] = 0.0          # a dark stroke on white paper
-    >>> x = prepare_image(paper, (1, 8, 8), background="dark", crop=True)
-    >>> x.shape, float(x[0, 0, 0]), float(x.max())
-    ((1, 8, 8), 0.0, 1.0)
-    """
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy.ndarray, got {type(image).__name__}")
-    try:
-        c, h, w = (to_int("input_shape", s) for s in input_shape)
-    except TypeError:
-        raise TypeError(f"input_shape must be (C, H, W) ints, got {input_shape!r}") from None
-    except ValueError:
-        raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}") from None
-    if c not in (1, 3) or h < 1 or w < 1:
-        raise ValueError(f"input_shape must be (1 or 3, H >= 1, W >= 1), got {input_shape!r}")
-    if invert != "auto" and not isinstance(invert, (bool, np.bool_)):
-        raise ValueError(f"invert must be True, False or 'auto', got {invert!r}")
-    if background not in ("dark", "light", None):
-        raise ValueError(f"background must be 'dark', 'light' or None, got {background!r}")
-    pic = _as_hwc(image, c)  # (H0, W0, C)
-    if invert == "auto":
-        invert = background is not None and _border_is_light(pic) != (background == "light")
-    if invert:
-        pic = 1.0 - pic
-    if crop:
-        light = _border_is_light(pic)
-        pic = 1.0 - _crop_to_content(1.0 - pic) if light else _crop_to_content(pic)
-        pic = _resize(pic, (h, w), box=True)
-        # Stretch so the content spans [0, 1], as in the digits (its peak is 16 of 16).
-        lo, hi = float(pic.min()), float(pic.max())
-        if hi > lo:
-            pic = (pic - lo) / (hi - lo)
-    else:
-        pic = _resize(pic, (h, w))
-    return np.ascontiguousarray(pic.transpose(2, 0, 1), dtype=np.float32)  # (C, H, W)
 
 
 def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
@@ -366,7 +236,9 @@ def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
     ``path/cat/1.jpg``, ``path/cat/2.png``, ``path/dog/x.jpg`` ... give classes
     ``["cat", "dog"]`` (sub-folder names, sorted). Files are found recursively inside
     each class folder; names starting with ``.`` (``.DS_Store``) are skipped, as are
-    files lying directly in `path`.
+    files lying directly in `path`. Files that are not readable images (``Thumbs.db``,
+    ``notes.txt``, an empty ``.png``) are skipped too, with one ``UserWarning`` giving
+    their count and the first few names.
 
     Parameters
     ----------
@@ -388,8 +260,8 @@ def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
     FileNotFoundError
         If `path` does not exist.
     ValueError
-        If `path` is not a folder, has fewer than two class folders, a class folder
-        holds no image, or a file is not a readable image (the message names it).
+        If `path` is not a folder, has fewer than two class folders, or a class folder
+        holds no readable image.
 
     Examples
     --------
@@ -406,6 +278,7 @@ def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
     >>> folder.cleanup()
     """
     from cnnkit.images import load_image
+    from cnnkit.preprocessing import _as_hwc, _resize, preprocessing_metadata
 
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a folder path, got {type(path).__name__}: {path!r}")
@@ -425,26 +298,47 @@ def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
         raise ValueError(
             f"{root} must hold one sub-folder per class and at least 2 classes; found {found}"
         )
-    images, labels = [], []
+    images, labels, skipped = [], [], []
     channels = 1 if gray else 3
     for label, name in enumerate(classes):
         files = []
         for folder, subdirs, names in os.walk(os.path.join(root, name)):
             subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
             files += [os.path.join(folder, n) for n in sorted(names) if not n.startswith(".")]
-        if not files:
-            raise ValueError(f"class folder {os.path.join(root, name)} holds no images")
+        found = 0
         for file in files:
             try:
                 picture = load_image(file, gray=gray)
-            except ValueError as error:
-                first = str(error).splitlines()[0] if str(error) else ""
-                message = first if file in first else f"{file}: {first}"
-                raise ValueError(message) from None
+            except (OSError, ValueError):  # Thumbs.db, notes.txt, an empty .png ...
+                skipped.append(os.path.relpath(file, root))
+                continue
             images.append(_resize(_as_hwc(picture, channels, file), size))  # (H, W, C)
             labels.append(label)
+            found += 1
+        if not found:
+            _warn_skipped(skipped, root)
+            raise ValueError(f"class folder {os.path.join(root, name)} holds no readable image"
+                             + (f" ({len(files)} other files)" if files else ""))
+    _warn_skipped(skipped, root)
     x = np.stack(images).transpose(0, 3, 1, 2)  # (N, C, H, W)
-    return Dataset(np.ascontiguousarray(x, np.float32), np.array(labels, np.int64), classes)
+    return Dataset(np.ascontiguousarray(x, np.float32), np.array(labels, np.int64), classes,
+                   preprocessing_metadata(background=None, crop=False))
+
+
+#: How many skipped files a warning names.
+SKIPPED_SHOWN = 5
+
+
+def _warn_skipped(skipped: list, root: str) -> None:
+    """One warning with the count and the first few names of files that were not images."""
+    if not skipped:
+        return
+    import warnings
+
+    names = ", ".join(skipped[:SKIPPED_SHOWN]) + (", ..." if len(skipped) > SKIPPED_SHOWN else "")
+    warnings.warn(f"skipped {len(skipped)} files in {root} that are not readable images: "
+                  f"{names}", UserWarning, stacklevel=3)
+    skipped.clear()
 
 
 def batches(data: Dataset, batch_size: int, shuffle: bool = True, rng=None, *, drop_last=False):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numbers
 
 from cnnkit._random import get_rng
-from cnnkit._validation import to_int
+from cnnkit._validation import check_positive, to_int
 
 __all__ = ["simple_cnn", "digits_cnn", "DIGITS_CHANNELS", "DIGITS_INPUT_SHAPE"]
 
@@ -36,7 +36,7 @@ DIGITS_INPUT_SHAPE = (1, 8, 8)
 
 
 def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, kernel_size=3,
-               rng=None):
+               input_size=None, rng=None):
     """Build ``[Conv2d - BatchNorm2d - ReLU - MaxPool2d] * len(channels)``, GAP, Linear.
 
     Parameters
@@ -50,6 +50,10 @@ def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, ker
         pooling, floor), so inputs need at least ``2 ** len(channels)`` rows and columns.
     kernel_size : int, default 3
         Odd kernel size of the convolutions; padding ``kernel_size // 2`` keeps the size.
+    input_size : int or (int, int), optional
+        The height and width of the input. When given, blocks that would pool it below
+        1x1 are left out: at most ``floor(log2(min(H, W)))`` blocks (at least one), so
+        the first channel counts fit any picture size.
     rng : numpy.random.Generator, int or None
         Draws the initial weights (PyTorch's initialisation); None uses cnnkit's default
         generator (see :func:`cnnkit.manual_seed`).
@@ -69,6 +73,8 @@ def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, ker
     (2, 3)
     >>> [type(layer).__name__ for layer in model][:5]
     ['Conv2d', 'BatchNorm2d', 'ReLU', 'MaxPool2d', 'Conv2d']
+    >>> len(simple_cnn(2, channels=(4, 8, 16), input_size=5, rng=0))  # 5x5 allows 2 blocks
+    11
     """
     from cnnkit import nn
 
@@ -86,6 +92,9 @@ def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, ker
     if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1
                for c in channels):
         raise ValueError(f"channels must hold ints >= 1, got {channels!r}")
+    if input_size is not None:
+        h, w = check_positive("input_size", input_size)
+        channels = tuple(channels)[: max(1, min(h, w).bit_length() - 1)]
     rng = get_rng(rng)
     layers, previous = [], in_channels
     for out in channels:

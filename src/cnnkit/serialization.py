@@ -13,23 +13,40 @@ The file is an ordinary NumPy ``.npz`` archive:
   ``layers``); ``metadata`` holds what the caller gave, such as the class names and the
   input shape.
 
-Nothing is pickled, so loading a file never runs code from it. Files are written to a
-temporary file next to the target and renamed into place, so a crash never leaves a
-half-written model.
+Nothing is pickled, so loading a file never runs code from it, and a file's architecture
+is checked against its stored arrays before any layer is built, so a crafted file cannot
+make cnnkit allocate more than the file holds. Files are written to a temporary file next
+to the target and renamed into place, so a crash never leaves a half-written model; they
+get the permissions the umask gives any new file.
+
+:func:`load_model` is the one entry the command line uses to open a model file (``.npz``
+or ``.onnx``): it returns the model and complete metadata (input shape, class names and
+how to prepare a picture, see :mod:`cnnkit.preprocessing`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import io
 import json
+import numbers
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
 
-__all__ = ["save", "load", "describe", "build", "read_metadata", "FORMAT", "VERSION"]
+__all__ = [
+    "save",
+    "load",
+    "load_model",
+    "describe",
+    "build",
+    "read_metadata",
+    "FORMAT",
+    "VERSION",
+]
 
 #: The ``format`` field of the JSON description.
 FORMAT = "cnnkit-model"
@@ -180,20 +197,25 @@ def _float_dtype(model) -> str | None:
 
 
 def _atomic_write(path: str, payload: bytes) -> None:
-    """Write `payload` to `path` through a temporary file renamed into place."""
+    """Write `payload` to `path` through a temporary file renamed into place.
+
+    The file is created with mode 0o666 less the umask, as ``open()`` creates files, and
+    an error names `path`, not the temporary file.
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                     suffix=".tmp")
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
     try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as file:
             file.write(payload)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
+    finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-        raise
 
 
 def _check_path(path) -> str:
@@ -217,8 +239,12 @@ def save(model, path, *, classes=None, input_shape=None, metadata=None) -> str:
     input_shape : (C, H, W), optional
         The input one image must have (stored in the metadata).
     metadata : dict, optional
-        More JSON-serialisable information to keep (training settings, the images'
-        background ...).
+        More JSON-serialisable information to keep (training settings ...).
+
+        What the model itself records is saved too, under these: its ``metadata``
+        attribute (:func:`cnnkit.train.fit` puts the class names, the input shape and
+        how its images were prepared there) and, when that has no ``"input_shape"``, the
+        shape of one sample of its last forward pass.
 
     Returns
     -------
@@ -246,7 +272,8 @@ def save(model, path, *, classes=None, input_shape=None, metadata=None) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save {path}: the folder {folder} does not exist")
-    meta = {} if metadata is None else dict(metadata)
+    meta = _recorded_metadata(model)
+    meta.update({} if metadata is None else dict(metadata))
     if not all(isinstance(k, str) for k in meta):
         raise TypeError("metadata keys must be strings")
     if classes is not None:
@@ -281,6 +308,27 @@ def save(model, path, *, classes=None, input_shape=None, metadata=None) -> str:
     return path
 
 
+def _recorded_metadata(model) -> dict:
+    """What `model` recorded about its use: its ``metadata`` and its last input shape."""
+    meta = dict(getattr(model, "metadata", None) or {})
+    shape = getattr(model, "last_input_shape", None)
+    if "input_shape" not in meta and shape is not None:
+        meta["input_shape"] = [int(s) for s in shape]
+    return meta
+
+
+#: The first bytes of files people mistake for a model, for a clearer message.
+_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"BM": "a BMP image",
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"\x93NUMPY": "a single .npy array",
+}
+
+
 def _read(path):
     """Open a model file: (JSON document, {state key: array})."""
     path = _check_path(path)
@@ -292,6 +340,11 @@ def _read(path):
         # Read the bytes first: np.load leaks its file handle on a truncated archive.
         with open(path, "rb") as file:
             payload = file.read()
+        if not payload.startswith(b"PK"):  # every .npz is a zip archive
+            kind = next((k for m, k in _MAGIC.items() if payload.startswith(m)), None)
+            if kind is None and b"onnx" in payload[:64].lower():
+                kind = "an ONNX model; name it *.onnx"
+            raise ValueError(f"it is {kind}" if kind else "it is not an .npz archive")
         archive = np.load(io.BytesIO(payload), allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
@@ -338,6 +391,94 @@ def read_metadata(path) -> dict:
     return dict(document.get("metadata") or {})
 
 
+def _size(args: dict, name: str, layer: str) -> int:
+    """A layer argument that sizes an array: an int >= 1, else a clear ValueError."""
+    value = args.get(name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{layer}: {name} must be an int >= 1, got {value!r}"[:200])
+    return int(value)
+
+
+def _state_shapes(name: str, args: dict, where: str) -> dict | None:
+    """The shapes of the state_dict entries a layer of type `name` built from `args` holds.
+
+    None for a layer type whose state this function does not know.
+    """
+    if name == "Conv2d":
+        out, inp = _size(args, "out_channels", where), _size(args, "in_channels", where)
+        groups = _size(args, "groups", where) if "groups" in args else 1
+        kernel = args.get("kernel_size")
+        kernel = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel, kernel]
+        if len(kernel) != 2:
+            raise ValueError(f"{where}: kernel_size must be an int or a pair, got {kernel!r}")
+        kh, kw = (_size({"kernel_size": k}, "kernel_size", where) for k in kernel)
+        shapes = {"weight": (out, inp // groups, kh, kw)}
+        if args.get("bias", True):
+            shapes["bias"] = (out,)
+        return shapes
+    if name == "Linear":
+        out, inp = _size(args, "out_features", where), _size(args, "in_features", where)
+        return {"weight": (out, inp), **({"bias": (out,)} if args.get("bias", True) else {})}
+    if name == "BatchNorm2d":
+        c = (_size(args, "num_features", where),)
+        return {"weight": c, "bias": c, "running_mean": c, "running_var": c,
+                "num_batches_tracked": ()}
+    if name in _LAYERS:  # the other layers of this module hold no arrays
+        return {}
+    return None
+
+
+def _check_architecture(description, arrays: dict, path: str) -> None:
+    """Check the arrays an architecture would create against the stored ones, first.
+
+    Building a layer allocates its weights; a crafted description (``out_channels``
+    of a billion) must be refused from the file's own arrays before anything is built.
+    """
+    expected: dict = {}
+    known = True
+
+    def walk(node, prefix: str) -> None:
+        nonlocal known
+        if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+            return  # build() explains what is wrong with it
+        name = node["type"]
+        if name == "Sequential":
+            for index, layer in enumerate(node.get("layers") or []):
+                walk(layer, f"{prefix}{index}.")
+            return
+        args = node.get("args", {})
+        if not isinstance(args, dict):
+            return
+        where = f"{path}: layer {prefix.rstrip('.') or name} ({name})"
+        shapes = _state_shapes(name, args, where)
+        if shapes is None:
+            known = False  # another module's layer type: its state is checked on loading
+            return
+        for key, shape in shapes.items():
+            expected[prefix + key] = shape
+
+    walk(description, "")
+    missing = [key for key in expected if key not in arrays]
+    if missing:
+        raise ValueError(
+            f"{path}: the architecture needs arrays the file does not hold (missing keys: "
+            f"{', '.join(missing[:5])}); it is damaged or was not written by cnnkit.save"
+        )
+    for key, shape in expected.items():
+        if tuple(arrays[key].shape) != tuple(shape):
+            raise ValueError(
+                f"{path}: the architecture needs {key!r} of shape {tuple(shape)}, but the "
+                f"file holds shape {tuple(arrays[key].shape)}; it is damaged or was not "
+                "written by cnnkit.save"
+            )
+    extra = sorted(set(arrays) - set(expected))
+    if known and extra:
+        raise ValueError(
+            f"{path}: the file holds arrays the architecture has no place for: "
+            f"{', '.join(extra[:5])}"
+        )
+
+
 def load(path, *, with_metadata: bool = False):
     """Rebuild a model saved by :func:`save`, with its weights and buffers.
 
@@ -369,6 +510,7 @@ def load(path, *, with_metadata: bool = False):
     if not isinstance(with_metadata, (bool, np.bool_)):
         raise TypeError(f"with_metadata must be a bool, got {with_metadata!r}")
     document, arrays = _read(path)
+    _check_architecture(document.get("architecture"), arrays, os.fspath(path))
     model = build(document.get("architecture"))
     dtype = document.get("dtype")
     if dtype not in (None, "float32"):
@@ -384,3 +526,116 @@ def load(path, *, with_metadata: bool = False):
     model.eval()
     metadata = dict(document.get("metadata") or {})
     return (model, metadata) if with_metadata else model
+
+
+def _class_count(model, input_shape) -> int:
+    """The number of outputs of `model` for one input of `input_shape`, in eval mode."""
+    was_training = bool(getattr(model, "training", False))
+    model.eval()
+    try:
+        out = np.asarray(model(np.zeros((1, *input_shape), np.float32)))
+    finally:
+        model.train(was_training)
+    return int(out.reshape(len(out), -1).shape[1])
+
+
+def _complete(model, metadata: dict, path: str, strict: bool) -> dict:
+    """`metadata` with a checked ``input_shape``, ``classes`` and ``preprocessing``."""
+    from cnnkit.preprocessing import preprocessing_metadata
+
+    meta = dict(metadata)
+    shape = meta.get("input_shape", getattr(model, "last_input_shape", None))
+    if shape is not None:
+        if (not isinstance(shape, (list, tuple)) or len(shape) != 3
+                or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                           and s >= 1 for s in shape)):
+            raise ValueError(f"{path} records an invalid input_shape {shape!r}; expected "
+                             "[C, H, W] positive ints")
+        shape = [int(s) for s in shape]
+    elif strict:
+        raise ValueError(
+            f"{path} does not record the input shape (C, H, W) the model takes; run the "
+            "model once or train it with cnnkit.train.fit before cnnkit.save, or pass "
+            "cnnkit.save(model, path, input_shape=(C, H, W))"
+        )
+    meta["input_shape"] = shape
+    classes = meta.get("classes")
+    if classes is None and shape is not None:
+        classes = [str(k) for k in range(_class_count(model, shape))]
+    if classes is not None and (not isinstance(classes, (list, tuple))
+                                or not all(isinstance(c, str) for c in classes)):
+        raise ValueError(f"{path} records invalid class names {classes!r}"[:200])
+    meta["classes"] = None if classes is None else list(classes)
+    recipe = meta.get("preprocessing")
+    if recipe is None:  # files written before the preprocessing entry kept these on top
+        recipe = {"background": meta.get("background"), "crop": bool(meta.get("crop", False))}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path} records an invalid preprocessing {recipe!r}"[:200])
+    try:
+        meta["preprocessing"] = {**recipe, **preprocessing_metadata(
+            recipe.get("background"), bool(recipe.get("crop", False)))}
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} records an invalid preprocessing: {error}") from None
+    return meta
+
+
+def load_model(path, *, strict: bool = True):
+    """Open a model file for use: the model and what is needed to feed it.
+
+    This is how every ``cnnkit`` command opens a model. A ``.npz`` file is read with
+    :func:`load` (its architecture checked against its arrays before anything is built);
+    a path ending in ``.onnx`` is read by :mod:`cnnkit.onnx` when that is installed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    strict : bool, default True
+        Require the file to record the model's input shape (every command that feeds
+        the model an image needs it); with False a missing one is None.
+
+    Returns
+    -------
+    model : cnnkit.nn.Module
+        In evaluation mode.
+    metadata : dict
+        What the file records, completed: ``"input_shape"`` ``[C, H, W]``,
+        ``"classes"`` (a list of str; ``"0"``, ``"1"`` ... when the file names none) and
+        ``"preprocessing"`` (how :func:`cnnkit.preprocessing.prepare` prepares a
+        picture; see :func:`cnnkit.preprocessing.preprocessing_metadata`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If `path` does not exist.
+    ValueError
+        If the file is not a cnnkit model (a picture, a truncated file, a crafted
+        architecture), or, with `strict`, records no input shape.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import cnnkit as ck
+    >>> from cnnkit.serialization import load_model
+    >>> model = ck.nn.Sequential(ck.nn.Flatten(), ck.nn.Linear(4, 2, rng=0))
+    >>> _ = model(np.zeros((1, 1, 2, 2), np.float32))   # the input shape is now known
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "model.npz")
+    >>> _ = ck.save(model, path)
+    >>> again, metadata = load_model(path)
+    >>> metadata["input_shape"], metadata["classes"], metadata["preprocessing"]["crop"]
+    ([1, 2, 2], ['0', '1'], False)
+    >>> folder.cleanup()
+    """
+    if not isinstance(strict, (bool, np.bool_)):
+        raise TypeError(f"strict must be a bool, got {strict!r}")
+    path = _check_path(path)
+    if path.lower().endswith(".onnx"):
+        if importlib.util.find_spec("cnnkit.onnx") is None:
+            raise ValueError(f"cannot open {path}: this cnnkit cannot read ONNX models")
+        from cnnkit import onnx as cnnkit_onnx
+
+        model, metadata = cnnkit_onnx.load_model(path)
+    else:
+        model, metadata = load(path, with_metadata=True)
+    return model, _complete(model, dict(metadata or {}), path, bool(strict))

@@ -3,15 +3,19 @@
 ``fit(model, train, config)`` runs mini-batch training with cross-entropy loss and Adam
 or SGD, and returns the history of loss and accuracy per epoch. Training is
 deterministic: the same initial weights, data and ``config.seed`` give bit-for-bit the
-same weights (the seed orders the batches and reseeds cnnkit's default generator, which
-dropout draws from).
+same weights. Every random draw of a training run comes from one
+``numpy.random.SeedSequence(config.seed)`` (see :func:`seed_generators`): the initial
+weights (when the model is built with ``seed_generators(seed).weights``), the batch order
+and the dropout masks. cnnkit's default generator is left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +24,8 @@ from cnnkit.data import Dataset, batches
 
 __all__ = [
     "TrainConfig",
+    "seed_generators",
+    "SeedGenerators",
     "fit",
     "evaluate",
     "predict_proba",
@@ -27,12 +33,53 @@ __all__ = [
     "confusion_matrix",
     "make_optimizer",
     "EVAL_BATCH_SIZE",
+    "DEFAULT_BATCH_SIZE",
+    "MIN_STEPS",
 ]
 
 #: Images per forward pass in :func:`evaluate` and :func:`predict_proba`.
 EVAL_BATCH_SIZE = 256
 
 OPTIMIZERS = ("adam", "sgd")
+
+#: Images per optimiser step when :class:`TrainConfig` is given no ``batch_size``.
+DEFAULT_BATCH_SIZE = 64
+
+#: Without a ``batch_size``, a small training set gets batches small enough for at least
+#: this many steps per epoch (and at least 2 images, for batch normalisation).
+MIN_STEPS = 8
+
+
+class SeedGenerators(NamedTuple):
+    """Independent generators of one training run, spawned from one seed."""
+
+    weights: np.random.Generator
+    order: np.random.Generator
+    dropout: np.random.Generator
+
+
+def seed_generators(seed: int) -> SeedGenerators:
+    """The generators of a training run: initial weights, batch order and dropout masks.
+
+    They are spawned from ``numpy.random.SeedSequence(seed)``, so they are independent
+    streams and the same seed always gives the same three. :func:`fit` draws the batch
+    order and the dropout masks from theirs; build the model with ``.weights`` (as
+    ``cnnkit train`` does) and one seed decides the whole run.
+
+    Examples
+    --------
+    >>> from cnnkit.models import simple_cnn
+    >>> from cnnkit.train import seed_generators
+    >>> a = simple_cnn(2, rng=seed_generators(0).weights).state_dict()["0.weight"]
+    >>> b = simple_cnn(2, rng=seed_generators(0).weights).state_dict()["0.weight"]
+    >>> bool((a == b).all()), int(seed_generators(0).order.integers(100))
+    (True, 66)
+    """
+    seed = to_int("seed", seed)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return SeedGenerators(*(np.random.default_rng(s)
+                            for s in np.random.SeedSequence(seed).spawn(3)))
 
 
 @dataclass
@@ -43,7 +90,9 @@ class TrainConfig:
     ----------
     epochs : int, default 10
         Passes over the training data.
-    batch_size : int, default 64
+    batch_size : int or None, default None
+        Images per optimiser step. None: 64, or for a small training set fewer, so that
+        an epoch takes at least 8 steps (see :meth:`batch_size_for`).
     optimizer : {"adam", "sgd"}, default "adam"
     lr : float, default 3e-3
         Learning rate.
@@ -52,8 +101,8 @@ class TrainConfig:
     momentum : float, default 0.9
         SGD momentum (ignored by Adam).
     seed : int, default 0
-        Orders the batches and reseeds cnnkit's default generator at the start of
-        :func:`fit`.
+        Seeds the batch order and the dropout masks of :func:`fit` (and the initial
+        weights of a model built with :func:`seed_generators`).
 
     Examples
     --------
@@ -67,7 +116,7 @@ class TrainConfig:
     """
 
     epochs: int = 10
-    batch_size: int = 64
+    batch_size: int | None = None
     optimizer: str = "adam"
     lr: float = 3e-3
     weight_decay: float = 0.0
@@ -76,6 +125,8 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
+            if name == "batch_size" and self.batch_size is None:
+                continue
             value = to_int(name, getattr(self, name))
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -89,6 +140,21 @@ class TrainConfig:
         self.momentum = check_real("momentum", self.momentum, minimum=0.0)
         if self.momentum >= 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+
+    def batch_size_for(self, n_train: int) -> int:
+        """The batch size for `n_train` training images: ``batch_size``, or the default.
+
+        Examples
+        --------
+        >>> from cnnkit.train import TrainConfig
+        >>> TrainConfig().batch_size_for(1437), TrainConfig().batch_size_for(100)
+        (64, 12)
+        >>> TrainConfig(batch_size=5).batch_size_for(100)
+        5
+        """
+        if self.batch_size is not None:
+            return self.batch_size
+        return min(DEFAULT_BATCH_SIZE, max(2, int(n_train) // MIN_STEPS))
 
 
 def make_optimizer(params, config: TrainConfig):
@@ -134,11 +200,17 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
         callbacks=(), *, progress=None) -> dict:
     """Train `model` on `train` with cross-entropy loss; return the history.
 
-    Each epoch visits every training image once, in batches of ``config.batch_size``
-    drawn in an order seeded by ``config.seed`` (``cnnkit.data.batches`` with
-    ``numpy.random.default_rng(config.seed)``, one permutation per epoch). The model is
-    in training mode during the epoch (batch statistics, dropout) and left in evaluation
-    mode at the end.
+    Each epoch visits every training image once, in batches of
+    ``config.batch_size_for(len(train))`` drawn in an order seeded by ``config.seed``
+    (``cnnkit.data.batches`` with ``seed_generators(config.seed).order``, one permutation
+    per epoch). Dropout layers built without their own `rng` draw their masks from
+    ``seed_generators(config.seed).dropout`` during the fit. The model is in training
+    mode during the epoch (batch statistics, dropout) and left in evaluation mode at the
+    end.
+
+    The model records what it was trained on in its ``metadata``: the class names, the
+    input shape and how the images were prepared (``train.preprocessing``), so
+    ``cnnkit.save(model, path)`` writes a file every ``cnnkit`` command can use.
 
     As in PyTorch, a batch-normalisation layer that sees a single value per channel (a
     last batch of one image reaching a 1x1 feature map) raises ValueError: pick another
@@ -180,7 +252,6 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
     (['accuracy', 'loss', 'val_accuracy', 'val_loss'], 2)
     """
     from cnnkit import nn
-    from cnnkit._random import manual_seed
 
     _check_model(model)
     _check_data("train", train)
@@ -197,51 +268,85 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
             raise TypeError(f"callbacks must be callables, got {callback!r}")
     show = _progress_enabled(progress)
 
-    manual_seed(config.seed)  # dropout and any other draw from the default generator
-    order_rng = np.random.default_rng(config.seed)
+    generators = seed_generators(config.seed)
+    batch_size = config.batch_size_for(len(train))
     criterion = nn.CrossEntropyLoss()
     optimizer = make_optimizer(model.parameters(), config)
     history = {"loss": [], "accuracy": []}
     if val is not None:
         history.update(val_loss=[], val_accuracy=[])
-    n_batches = -(-len(train) // config.batch_size)
-
-    for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = _progress_bar(n_batches, f"epoch {epoch}/{config.epochs}", show)
-        try:
-            for x, y in batches(train, config.batch_size, shuffle=True, rng=order_rng):
-                optimizer.zero_grad()
-                logits = model(x)
-                loss = float(criterion(logits, y))
-                if not np.isfinite(loss):  # stop before the step spoils the weights
-                    raise FloatingPointError(
-                        f"the training loss became {loss} in epoch {epoch}; "
-                        f"try a smaller learning rate than lr={config.lr}"
-                    )
-                model.backward(criterion.backward())
-                optimizer.step()
-                total_loss += loss * len(y)
-                correct += int((np.argmax(logits, axis=1) == y).sum())
-                seen += len(y)
+    n_batches = -(-len(train) // batch_size)
+    with _dropout_drawing_from(model, generators.dropout):
+        for epoch in range(1, config.epochs + 1):
+            start = time.perf_counter()
+            model.train()
+            total_loss, correct, seen = 0.0, 0, 0
+            bar = _progress_bar(n_batches, f"epoch {epoch}/{config.epochs}", show)
+            try:
+                for x, y in batches(train, batch_size, shuffle=True, rng=generators.order):
+                    optimizer.zero_grad()
+                    logits = model(x)
+                    loss = float(criterion(logits, y))
+                    if not np.isfinite(loss):  # stop before the step spoils the weights
+                        raise FloatingPointError(
+                            f"the training loss became {loss} in epoch {epoch}; "
+                            f"try a smaller learning rate than lr={config.lr}"
+                        )
+                    model.backward(criterion.backward())
+                    optimizer.step()
+                    total_loss += loss * len(y)
+                    correct += int((np.argmax(logits, axis=1) == y).sum())
+                    seen += len(y)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{total_loss / seen:.4f}",
+                                        acc=f"{correct / seen:.3f}")
+            finally:
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
-        finally:
-            if bar is not None:
-                bar.close()
-        logs = {"loss": total_loss / seen, "accuracy": correct / seen}
-        if val is not None:
-            logs["val_loss"], logs["val_accuracy"] = evaluate(model, val)
-        for key in history:
-            history[key].append(logs[key])
-        logs["time"] = time.perf_counter() - start
-        for callback in callbacks:
-            callback(epoch, dict(logs))
+                    bar.close()
+            logs = {"loss": total_loss / seen, "accuracy": correct / seen}
+            if val is not None:
+                logs["val_loss"], logs["val_accuracy"] = evaluate(model, val)
+            for key in history:
+                history[key].append(logs[key])
+            logs["time"] = time.perf_counter() - start
+            for callback in callbacks:
+                callback(epoch, dict(logs))
     model.eval()
+    _record(model, train)
     return history
+
+
+@contextlib.contextmanager
+def _dropout_drawing_from(model, generator):
+    """Dropout layers without a generator of their own draw from `generator` meanwhile."""
+    from cnnkit import nn
+
+    unseeded = [m for m in _modules(model) if isinstance(m, nn.Dropout) and m.rng is None]
+    for layer in unseeded:
+        layer.rng = generator
+    try:
+        yield
+    finally:
+        for layer in unseeded:
+            layer.rng = None
+
+
+def _modules(model):
+    """Every module inside `model` (itself included), or just `model` for a duck type."""
+    named = getattr(model, "named_modules", None)
+    return [m for _, m in named()] if callable(named) else [model]
+
+
+def _record(model, train: Dataset) -> None:
+    """Note on `model` what it was trained on, for :func:`cnnkit.save`."""
+    from cnnkit.preprocessing import preprocessing_metadata
+
+    metadata = getattr(model, "metadata", None)
+    if not isinstance(metadata, dict):
+        return  # a duck-typed model keeps no metadata
+    metadata.update(classes=list(train.classes), input_shape=list(train.input_shape),
+                    preprocessing=dict(train.preprocessing or preprocessing_metadata()))
 
 
 def _progress_bar(total: int, description: str, show: bool):

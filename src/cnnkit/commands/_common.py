@@ -15,7 +15,13 @@ import sys
 from pathlib import Path
 
 __all__ = [
+    "UsageError",
     "int_or_pair",
+    "nonnegative_int",
+    "output_folder",
+    "check_writable",
+    "check_new",
+    "add_force",
     "padding_value",
     "output_file",
     "add_quiet",
@@ -33,9 +39,26 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Resolution of saved figures (dots per inch).
 FIGURE_DPI = 100
 
+#: The largest integer an option accepts where nothing says otherwise: far beyond any
+#: sensible size, count or seed, and small enough for every NumPy integer type in use.
+MAX_INT = 2**31 - 1
 
-def _parse_ints(text: str, minimum: int):
-    """'3' -> 3 and '3,5' -> (3, 5), each at least `minimum`; ArgumentTypeError otherwise."""
+
+class UsageError(ValueError):
+    """A bad command line found after parsing: exit status 2, the option named.
+
+    ``cnnkit`` reports it as argparse reports its own errors
+    (``cnnkit train: error: argument -o/--output: ...``) and exits 2; raise it only
+    before any work has started.
+    """
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"argument {option}: {message}")
+        self.option = option
+
+
+def _parse_ints(text: str, minimum: int, maximum: int = MAX_INT):
+    """'3' -> 3 and '3,5' -> (3, 5), each in [minimum, maximum]; ArgumentTypeError otherwise."""
     parts = [p.strip() for p in text.split(",")]
     try:
         values = [int(p) for p in parts]
@@ -47,41 +70,66 @@ def _parse_ints(text: str, minimum: int):
         raise argparse.ArgumentTypeError(f"expected one or two integers, got {text!r}")
     if min(values) < minimum:
         raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
+    if max(values) > maximum:
+        raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {text!r}")
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def int_or_pair(minimum: int = 1):
-    """An argparse type: an int or a pair ``H,W``, each at least `minimum`."""
+def int_or_pair(minimum: int = 1, maximum: int = MAX_INT):
+    """An argparse type: an int or a pair ``H,W``, each in ``[minimum, maximum]``."""
 
     def parse(text: str):
-        return _parse_ints(text, minimum)
+        return _parse_ints(text, minimum, maximum)
 
     parse.__name__ = "integer or pair"  # argparse names the type in its error message
     return parse
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+def bounded_int(minimum: int, maximum: int = MAX_INT):
+    """An argparse type: an integer in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its error message
+    return parse
+
+
+#: An argparse type: an integer >= 1.
+positive_int = bounded_int(1)
+
+#: An argparse type: an integer >= 0 (seeds).
+nonnegative_int = bounded_int(0)
+
+#: The largest ``--padding`` of ``cnnkit filter``: more would only add empty border.
+MAX_PADDING = 10_000
 
 
 def padding_value(text: str):
-    """An argparse type for ``--padding``: an int, a pair ``H,W``, ``same`` or ``valid``."""
+    """An argparse type for ``--padding``: an int, a pair ``H,W``, ``same`` or ``valid``.
+
+    Write a negative value as ``--padding=-1``, or argparse takes it for an option; it
+    is refused all the same (padding is at least 0).
+    """
     if text.strip().lower() in ("same", "valid"):
         return text.strip().lower()
-    return _parse_ints(text, 0)
+    return _parse_ints(text, 0, MAX_PADDING)
 
 
 def output_file(suffixes: tuple[str, ...]):
     """An argparse type: a path whose suffix is one of `suffixes` (case-insensitive)."""
 
     def parse(text: str) -> Path:
+        if not text.strip():
+            raise argparse.ArgumentTypeError("must not be empty")
         path = Path(text)
         if path.suffix.lower() not in suffixes:
             raise argparse.ArgumentTypeError(
@@ -93,6 +141,63 @@ def output_file(suffixes: tuple[str, ...]):
 
     parse.__name__ = "output file"
     return parse
+
+
+def output_folder(text: str) -> Path:
+    """An argparse type: a folder to write into (not empty, not an existing file)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (use . for the current folder)")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    return path
+
+
+def add_force(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--force``: replace `what` when it exists."""
+    parser.add_argument("--force", action="store_true",
+                        help=f"replace {what} if it exists (otherwise refused)")
+
+
+def check_new(paths, option: str, force: bool) -> None:
+    """Raise UsageError naming `option` if any of `paths` exists, unless `force`."""
+    if force:
+        return
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing:
+        shown = ", ".join(existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise UsageError(option, f"{shown} already exists; pass --force to replace it, "
+                                 "or choose another name")
+
+
+def check_writable(path, option: str) -> None:
+    """Raise UsageError naming `option` and `path` unless a file can be written at `path`.
+
+    Checked before any work: the nearest existing folder above `path` must be a folder
+    in which a file can be created (tried with a hidden probe file, removed at once, so
+    permissions, read-only file systems and full quotas all show). Missing folders below
+    it are created by the writers.
+    """
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists():
+        if folder == folder.parent:
+            break
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(option, f"cannot write {path}: {folder} is not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(option, f"cannot write {path}: permission denied")
+    probe = folder / f".cnnkit-probe-{secrets.token_hex(4)}"
+    try:
+        with open(probe, "xb"):
+            pass
+    except OSError as error:
+        raise UsageError(option, f"cannot write {path}: {error.strerror or error} "
+                                 f"(in {folder})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:

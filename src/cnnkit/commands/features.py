@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnkit.commands._common import add_quiet, check_not_input, positive_int
+from cnnkit.commands._common import (
+    add_force,
+    add_quiet,
+    check_new,
+    check_not_input,
+    check_writable,
+    output_folder,
+    positive_int,
+)
 from cnnkit.commands.predict import add_image_options
 
 #: Feature maps drawn per layer by default (show_kernels draws the first 16 filters too).
@@ -18,7 +26,8 @@ _BLOCK_LAYERS = ("BatchNorm2d", "ReLU", "LeakyReLU", "Sigmoid")
 HELP = "write every conv layer's kernels and its feature maps on an image as PNG pictures"
 
 EPILOG = """\
-Writes into DIR (created if needed; files of the same names are replaced):
+Writes into DIR (created if needed; files of the same names are replaced only with
+--force):
 
   input.png               the picture as the model sees it (resized, converted, see
                           `cnnkit predict --help`)
@@ -47,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         required=True,
         metavar="DIR",
-        type=Path,
+        type=output_folder,
         help="the folder to write the pictures into",
     )
     parser.add_argument(
@@ -66,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(block, default) or straight out of the convolution (conv)",
     )
     add_image_options(parser)
+    add_force(parser, "pictures of the same names in DIR")
     add_quiet(parser)
 
 
@@ -128,14 +138,14 @@ def run(args: argparse.Namespace) -> int:
     """Write the input, kernel and feature-map pictures; return the exit status."""
     from cnnkit import plot
     from cnnkit.commands._common import save_figure
-    from cnnkit.commands.predict import load_model, prepare
+    from cnnkit.commands.predict import prepare
     from cnnkit.images import load_image
+    from cnnkit.serialization import load_model
 
     folder = args.output
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"-o must be a folder, but {str(folder)!r} is a file")
+    check_writable(folder / "input.png", "-o/--output")
     model, metadata = load_model(args.model)
-    x = prepare(load_image(args.image), metadata, args)  # (C, H, W)
+    x = prepare(load_image(args.image), metadata, args)[0]  # (C, H, W)
     layers = conv_blocks(model, x, args.tensor)
     if not layers:
         raise ValueError(f"{args.model} has no Conv2d layer to show")
@@ -147,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     for filename in names:
         check_not_input(folder / filename, [args.model, args.image])
+    check_new([folder / name for name in names], "-o/--output", args.force)
 
     # Draw and write one figure at a time: each is rendered once, by savefig.
     c, h, w = x.shape

@@ -71,53 +71,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_quiet(parser)
 
 
-def load_model(path):
-    """(model, metadata) of a model file, checking it says what input it takes."""
-    if str(path).lower().endswith(".onnx"):
-        from cnnkit.onnx import load_model as load_onnx
-
-        model, metadata = load_onnx(path)
-    else:
-        from cnnkit.serialization import load
-
-        model, metadata = load(path, with_metadata=True)
-    shape = metadata.get("input_shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and shape[0] in (1, 3)):
-        raise ValueError(
-            f"{path} does not record a (1 or 3, H, W) input_shape; save the model with "
-            "cnnkit.save(model, path, input_shape=(C, H, W), classes=[...])"
-        )
-    return model, metadata
-
-
 def prepare(picture, metadata, args):
-    """A loaded picture as the (C, H, W) input the model expects."""
-    from cnnkit.data import prepare_image
+    """A loaded picture as the (1, C, H, W) input the model expects, as the options say."""
+    from cnnkit.preprocessing import prepare as prepare_input
 
-    return prepare_image(picture, metadata["input_shape"], invert=INVERT_CHOICES[args.invert],
-                         background=metadata.get("background"),
-                         crop=bool(metadata.get("crop")) and not args.no_crop)
+    return prepare_input(picture, metadata, invert=INVERT_CHOICES[args.invert],
+                         crop=False if args.no_crop else None)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the top classes of each image; return the exit status."""
+    """Print the top classes of each image, or an error line for it; return the exit status.
+
+    One unreadable image does not stop the others: each good one gets its result on
+    standard output, each bad one a line on standard error, and the exit status is 1 if
+    any failed.
+    """
+    import sys
+
     import numpy as np
 
     from cnnkit.images import load_image
+    from cnnkit.serialization import load_model
     from cnnkit.train import predict_proba
 
     if wants_dask_predict(args):
         return run_predict(args, INVERT_CHOICES[args.invert])
     model, metadata = load_model(args.model)
-    inputs = [prepare(load_image(source), metadata, args) for source in args.images]
-    probabilities = predict_proba(model, np.stack(inputs))  # (N, K)
-    classes = metadata.get("classes") or [str(k) for k in range(probabilities.shape[1])]
-    if len(classes) != probabilities.shape[1]:
-        raise ValueError(f"{args.model} names {len(classes)} classes but the model has "
-                         f"{probabilities.shape[1]} outputs")
+    classes = metadata["classes"]
     top = min(args.top, len(classes))
-    for source, p in zip(args.images, probabilities, strict=True):
+    failed = 0
+    for source in args.images:
+        try:
+            x = prepare(load_image(source), metadata, args)  # (1, C, H, W)
+        except (OSError, ValueError) as error:
+            failed += 1
+            print(f"cnnkit predict: error: {_first_line(error)}", file=sys.stderr)
+            continue
+        p = predict_proba(model, x)[0]  # (K,)
+        if len(classes) != len(p):
+            raise ValueError(f"{args.model} names {len(classes)} classes but the model has "
+                             f"{len(p)} outputs")
         best = np.argsort(-p, kind="stable")[:top]
         ranked = ", ".join(f"{classes[k]} ({p[k]:.1%})" for k in best)
-        print(f"{source}: {ranked}")
-    return 0
+        print(f"{source}: {ranked}", flush=True)
+    if failed and len(args.images) > 1:
+        print(f"cnnkit predict: error: {failed} of {len(args.images)} images could not be "
+              "read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -16,11 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.commands._common import add_quiet, atomic_path, check_not_input, progress, save_figure
+from cnnkit.commands._common import (
+    UsageError,
+    add_force,
+    atomic_path,
+    check_not_input,
+    check_writable,
+    output_folder,
+    progress,
+    save_figure,
+)
 
 HELP = "run the CNN walkthrough offline: print the examples, write every picture and an index.html"
 
 DEFAULT_OUT = "cnnkit-tour"
+#: Marks the tour's own index.html, which a later tour may replace without --force.
+GENERATOR = "cnnkit tour"
 DEFAULT_IMAGE = "chelsea"
 SEED = 0
 #: Larger images are shrunk to this many pixels on their longer side for the pictures:
@@ -51,10 +62,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         default=DEFAULT_OUT,
         metavar="DIR",
-        type=Path,
-        help=f"folder for the pictures and index.html (default ./{DEFAULT_OUT})",
+        type=output_folder,
+        help=f"folder for the pictures and index.html (default ./{DEFAULT_OUT}); "
+        "a tour already there is replaced, any other index.html only "
+        "with --force",
     )
-    add_quiet(parser)
+    add_force(parser, "an index.html that an earlier tour did not write")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only where the pictures went, not the walkthrough",
+    )
 
 
 def _text(a: np.ndarray) -> str:
@@ -66,14 +85,16 @@ def _text(a: np.ndarray) -> str:
 
 
 class _Printer:
-    """Collects the printed examples so index.html can show them too."""
+    """Collects the printed examples so index.html can show them too (printed unless quiet)."""
 
-    def __init__(self):
+    def __init__(self, quiet: bool = False):
         self.lines: list[str] = []
+        self.quiet = quiet
 
     def __call__(self, *parts) -> None:
         line = " ".join(str(p) for p in parts)
-        print(line)
+        if not self.quiet:
+            print(line)
         self.lines.append(line)
 
     def show(self, label: str, a) -> None:
@@ -370,6 +391,7 @@ def _index_html(source: str, pictures: list[Picture], printed: list[str]) -> str
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         "<title>cnnkit tour</title>",
+        f'<meta name="generator" content="{GENERATOR}">',
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
         "color:#222}figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}"
         "figcaption{margin-top:.4em;color:#444}pre{background:#f6f6f6;padding:1em;"
@@ -397,16 +419,30 @@ def _index_html(source: str, pictures: list[Picture], printed: list[str]) -> str
     return "\n".join(parts) + "\n"
 
 
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse to replace an index.html a tour did not write (without `force`); check access."""
+    index = out / "index.html"
+    if index.exists() and not force:
+        with open(index, "rb") as file:
+            head = file.read(4096)
+        if f'<meta name="generator" content="{GENERATOR}">'.encode() not in head:
+            raise UsageError(
+                "--out",
+                f"{index} exists and was not written by cnnkit tour; "
+                "pass --force to replace it, or choose another folder",
+            )
+    check_writable(index, "--out")
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the examples, write the pictures and index.html; return the exit status."""
     from cnnkit.images import load_image
 
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out must be a folder, got the file {str(out)!r}")
+    _check_out(out, args.force)
     source = str(args.image)
     image = load_image(source)
-    say = _Printer()
+    say = _Printer(quiet=args.quiet)
     say(
         f"cnnkit tour on {source!r}: image shape {image.shape} (height, width, channels), "
         f"dtype {image.dtype}"

@@ -11,9 +11,14 @@ import argparse
 from pathlib import Path
 
 from cnnkit.commands._common import (
+    UsageError,
+    add_force,
     add_quiet,
+    check_new,
     check_not_input,
+    check_writable,
     int_or_pair,
+    nonnegative_int,
     output_file,
     positive_int,
 )
@@ -30,16 +35,17 @@ epoch and at the end; its accuracy is printed last.
 
 The model: blocks of 3x3 convolution, batch normalisation, ReLU and 2x2 max pooling
 (--channels), global average pooling and a linear layer. Besides MODEL.npz (load it with
-cnnkit.load), the run writes MODEL_history.png and MODEL_confusion.png.
+cnnkit.load), the run writes MODEL_history.png and MODEL_confusion.png. An existing
+MODEL.npz is only replaced with --force. Files in DIR that are not readable images
+(Thumbs.db, notes.txt, an empty .png) are skipped with a warning that names them.
 
 example: cnnkit train -o digits.npz && cnnkit predict digits.npz my_seven.png"""
 
 #: The train/test split never changes with --seed, so test accuracies stay comparable.
 SPLIT_SEED = 0
 
-#: Without --batch-size, a small folder gets batches small enough for this many steps
-#: per epoch (and at least 2 images, for batch normalisation).
-MIN_STEPS = 8
+#: The largest --size: a side beyond this would only make training slower than useful.
+MAX_SIZE = 1024
 
 
 def _channels(text: str) -> tuple[int, ...]:
@@ -85,7 +91,7 @@ def _fraction(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnkit train``."""
     from cnnkit.models import DIGITS_CHANNELS
-    from cnnkit.train import TrainConfig
+    from cnnkit.train import DEFAULT_BATCH_SIZE, MIN_STEPS, TrainConfig
 
     defaults = TrainConfig()
     parser.epilog = EPILOG
@@ -98,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
                         help=f"passes over the training images (default {defaults.epochs})")
     parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help=f"images per optimiser step (default {defaults.batch_size}; for "
+                        help=f"images per optimiser step (default {DEFAULT_BATCH_SIZE}; for "
                              "a folder with few images, smaller, so that each epoch takes "
                              f"at least {MIN_STEPS} steps)")
     parser.add_argument("--lr", type=_finite_float(0, strict=True), default=defaults.lr,
@@ -109,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=_finite_float(0, strict=False),
                         default=defaults.weight_decay,
                         help=f"L2 penalty (default {defaults.weight_decay:g})")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
+    parser.add_argument("--seed", type=nonnegative_int, default=defaults.seed,
                         help="seeds the initial weights and the batch order; the same seed "
                              f"gives the same model (default {defaults.seed})")
     parser.add_argument("--channels", type=_channels, default=DIGITS_CHANNELS,
@@ -117,12 +123,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output channels of each convolution block (default "
                              f"{','.join(map(str, DIGITS_CHANNELS))}; a folder's model gets "
                              "at most one block per halving of --size)")
-    parser.add_argument("--size", type=int_or_pair(1), default=32, metavar="H,W",
+    parser.add_argument("--size", type=int_or_pair(1, MAX_SIZE), default=None, metavar="H,W",
                         help="with --data DIR: resize every picture to this (default 32)")
     parser.add_argument("--gray", action="store_true",
                         help="with --data DIR: train on one luminance channel instead of RGB")
     parser.add_argument("--test-size", type=_fraction, default=0.2, metavar="FRACTION",
                         help="fraction of each class held out for testing (default 0.2)")
+    add_force(parser, "MODEL.npz")
     add_quiet(parser)
 
 
@@ -140,15 +147,23 @@ def _load_data(args):
 
     if args.data == "digits":  # a folder named digits is ./digits
         train, test = data.load_digits(test_size=args.test_size, seed=SPLIT_SEED)
-        return train, test, {"data": "digits", "background": "dark", "crop": True}
-    folder = Path(args.data)
-    if not folder.exists():
-        raise FileNotFoundError(f"--data must be 'digits' or an image folder; "
-                                f"{args.data!r} does not exist")
-    size = args.size if isinstance(args.size, tuple) else (args.size, args.size)
-    everything = data.load_image_folder(folder, size=size, gray=args.gray)
+        return train, test, {"data": "digits"}
+    size = args.size or 32
+    everything = data.load_image_folder(args.data, size=size, gray=args.gray)
     train, test = data.split(everything, test_size=args.test_size, seed=SPLIT_SEED)
-    return train, test, {"data": str(folder), "background": None, "crop": False}
+    return train, test, {"data": str(args.data)}
+
+
+def _check_arguments(args) -> None:
+    """Usage errors argparse cannot see alone, before any work."""
+    if args.data == "digits":
+        for option, given in (("--size", args.size is not None), ("--gray", args.gray)):
+            if given:
+                raise UsageError(option, "applies only to --data DIR; the digits are "
+                                         "always 8x8 and gray")
+    elif not Path(args.data).exists():
+        raise UsageError("--data", f"must be 'digits' or an image folder; {args.data!r} "
+                                   "does not exist")
 
 
 def _check_outputs(outputs, args) -> None:
@@ -177,34 +192,36 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cnnkit import plot
-    from cnnkit._random import manual_seed
     from cnnkit.commands._common import save_figure
     from cnnkit.models import simple_cnn
     from cnnkit.serialization import save
-    from cnnkit.train import TrainConfig, confusion_matrix, evaluate, fit, predict
+    from cnnkit.train import (
+        TrainConfig,
+        confusion_matrix,
+        evaluate,
+        fit,
+        predict,
+        seed_generators,
+    )
 
-    history_png, confusion_png = sidecar_paths(args.output)
-    _check_outputs([args.output, history_png, confusion_png], args)
-    train, test, meta = _load_data(args)
-    batch_size = args.batch_size
-    if batch_size is None:
-        batch_size = TrainConfig.batch_size
-        if meta["data"] != "digits":
-            batch_size = min(batch_size, max(2, len(train) // MIN_STEPS))
-    config = TrainConfig(epochs=args.epochs, batch_size=batch_size, lr=args.lr,
+    _check_arguments(args)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          optimizer=args.optimizer, weight_decay=args.weight_decay,
                          seed=args.seed)
+    history_png, confusion_png = sidecar_paths(args.output)
+    _check_outputs([args.output, history_png, confusion_png], args)
+    check_new([args.output], "-o/--output", args.force)
+    for path in (args.output, history_png, confusion_png):
+        check_writable(path, "-o/--output")
+    train, test, meta = _load_data(args)
     c, h, w = train.input_shape
-    # Each block halves the size: keep at most as many blocks as the picture allows.
-    blocks = max(1, min(len(args.channels), int(np.log2(min(h, w)))))
-    manual_seed(config.seed)
-    model = simple_cnn(train.num_classes, c, args.channels[:blocks],
-                       rng=np.random.default_rng(config.seed))
+    model = simple_cnn(train.num_classes, c, args.channels, input_size=(h, w),
+                       rng=seed_generators(config.seed).weights)
     if not args.quiet:
         n_params = sum(p.data.size for p in model.parameters())
         print(f"training on {len(train)} images {train.input_shape} of {train.num_classes} "
               f"classes ({meta['data']}), testing on {len(test)}; {n_params} parameters; "
-              f"{config.optimizer} lr {config.lr:g}, batch {config.batch_size}, "
+              f"{config.optimizer} lr {config.lr:g}, batch {config.batch_size_for(len(train))}, "
               f"{config.epochs} epochs, seed {config.seed}", flush=True)
     history = fit(model, train, config, val=test,
                   callbacks=() if args.quiet else (_print_epoch(config.epochs),),
@@ -219,14 +236,14 @@ def run(args: argparse.Namespace) -> int:
     confusion_fig = plot.show_confusion_matrix(matrix, labels=test.classes)
     metadata = {
         **meta,
-        "train_config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+        "train_config": {**{k: getattr(config, k) for k in config.__dataclass_fields__},
+                         "batch_size": config.batch_size_for(len(train))},
         "test_accuracy": accuracy,
         "test_loss": loss,
         "history": history,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    save(model, args.output, classes=train.classes, input_shape=train.input_shape,
-         metadata=metadata)
+    save(model, args.output, metadata=metadata)  # fit recorded classes, shape, preparation
     save_figure(history_fig, history_png)
     save_figure(confusion_fig, confusion_png)
     print(f"test accuracy: {accuracy:.2%} ({correct}/{len(test)} images), "

@@ -80,6 +80,12 @@ class Module:
     parameters' gradients into their ``.grad`` (gradients accumulate until
     :meth:`zero_grad`). `state_dict` keys follow PyTorch (``"0.weight"``,
     ``"1.running_mean"``), so weights move both ways between the two.
+
+    ``metadata`` is a plain dict of what is known about the model's use (its
+    ``"classes"``, ``"input_shape"``, ``"preprocessing"``): :func:`cnnkit.train.fit` fills
+    it from its data and :func:`cnnkit.save` writes it into the model file. A module also
+    remembers the shape of one sample of its last ``(N, C, H, W)`` or ``(C, H, W)``
+    input (``last_input_shape``), which :func:`cnnkit.save` records when ``metadata`` has none.
     """
 
     def __init__(self) -> None:
@@ -88,6 +94,8 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_cache", None)
+        object.__setattr__(self, "metadata", {})
+        object.__setattr__(self, "last_input_shape", None)
 
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
@@ -122,6 +130,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, *inputs):
+        x = inputs[0] if len(inputs) == 1 else None
+        if isinstance(x, np.ndarray) and x.ndim in (3, 4):
+            object.__setattr__(self, "last_input_shape", tuple(int(s) for s in x.shape[-3:]))
         return self.forward(*inputs)
 
     def _last_cache(self):
