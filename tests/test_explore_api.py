@@ -8,9 +8,9 @@ from explore_models import CLASSES, INPUT_SHAPE, Client, png_bytes, torch_twin, 
 
 import cnnkit as ck
 from cnnkit import nn
-from cnnkit.data import prepare_image
 from cnnkit.explore import server as server_module
 from cnnkit.explore.session import Session
+from cnnkit.preprocessing import prepare_image
 from cnnkit.train import predict_proba
 
 

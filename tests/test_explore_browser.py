@@ -15,8 +15,9 @@ import pytest
 from explore_models import INPUT_SHAPE, png_bytes, varied_model
 
 import cnnkit as ck
-from cnnkit.data import load_digits, prepare_image
+from cnnkit.data import load_digits
 from cnnkit.explore import DIGITS_MODEL
+from cnnkit.preprocessing import prepare_image
 from cnnkit.train import predict_proba
 
 CHROMIUM = "/usr/bin/chromium"

@@ -14,7 +14,7 @@ from explore_models import CLASSES, INPUT_SHAPE, Client, png_bytes, varied_model
 
 import cnnkit as ck
 from cnnkit.cli import main
-from cnnkit.data import prepare_image
+from cnnkit.preprocessing import prepare_image
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ __all__ = [
     "prepare",
     "prepare_image",
     "preprocessing_metadata",
+    "recipe_of",
     "BACKGROUNDS",
     "REDUCE_TO",
     "REDUCE_MIN_SIDE",
@@ -76,6 +77,31 @@ def preprocessing_metadata(background=None, crop=False) -> dict:
         raise TypeError(f"crop must be a bool, got {crop!r}")
     return {"background": background, "crop": bool(crop),
             "resize": "box" if crop else "bilinear"}
+
+
+def recipe_of(metadata: dict) -> dict:
+    """The checked ``"preprocessing"`` entry of a model's metadata.
+
+    Files written before that entry existed kept ``"background"`` and ``"crop"`` at the
+    top of the metadata; they are read from there. Nothing recorded means no inversion
+    and no cropping.
+
+    Examples
+    --------
+    >>> from cnnkit.preprocessing import recipe_of
+    >>> recipe_of({"background": "dark", "crop": True})
+    {'background': 'dark', 'crop': True, 'resize': 'box'}
+    >>> recipe_of({})["crop"]
+    False
+    """
+    recipe = metadata.get("preprocessing")
+    if recipe is None:
+        recipe = {"background": metadata.get("background"),
+                  "crop": bool(metadata.get("crop", False))}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"metadata['preprocessing'] must be a dict, got {recipe!r}"[:200])
+    return {**recipe, **preprocessing_metadata(recipe.get("background"),
+                                               bool(recipe.get("crop", False)))}
 
 
 def _reduce(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -264,7 +290,7 @@ def prepare(image, metadata, *, invert="auto", crop=None) -> np.ndarray:
     metadata : dict
         A model's metadata, as :func:`cnnkit.serialization.load_model` returns it: its
         ``"input_shape"`` ``[C, H, W]`` and its ``"preprocessing"`` (see
-        :func:`preprocessing_metadata`; missing means no inversion and no cropping).
+        :func:`recipe_of`; missing means no inversion and no cropping).
     invert : bool or "auto", default "auto"
         ``cnnkit predict --invert``: ``"auto"`` inverts a picture whose border disagrees
         with the training images' background.
@@ -294,13 +320,11 @@ def prepare(image, metadata, *, invert="auto", crop=None) -> np.ndarray:
     shape = metadata.get("input_shape")
     if shape is None:
         raise ValueError("metadata has no 'input_shape' (C, H, W) to prepare the image for")
-    recipe = metadata.get("preprocessing") or {}
-    if not isinstance(recipe, dict):
-        raise ValueError(f"metadata['preprocessing'] must be a dict, got {recipe!r}"[:200])
+    recipe = recipe_of(metadata)
     if crop is not None and not isinstance(crop, (bool, np.bool_)):
         raise TypeError(f"crop must be a bool or None, got {crop!r}")
     if crop is None:
-        crop = bool(recipe.get("crop", False))
-    x = prepare_image(image, shape, invert=invert, background=recipe.get("background"),
+        crop = recipe["crop"]
+    x = prepare_image(image, shape, invert=invert, background=recipe["background"],
                       crop=bool(crop))
     return x[None]  # (1, C, H, W)

@@ -541,7 +541,7 @@ def _class_count(model, input_shape) -> int:
 
 def _complete(model, metadata: dict, path: str, strict: bool) -> dict:
     """`metadata` with a checked ``input_shape``, ``classes`` and ``preprocessing``."""
-    from cnnkit.preprocessing import preprocessing_metadata
+    from cnnkit.preprocessing import recipe_of
 
     meta = dict(metadata)
     shape = meta.get("input_shape", getattr(model, "last_input_shape", None))
@@ -566,14 +566,8 @@ def _complete(model, metadata: dict, path: str, strict: bool) -> dict:
                                 or not all(isinstance(c, str) for c in classes)):
         raise ValueError(f"{path} records invalid class names {classes!r}"[:200])
     meta["classes"] = None if classes is None else list(classes)
-    recipe = meta.get("preprocessing")
-    if recipe is None:  # files written before the preprocessing entry kept these on top
-        recipe = {"background": meta.get("background"), "crop": bool(meta.get("crop", False))}
-    if not isinstance(recipe, dict):
-        raise ValueError(f"{path} records an invalid preprocessing {recipe!r}"[:200])
     try:
-        meta["preprocessing"] = {**recipe, **preprocessing_metadata(
-            recipe.get("background"), bool(recipe.get("crop", False)))}
+        meta["preprocessing"] = recipe_of(meta)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path} records an invalid preprocessing: {error}") from None
     return meta
