@@ -133,22 +133,16 @@ def _as_sources(sources) -> list[str]:
 
 def _load_model(path: str):
     """(model, metadata) as ``cnnkit predict`` loads them."""
-    from cnnkit.commands.predict import load_model
+    from cnnkit.serialization import load_model
 
     return load_model(path)
 
 
 def _prepare(picture, metadata, invert, crop) -> np.ndarray:
     """A picture as ``cnnkit predict`` prepares it: the (C, H, W) model input."""
-    from cnnkit.data import prepare_image
+    from cnnkit.preprocessing import prepare
 
-    return prepare_image(
-        picture,
-        metadata["input_shape"],
-        invert=invert,
-        background=metadata.get("background"),
-        crop=bool(metadata.get("crop")) and crop,
-    )
+    return prepare(picture, metadata, invert=invert, crop=None if crop else False)[0]
 
 
 def _classify(sources, loaded, *, invert, crop) -> list[dict]:
