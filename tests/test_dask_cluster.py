@@ -143,7 +143,8 @@ def test_predict_bag_equals_the_in_memory_pipeline(client, picture_folder):
     """The library call: results in input order, probabilities as `cnnkit predict` computes."""
     import argparse
 
-    from cnnkit.commands.predict import load_model, prepare
+    from cnnkit.commands.predict import prepare
+    from cnnkit.serialization import load_model
     from cnnkit.train import predict_proba
 
     model_path, folder, good = picture_folder
@@ -153,7 +154,7 @@ def test_predict_bag_equals_the_in_memory_pipeline(client, picture_folder):
     assert "error" in results[-1] and "text.png" in results[-1]["error"]
     model, metadata = load_model(model_path)
     args = argparse.Namespace(invert="auto", no_crop=False)
-    x = np.stack([prepare(ck.load_image(s), metadata, args) for s in sources[:-1]])
+    x = np.concatenate([prepare(ck.load_image(s), metadata, args) for s in sources[:-1]])
     expected = predict_proba(model, x)
     got = np.array([r["probabilities"] for r in results[:-1]])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
