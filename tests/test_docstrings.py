@@ -62,7 +62,6 @@ PENDING = {
     "cnnkit.serialization.build",
     "cnnkit.serialization.load",
     "cnnkit.serialization.read_metadata",
-    "cnnkit.train.TrainConfig",
     "cnnkit.train.confusion_matrix",
     "cnnkit.train.evaluate",
     "cnnkit.train.fit",

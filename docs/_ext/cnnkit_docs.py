@@ -36,6 +36,7 @@ PUBLIC_MODULES = [
     "cnnkit.layout",
     "cnnkit.plot",  # the public name of cnnkit.viz
     "cnnkit.data",
+    "cnnkit.preprocessing",
     "cnnkit.models",
     "cnnkit.train",
     "cnnkit.serialization",

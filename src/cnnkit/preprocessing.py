@@ -86,6 +86,18 @@ def recipe_of(metadata: dict) -> dict:
     top of the metadata; they are read from there. Nothing recorded means no inversion
     and no cropping.
 
+    Parameters
+    ----------
+    metadata : dict
+        A model's metadata (as saved, or as :func:`cnnkit.serialization.load_model`
+        returns it).
+
+    Returns
+    -------
+    dict
+        ``{"background": ..., "crop": ..., "resize": ...}`` as
+        :func:`preprocessing_metadata` makes it, plus any other keys recorded.
+
     Examples
     --------
     >>> from cnnkit.preprocessing import recipe_of

@@ -583,6 +583,7 @@ def load_model(path, *, strict: bool = True):
     Parameters
     ----------
     path : str or os.PathLike
+        A model file: ``.npz`` as :func:`save` writes it, or ``.onnx``.
     strict : bool, default True
         Require the file to record the model's input shape (every command that feeds
         the model an image needs it); with False a missing one is None.

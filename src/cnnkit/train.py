@@ -51,7 +51,23 @@ MIN_STEPS = 8
 
 
 class SeedGenerators(NamedTuple):
-    """Independent generators of one training run, spawned from one seed."""
+    """Independent generators of one training run, spawned from one seed.
+
+    Parameters
+    ----------
+    weights : numpy.random.Generator
+        Draws the initial weights of a model built for the run.
+    order : numpy.random.Generator
+        Orders the batches of every epoch.
+    dropout : numpy.random.Generator
+        Draws the dropout masks.
+
+    Examples
+    --------
+    >>> from cnnkit.train import seed_generators
+    >>> list(seed_generators(0)._fields)
+    ['weights', 'order', 'dropout']
+    """
 
     weights: np.random.Generator
     order: np.random.Generator
@@ -65,6 +81,16 @@ def seed_generators(seed: int) -> SeedGenerators:
     streams and the same seed always gives the same three. :func:`fit` draws the batch
     order and the dropout masks from theirs; build the model with ``.weights`` (as
     ``cnnkit train`` does) and one seed decides the whole run.
+
+    Parameters
+    ----------
+    seed : int
+        A seed >= 0 (``TrainConfig.seed``).
+
+    Returns
+    -------
+    SeedGenerators
+        The named generators ``weights``, ``order`` and ``dropout``.
 
     Examples
     --------
