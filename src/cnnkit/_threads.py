@@ -250,6 +250,7 @@ def elementwise(update, *arrays) -> None:
     if any(f is None for f in flats) or arrays[0].size == 0:
         update(*arrays)
         return
+    ready = [f for f in flats if f is not None]  # all of them (checked above)
     itemsize = sum(a.itemsize for a in arrays)
-    spans = blocks(flats[0].size, itemsize)
-    parallel(lambda span: update(*(f[span[0] : span[1]] for f in flats)), spans)
+    spans = blocks(ready[0].size, itemsize)
+    parallel(lambda span: update(*(f[span[0] : span[1]] for f in ready)), spans)

@@ -113,7 +113,8 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """The shape of one image, ``(C, H, W)``."""
-        return tuple(int(s) for s in self.x.shape[1:])
+        c, h, w = (int(s) for s in self.x.shape[1:])
+        return c, h, w
 
     @property
     def num_classes(self) -> int:

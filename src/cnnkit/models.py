@@ -89,7 +89,7 @@ def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, ker
         raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
     if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or not channels:
         raise ValueError(f"channels must be a non-empty sequence of ints, got {channels!r}")
-    if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1
+    if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and int(c) >= 1
                for c in channels):
         raise ValueError(f"channels must hold ints >= 1, got {channels!r}")
     if input_size is not None:

@@ -303,7 +303,7 @@ def save(model, path, *, classes=None, input_shape=None, metadata=None) -> str:
     arrays = {key: np.asarray(value) for key, value in state.items()}  # 0-d stays 0-d
     arrays[_META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its bool option
     _atomic_write(path, buffer.getvalue())
     return path
 

@@ -298,7 +298,7 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
     batch_size = config.batch_size_for(len(train))
     criterion = nn.CrossEntropyLoss()
     optimizer = make_optimizer(model.parameters(), config)
-    history = {"loss": [], "accuracy": []}
+    history: dict[str, list[float]] = {"loss": [], "accuracy": []}
     if val is not None:
         history.update(val_loss=[], val_accuracy=[])
     n_batches = -(-len(train) // batch_size)

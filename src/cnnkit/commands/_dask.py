@@ -138,7 +138,7 @@ def run_predict(args: argparse.Namespace, invert) -> int:
 
     from cnnkit import dask as ckd
 
-    sources = []
+    sources: list = []
     for source in args.images:
         sources += ckd.image_files(source) if os.path.isdir(source) else [source]
     if args.csv is not None:

@@ -94,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
     classes = metadata.pop("classes", None)
     shape = tuple(metadata.pop("input_shape"))
     if args.target.suffix.lower() == ".onnx":
-        from cnnkit.onnx import save
+        from cnnkit.onnx import save as save_onnx
 
-        save(model, args.target, shape, classes=classes, metadata=metadata)
+        save_onnx(model, args.target, shape, classes=classes, metadata=metadata)
     else:
         from cnnkit.serialization import save
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from cnnkit.commands._common import (
@@ -162,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     # Draw and write one figure at a time: each is rendered once, by savefig.
     c, h, w = x.shape
     picture = x[0] if c == 1 else x.transpose(1, 2, 0)  # (H, W) or (H, W, 3)
-    figures = [
+    figures: list[tuple[str, Callable[[], object]]] = [
         (
             "input.png",
             lambda: plot.show_image(
@@ -175,8 +177,10 @@ def run(args: argparse.Namespace) -> int:
         figures.append(
             (
                 f"conv{k}_kernels.png",
-                lambda weight=weight, k=k, name=name: plot.show_kernels(
-                    weight, title=f"conv{k} (layer {name}) kernels, shape {tuple(weight.shape)}"
+                functools.partial(
+                    plot.show_kernels,
+                    weight,
+                    title=f"conv{k} (layer {name}) kernels, shape {tuple(weight.shape)}",
                 ),
             )
         )
@@ -188,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
         figures.append(
             (
                 f"conv{k}_feature_maps.png",
-                lambda shown=shown, heading=heading, label=label: plot.show_feature_maps(
+                functools.partial(
+                    plot.show_feature_maps,
                     shown,
                     titles=[f"channel {i}" for i in range(len(shown))],
                     title=heading,

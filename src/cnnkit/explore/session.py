@@ -170,7 +170,8 @@ class Session:
     def _guess_input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) for a model given without one: C from its first layer, H = W tried."""
         first = next(iter(self._modules.values()))
-        channels = int(getattr(first, "in_channels", None) or getattr(first, "num_features", 3))
+        channels = getattr(first, "in_channels", None) or getattr(first, "num_features", None) or 3
+        channels = int(channels)
         for size in _GUESSED_SIZES:
             try:
                 self.model(np.zeros((1, channels, size, size), np.float32))

@@ -132,7 +132,7 @@ def _plans(taps: np.ndarray, g: Geometry):
         groups = [taps[:, c] for c in range(g.channels)]
     plans = []
     for weights in groups:
-        plan = []
+        plan: list[tuple[str, int | None]] = []
         for row in weights:
             flat = np.ravel(row)
             uniform = bool((flat == flat[0]).all())

@@ -250,13 +250,13 @@ def fold_band(dband: np.ndarray, dx: np.ndarray, g: Geometry, r0: int) -> None:
     cols = pad_index(w, left, right, g.padding_mode)
     border_cols = np.r_[0:left, left + w : g.padded[1]]
     dcols = dband[:, :, left : left + w].copy(order="K")  # (n, R, W, C)
-    np.add.at(dcols, (slice(None), slice(None), cols[border_cols]), dband[:, :, border_cols])
+    np.add.at(dcols, (slice(None), slice(None), cols[border_cols]), dband[:, :, border_cols])  # type: ignore[arg-type]
     if s1 > s0:
         dx[:, s0 - top : s1 - top] += dcols[:, s0 - r0 : s1 - r0]
     padded_rows = np.arange(r0, r0 + count)
     border = (padded_rows < top) | (padded_rows >= top + h)
     rows = pad_index(h, top, bottom, g.padding_mode)[padded_rows[border]]
-    np.add.at(dx, (slice(None), rows), dcols[:, border])
+    np.add.at(dx, (slice(None), rows), dcols[:, border])  # type: ignore[arg-type]
 
 
 def unpad(dxp: np.ndarray, g: Geometry) -> np.ndarray:

@@ -28,9 +28,10 @@ def _check_axis(x: np.ndarray, axis) -> int:
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"axis must be an int, got {axis!r}")
     ndim = max(x.ndim, 1)
+    axis = int(axis)
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis must be in [{-ndim}, {ndim}) for x of shape {x.shape}, got {axis}")
-    return int(axis) % ndim
+    return axis % ndim
 
 
 def _array(value, shape) -> np.ndarray:

@@ -63,10 +63,11 @@ class _PoolGeometry:
     @property
     def padded(self) -> tuple[int, int]:
         """Extent of the padded input that the windows reach (right/bottom may exceed padding)."""
-        return tuple(
+        h, w = (
             (o - 1) * s + d * (k - 1) + 1
             for o, s, d, k in zip(self.out_size, self.stride, self.dilation, self.kernel)
         )
+        return h, w
 
     def tap(self, band, i, j, rows):
         """View of a band seen by kernel offset (i, j) at each of its windows: (n, c, rows, Wo)."""

@@ -116,7 +116,7 @@ class Graph(Module):
         for name in order:
             for value in inputs[name]:
                 last_use[value] = name
-        frees = {name: [] for name in order}
+        frees: dict[str, list[str]] = {name: [] for name in order}
         for value, name in last_use.items():
             if value != output:
                 frees[name].append(value)
@@ -131,7 +131,8 @@ class Graph(Module):
     @staticmethod
     def _topological_order(specs, input) -> list[str]:
         """Node names with every node after the nodes it reads (depth first, stable)."""
-        order, state = [], {}  # state: 1 while visiting, 2 when placed
+        order: list[str] = []
+        state: dict[str, int] = {}  # 1 while visiting, 2 when placed
         for start in specs:
             stack = [(start, iter(specs[start][1]))]
             if state.get(start) == 2:
@@ -235,7 +236,8 @@ class Constant(Module):
             self.register_buffer("value", value)
 
     def _array(self) -> np.ndarray:
-        return self.value.data if self.trainable else self.value
+        value = self.value
+        return value.data if isinstance(value, Parameter) else value
 
     def forward(self):
         self._cache = True

@@ -18,7 +18,7 @@ def refuse_shared_modules(container) -> None:
     the first one's and give wrong gradients; use two modules (and share Parameters
     between them if the weights should be tied).
     """
-    seen = {}
+    seen: dict[int, str] = {}
     for name, module in container.named_modules():
         if id(module) in seen:
             raise ValueError(
@@ -87,6 +87,12 @@ class Module:
     remembers the shape of one sample of its last ``(N, C, H, W)`` or ``(C, H, W)``
     input (``last_input_shape``), which :func:`cnnkit.save` records when ``metadata`` has none.
     """
+
+    # Set in __init__ through object.__setattr__ (this class's own __setattr__ files
+    # attributes into them).
+    _parameters: dict[str, Parameter | None]
+    _buffers: dict[str, np.ndarray]
+    _modules: dict[str, Module]
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -270,7 +276,7 @@ def _in_layer(error: Exception, name: str, layer: Module, shape) -> Exception:
         wrapped = type(error)(f"{where}: {message}")
     except Exception:  # noqa: BLE001 - an exception type with its own constructor: keep it as is
         return error
-    wrapped._cnnkit_layer = (path, layer_type, message)
+    wrapped._cnnkit_layer = (path, layer_type, message)  # type: ignore[attr-defined]
     return wrapped
 
 

@@ -484,7 +484,7 @@ def build_graph(model, where="the model") -> nn.Graph:
     input_name = _safe_name(inputs[0].name) or "input"
     taken = {input_name}
     values = {inputs[0].name: input_name}  # ONNX value -> graph value name
-    nodes = []
+    nodes: list[tuple] = []
     for proto in graph.node:
         if proto.domain not in ("", "ai.onnx") or proto.op_type not in BUILDERS:
             domain = f" (domain {proto.domain!r})" if proto.domain not in ("", "ai.onnx") else ""
@@ -542,7 +542,9 @@ def build_graph(model, where="the model") -> nn.Graph:
     if output not in values:  # computed from constants alone (a Shape of a fixed input)
         values[output] = _unique(_safe_name(output), taken)
         nodes.append((values[output], nn.Constant(constants[output]), []))
-    return nn.Graph(nodes, output=values[output], input=input_name).eval()
+    model = nn.Graph(nodes, output=values[output], input=input_name)
+    model.eval()
+    return model
 
 
 def read_metadata(model) -> dict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 import sys
+from typing import Literal
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -83,7 +84,12 @@ def _pyplot_backend() -> str | None:
     return None
 
 
-def new_figure(width: float, height: float, *, layout: str | None = "constrained"):
+def new_figure(
+    width: float,
+    height: float,
+    *,
+    layout: Literal["constrained", "compressed", "tight"] | None = "constrained",
+):
     """A :class:`CnnkitFigure` of `width` x `height` inches, managed by pyplot when it shows windows."""
     if _pyplot_backend() == "gui":
         import matplotlib.pyplot as plt

@@ -470,6 +470,7 @@ class _Board:
         if len(inputs) > _MAX_TERMS:
             return f"{head}\n= sum of the {len(inputs)} products input \u00d7 kernel weight"
         terms = []
+        assert scene.kernel is not None  # a conv scene (pooling returned above)
         for v, k in zip(inputs, scene.kernel.ravel()):
             kt = _fmt(k)
             terms.append(f"{_fmt(v)}\u00d7{'(' + kt + ')' if k < 0 else kt}")

@@ -298,7 +298,9 @@ def show_kernel(kernel, title=None):
     return fig
 
 
-def _mosaic(tiles: np.ndarray, ncols: int, gap: int, gap_top: int = 0) -> np.ndarray:
+def _mosaic(
+    tiles: np.ndarray, ncols: int, gap: int, gap_top: int = 0
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Equal-sized (n, h, w) tiles as one (rows, cols) picture, NaN (drawn white) between them.
 
     Each tile has `gap` blank pixels to its right and below, plus `gap_top` above it (room
