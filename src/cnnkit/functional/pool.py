@@ -43,6 +43,20 @@ def pool_output_size(size, kernel_size, stride, padding=0, dilation=1, ceil_mode
     With `ceil_mode`, a last window is kept only if it starts inside the input or the
     left padding.
 
+    Parameters
+    ----------
+    size : int
+        Input size along the axis.
+    kernel_size, stride, padding, dilation : int
+        The window's size, step, padding on each side and tap spacing along the axis.
+    ceil_mode : bool, default False
+        Round up instead of down.
+
+    Returns
+    -------
+    int
+        The number of windows along the axis.
+
     Examples
     --------
     >>> pool_output_size(5, 2, 2), pool_output_size(5, 2, 2, ceil_mode=True)
@@ -201,7 +215,29 @@ def max_pool2d_forward(
 ):
     """:func:`max_pool2d` that also returns the cache :func:`max_pool2d_backward` needs.
 
-    Returns ``(out, cache)``, or ``((out, indices), cache)`` with `return_indices`.
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), (C, H, W) or (H, W)
+        Input; integer and bool inputs are computed in float32.
+    kernel_size : int or (int, int)
+        Height and width of the window.
+    stride : int, (int, int) or None, optional
+        Defaults to `kernel_size`.
+    padding : int or (int, int)
+        Implicit -inf padding on each side; at most half the kernel size.
+    dilation : int or (int, int)
+        Spacing between the window's elements.
+    ceil_mode : bool
+        Round the output size up.
+    return_indices : bool
+        Also return the flat index of each maximum in its input plane.
+
+    Returns
+    -------
+    out : ndarray or (ndarray, ndarray)
+        What :func:`max_pool2d` returns: the output, or ``(output, indices)``.
+    cache : tuple
+        What :func:`max_pool2d_backward` needs; opaque to the caller.
 
     Examples
     --------
@@ -280,6 +316,25 @@ def max_pool2d_backward(grad_output, cache):
 
     Each window's gradient goes to its maximum (the first one in row-major order when
     several tie, as in PyTorch); overlapping windows add up.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, of the output's shape.
+    cache : tuple
+        The cache :func:`max_pool2d_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Gradient of the loss with respect to `x`, of the shape and dtype of `x`.
+
+    Examples
+    --------
+    >>> out, cache = max_pool2d_forward(np.array([[1.0, 3.0], [2.0, 0.0]]), 2)
+    >>> max_pool2d_backward(np.array([[5.0]]), cache)
+    array([[0., 5.],
+           [0., 0.]])
     """
     g: _PoolGeometry = cache.geometry
     grad = _check_grad(grad_output, g, cache.rank, cache.out.dtype)
@@ -321,8 +376,10 @@ def max_pool2d(
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W), (C, H, W) or (H, W)
+        Input; integer and bool inputs are computed in float32.
     kernel_size : int or (int, int)
-    stride : int or (int, int), optional
+        Height and width of the window.
+    stride : int, (int, int) or None, optional
         Defaults to `kernel_size`.
     padding : int or (int, int)
         Implicit -inf padding on each side; at most half the kernel size.
@@ -338,6 +395,7 @@ def max_pool2d(
     Returns
     -------
     out : ndarray of shape (N, C, Ho, Wo), (C, Ho, Wo) or (Ho, Wo)
+        The maxima, in the float dtype of `x`.
     indices : ndarray of int64, the shape of `out`
         Only with `return_indices`.
 
@@ -378,6 +436,28 @@ def avg_pool2d_forward(
 ):
     """:func:`avg_pool2d` that also returns the cache :func:`avg_pool2d_backward` needs.
 
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), (C, H, W) or (H, W)
+        Input; integer and bool inputs are computed in float32.
+    kernel_size : int or (int, int)
+        Height and width of the window.
+    stride : int, (int, int) or None, optional
+        Defaults to `kernel_size`.
+    padding : int or (int, int)
+        Implicit zero padding on each side; at most half the kernel size.
+    ceil_mode : bool
+        Round the output size up.
+    count_include_pad : bool
+        Whether the zero padding counts in the divisor.
+
+    Returns
+    -------
+    out : ndarray
+        What :func:`avg_pool2d` returns.
+    cache : tuple
+        What :func:`avg_pool2d_backward` needs; opaque to the caller.
+
     Examples
     --------
     >>> import numpy as np
@@ -407,7 +487,27 @@ def avg_pool2d_forward(
 
 
 def avg_pool2d_backward(grad_output, cache):
-    """Gradient of :func:`avg_pool2d` with respect to its input."""
+    """Gradient of :func:`avg_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, of the output's shape.
+    cache : tuple
+        The cache :func:`avg_pool2d_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Gradient of the loss with respect to `x`, of the shape and dtype of `x`.
+
+    Examples
+    --------
+    >>> out, cache = avg_pool2d_forward(np.zeros((2, 4)), 2)
+    >>> avg_pool2d_backward(np.array([[4.0, 8.0]]), cache)
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.]])
+    """
     g: _PoolGeometry = cache.geometry
     grad = _check_grad(grad_output, g, cache.rank, cache.x.dtype)
     kh, kw = g.kernel
@@ -435,8 +535,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W), (C, H, W) or (H, W)
+        Input; integer and bool inputs are computed in float32.
     kernel_size : int or (int, int)
-    stride : int or (int, int), optional
+        Height and width of the window.
+    stride : int, (int, int) or None, optional
         Defaults to `kernel_size`.
     padding : int or (int, int)
         Implicit zero padding on each side; at most half the kernel size.
@@ -448,6 +550,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     Returns
     -------
     out : ndarray of shape (N, C, Ho, Wo), (C, Ho, Wo) or (Ho, Wo)
+        The means, in the float dtype of `x`.
 
     Examples
     --------
@@ -459,7 +562,26 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
 
 def global_avg_pool2d_forward(x):
-    """:func:`global_avg_pool2d` that also returns the cache its backward needs."""
+    """:func:`global_avg_pool2d` that also returns the cache its backward needs.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), (C, H, W) or (H, W)
+        Input; integer and bool inputs are computed in float32.
+
+    Returns
+    -------
+    out : ndarray
+        What :func:`global_avg_pool2d` returns.
+    cache : tuple
+        What :func:`global_avg_pool2d_backward` needs; opaque to the caller.
+
+    Examples
+    --------
+    >>> out, cache = global_avg_pool2d_forward(np.arange(6.0).reshape(2, 1, 3))
+    >>> out
+    array([1., 4.])
+    """
     xb, rank = as_batch("x", x)
     out = xb.mean(axis=(2, 3))  # (N, C)
     result = out if rank == 4 else out[0] if rank == 3 else out[0, 0]
@@ -467,7 +589,27 @@ def global_avg_pool2d_forward(x):
 
 
 def global_avg_pool2d_backward(grad_output, cache):
-    """Gradient of :func:`global_avg_pool2d`: each input gets its plane's gradient / (H*W)."""
+    """Gradient of :func:`global_avg_pool2d`: each input gets its plane's gradient / (H*W).
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, of the output's shape.
+    cache : tuple
+        The cache :func:`global_avg_pool2d_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray
+        Gradient of the loss with respect to `x`, of the shape and dtype of `x`.
+
+    Examples
+    --------
+    >>> out, cache = global_avg_pool2d_forward(np.zeros((1, 2, 2)))
+    >>> global_avg_pool2d_backward(np.array([4.0]), cache)
+    array([[[1., 1.],
+            [1., 1.]]])
+    """
     shape, rank = cache
     n, c, h, w = shape
     grad_output = check_grad(grad_output, {4: (n, c), 3: (c,), 2: ()}[rank])
@@ -481,10 +623,12 @@ def global_avg_pool2d(x):
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W), (C, H, W) or (H, W)
+        Input; integer and bool inputs are computed in float32.
 
     Returns
     -------
     ndarray of shape (N, C), (C,) or () respectively
+        Each plane's mean, in the float dtype of `x`.
 
     Examples
     --------
