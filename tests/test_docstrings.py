@@ -49,15 +49,6 @@ PENDING = {
     "cnnkit.functional.conv2d_output_size",
     "cnnkit.nn.Module",
     "cnnkit.optim.Optimizer",
-    "cnnkit.serialization.build",
-    "cnnkit.serialization.load",
-    "cnnkit.serialization.read_metadata",
-    "cnnkit.train.confusion_matrix",
-    "cnnkit.train.evaluate",
-    "cnnkit.train.fit",
-    "cnnkit.train.make_optimizer",
-    "cnnkit.train.predict",
-    "cnnkit.train.predict_proba",
 }
 
 ALL_PUBLIC = [f"{module}.{name}" for module in PUBLIC_MODULES for name in public_names(module)]

@@ -147,6 +147,16 @@ def describe(model) -> dict:
 def build(description: dict):
     """Rebuild a model (with fresh weights) from :func:`describe`'s description.
 
+    Parameters
+    ----------
+    description : dict
+        What :func:`describe` returned (as saved in a model file).
+
+    Returns
+    -------
+    cnnkit.nn.Module
+        The same architecture, with freshly initialised weights.
+
     Examples
     --------
     >>> from cnnkit import nn
@@ -375,6 +385,16 @@ def _read(path):
 def read_metadata(path) -> dict:
     """The metadata saved with a model (class names, input shape ...), without the weights.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    dict
+        The metadata saved with the model (empty if none was).
+
     Examples
     --------
     >>> import os, tempfile
@@ -485,6 +505,7 @@ def load(path, *, with_metadata: bool = False):
     Parameters
     ----------
     path : str or os.PathLike
+        A file written by :func:`save`.
     with_metadata : bool, default False
         Also return the metadata dict (``"classes"``, ``"input_shape"`` ...).
 
@@ -505,7 +526,15 @@ def load(path, *, with_metadata: bool = False):
 
     Examples
     --------
-    See :func:`save`.
+    >>> import os, tempfile
+    >>> import cnnkit as ck
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "m.npz")
+    >>> _ = ck.save(ck.nn.Sequential(ck.nn.Linear(2, 1, rng=0)), path, classes=["yes"])
+    >>> model, metadata = ck.load(path, with_metadata=True)
+    >>> model[0].weight.shape, metadata["classes"]
+    ((1, 2), ['yes'])
+    >>> folder.cleanup()
     """
     if not isinstance(with_metadata, (bool, np.bool_)):
         raise TypeError(f"with_metadata must be a bool, got {with_metadata!r}")

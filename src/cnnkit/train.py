@@ -120,6 +120,7 @@ class TrainConfig:
         Images per optimiser step. None: 64, or for a small training set fewer, so that
         an epoch takes at least 8 steps (see :meth:`batch_size_for`).
     optimizer : {"adam", "sgd"}, default "adam"
+        The :mod:`cnnkit.optim` optimiser to train with.
     lr : float, default 3e-3
         Learning rate.
     weight_decay : float, default 0.0
@@ -184,7 +185,28 @@ class TrainConfig:
 
 
 def make_optimizer(params, config: TrainConfig):
-    """The :mod:`cnnkit.optim` optimiser that `config` describes, over `params`."""
+    """The :mod:`cnnkit.optim` optimiser that `config` describes, over `params`.
+
+    Parameters
+    ----------
+    params : iterable of cnnkit.nn.Parameter
+        The parameters to train (``model.parameters()``).
+    config : TrainConfig
+        Its `optimizer`, `lr`, `weight_decay` and `momentum` are used.
+
+    Returns
+    -------
+    cnnkit.optim.Optimizer
+        An :class:`~cnnkit.optim.Adam` or :class:`~cnnkit.optim.SGD`.
+
+    Examples
+    --------
+    >>> from cnnkit import nn
+    >>> from cnnkit.train import TrainConfig, make_optimizer
+    >>> optimizer = make_optimizer(nn.Linear(2, 1, rng=0).parameters(), TrainConfig(optimizer="sgd"))
+    >>> type(optimizer).__name__, optimizer.momentum
+    ('SGD', 0.9)
+    """
     from cnnkit import optim
 
     if config.optimizer == "adam":
@@ -247,6 +269,7 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
     model : cnnkit.nn.Module
         Maps ``(N, C, H, W)`` images to logits ``(N, K)``. Trained in place.
     train : Dataset
+        The training images and labels.
     config : TrainConfig, optional
         Defaults to ``TrainConfig()``.
     val : Dataset, optional
@@ -402,25 +425,31 @@ def evaluate(model, data: Dataset, *, batch_size: int = EVAL_BATCH_SIZE):
     Parameters
     ----------
     model : cnnkit.nn.Module
+        Maps ``(N, C, H, W)`` images to logits ``(N, K)``; left in evaluation mode.
     data : Dataset
+        The images and their labels.
     batch_size : int, default 256
         Images per forward pass (memory only; the result does not depend on it).
 
     Returns
     -------
     loss : float
+        The mean cross-entropy over `data`.
     accuracy : float
         The fraction of images whose largest logit is their class.
 
     Examples
     --------
+    >>> from cnnkit import nn
     >>> from cnnkit.data import load_digits
-    >>> from cnnkit.models import digits_cnn
     >>> from cnnkit.train import evaluate
     >>> _, test = load_digits()
-    >>> loss, accuracy = evaluate(digits_cnn(rng=0), test)
-    >>> 0.0 <= accuracy <= 1.0 and loss > 0
-    True
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10, rng=0))
+    >>> model[1].weight.data[:] = 0  # every logit 0: uniform probabilities, class 0 predicted
+    >>> model[1].bias.data[:] = 0
+    >>> loss, accuracy = evaluate(model, test)
+    >>> round(loss, 4), accuracy  # log(10), and the test set's share of zeros
+    (2.3026, 0.1)
     """
     from cnnkit import functional as F
 
@@ -460,8 +489,11 @@ def predict_proba(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     Parameters
     ----------
     model : cnnkit.nn.Module
+        Maps images to logits; left in evaluation mode.
     x : ndarray of shape (N, C, H, W) or (C, H, W), or a Dataset
+        The images.
     batch_size : int, default 256
+        Images per forward pass (memory only; the result does not depend on it).
 
     Returns
     -------
@@ -488,6 +520,20 @@ def predict_proba(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
 def predict(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """The most probable class index of each image, ``(N,)`` int64.
 
+    Parameters
+    ----------
+    model : cnnkit.nn.Module
+        Maps images to logits; left in evaluation mode.
+    x : ndarray of shape (N, C, H, W) or (C, H, W), or a Dataset
+        The images.
+    batch_size : int, default 256
+        Images per forward pass (memory only; the result does not depend on it).
+
+    Returns
+    -------
+    ndarray of int64, shape (N,)
+        The index of each image's largest logit.
+
     Examples
     --------
     >>> import numpy as np
@@ -501,6 +547,20 @@ def predict(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """Counts ``m[i, j]`` of images of class ``i`` predicted as class ``j``.
+
+    Parameters
+    ----------
+    y_true : array_like of int, shape (N,)
+        The true classes.
+    y_pred : array_like of int, shape (N,)
+        The predicted classes.
+    num_classes : int
+        The number of classes K.
+
+    Returns
+    -------
+    ndarray of int64, shape (K, K)
+        Rows are true classes, columns predicted ones; the diagonal counts the hits.
 
     Examples
     --------
