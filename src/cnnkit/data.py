@@ -306,7 +306,7 @@ def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
         for folder, subdirs, names in os.walk(os.path.join(root, name)):
             subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
             files += [os.path.join(folder, n) for n in sorted(names) if not n.startswith(".")]
-        found = 0
+        kept = 0
         for file in files:
             try:
                 picture = load_image(file, gray=gray)
@@ -315,8 +315,8 @@ def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
                 continue
             images.append(_resize(_as_hwc(picture, channels, file), size))  # (H, W, C)
             labels.append(label)
-            found += 1
-        if not found:
+            kept += 1
+        if not kept:
             _warn_skipped(skipped, root)
             raise ValueError(f"class folder {os.path.join(root, name)} holds no readable image"
                              + (f" ({len(files)} other files)" if files else ""))

@@ -432,7 +432,7 @@ def _state_shapes(name: str, args: dict, where: str) -> dict | None:
         if len(kernel) != 2:
             raise ValueError(f"{where}: kernel_size must be an int or a pair, got {kernel!r}")
         kh, kw = (_size({"kernel_size": k}, "kernel_size", where) for k in kernel)
-        shapes = {"weight": (out, inp // groups, kh, kw)}
+        shapes: dict[str, tuple[int, ...]] = {"weight": (out, inp // groups, kh, kw)}
         if args.get("bias", True):
             shapes["bias"] = (out,)
         return shapes
@@ -577,7 +577,7 @@ def _complete(model, metadata: dict, path: str, strict: bool) -> dict:
     if shape is not None:
         if (not isinstance(shape, (list, tuple)) or len(shape) != 3
                 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
-                           and s >= 1 for s in shape)):
+                           and int(s) >= 1 for s in shape)):
             raise ValueError(f"{path} records an invalid input_shape {shape!r}; expected "
                              "[C, H, W] positive ints")
         shape = [int(s) for s in shape]

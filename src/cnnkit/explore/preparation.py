@@ -28,17 +28,7 @@ def prepare_input(picture: np.ndarray, metadata: dict, input_shape) -> np.ndarra
     >>> prepare_input(np.ones((20, 30, 3), np.float32), {}, (1, 8, 8)).shape
     (1, 8, 8)
     """
-    metadata = {**metadata, "input_shape": [int(s) for s in input_shape]}
-    try:
-        from cnnkit.preprocessing import prepare
-    except ImportError:
-        from cnnkit.data import prepare_image
+    from cnnkit.preprocessing import prepare
 
-        return prepare_image(
-            picture,
-            metadata["input_shape"],
-            invert="auto",
-            background=metadata.get("background"),
-            crop=bool(metadata.get("crop")),
-        )
+    metadata = {**metadata, "input_shape": [int(s) for s in input_shape]}
     return np.asarray(prepare(picture, metadata), dtype=np.float32)[0]
