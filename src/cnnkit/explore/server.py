@@ -6,6 +6,23 @@ must carry the session's random token (query parameter ``token`` or header
 port is refused (a web page on another site cannot reach the server through DNS
 rebinding). Uploads are capped at :data:`MAX_UPLOAD_BYTES`. Every error is a JSON
 ``{"error": message}``; no traceback is ever sent or printed.
+
+The routes of the contract (``/api/model``, ``/api/input``, ``/api/activation``,
+``/api/saliency``, ``/api/gradcam``, ``/api/kernel``, ``/api/kernel/reset``) are joined
+by the page's own:
+
+- ``GET /api/state``: probabilities, class names, each layer's code, shapes and value
+  range, the edited weights and what the input shows.
+- ``GET /api/maps?layer=&start=&count=&which=output|input``: channels of a layer's
+  output (or input) as base64 float32 little-endian, ``{"shape", "start", "data"}``.
+- ``GET /api/prepared``: the prepared input, packed the same way.
+- ``GET /api/detail?layer=&channel=&y=&x=``: how one value was computed
+  (:func:`cnnkit.explore.details.explain`).
+- ``GET /api/receptive_field?layer=&channel=&y=&x=``: ``{"box": [top, left, bottom,
+  right], "method"}`` in input pixels.
+- ``GET /api/overlay?kind=saliency|gradcam&class=&layer=``: the map at the input's size,
+  scaled to [0, 1], packed.
+- ``GET /api/samples`` and ``POST /api/sample`` ``{"name"}``: the bundled inputs.
 """
 
 from __future__ import annotations
