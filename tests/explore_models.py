@@ -87,6 +87,21 @@ def torch_twin(model):
     return twin
 
 
+def branchy():
+    """A residual block and a two-branch concatenation between plain layers."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, rng=0),
+        nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, rng=1), nn.ReLU())),
+        nn.Concat(
+            nn.Conv2d(4, 2, 1, rng=2),
+            nn.Sequential(nn.Conv2d(4, 3, 3, padding=1, rng=3), nn.ReLU()),
+        ),
+        nn.GlobalAvgPool2d(),
+        nn.Flatten(),
+        nn.Linear(5, 3, rng=4),
+    ).eval()
+
+
 class Client:
     """Requests to an explorer server, with the token and a Host header of our choice."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from explore_models import INPUT_SHAPE, png_bytes, varied_model
+from explore_models import INPUT_SHAPE, branchy, png_bytes, varied_model
 
 import cnnkit as ck
 from cnnkit.data import load_digits
@@ -403,3 +403,34 @@ def test_gradcam_overlay_on_a_sample_digit(browser, digits, tab):
     page.wait_for_timeout(200)
     assert overlay_pixels(page) > 0
     assert page.locator("#probabilities .best .label").inner_text() == "3"
+
+
+def test_branch_models_show_their_blocks(browser, tab):
+    """A residual block and a concatenation: their maps, and the sum shown with its numbers."""
+    model = branchy()
+    with ck.explore(model, open_browser=False, input_shape=(1, 6, 6)) as running:
+        t = tab(running)
+        page = t.open()
+        assert page.eval_on_selector_all(".layer", "ls => ls.map(l => l.dataset.layer)") == [
+            "0",
+            "1.body.0",
+            "1.body.1",
+            "1",
+            "2.0",
+            "2.1.0",
+            "2.1.1",
+            "2",
+            "3",
+            "4",
+            "5",
+        ]
+        page.locator('.layer[data-layer="1"]').scroll_into_view_if_needed()
+        page.click('.map[data-layer="1"][data-channel="2"]')
+        page.wait_for_selector("#detail-map")
+        click_cell(page, 3, 3, 6, 6)
+        page.wait_for_selector("#explanation .formula")
+        x = running.session.x[None]
+        expected = model[1](model[0](x))[0, 2, 3, 3]
+        assert "body(x) + x" in page.locator("#explanation .formula").inner_text()
+        total = page.locator("#explanation .formula .total").get_attribute("data-value")
+        assert float(total) == pytest.approx(float(expected), rel=1e-5)
