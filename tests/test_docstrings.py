@@ -38,8 +38,6 @@ PENDING = {
     "cnnkit.nn.Transpose",
     "cnnkit.cli.get_parser",
     "cnnkit.cli.main",
-    "cnnkit.explore.Explorer",
-    "cnnkit.explore.open_session",
     "cnnkit.functional.batch_norm",
     "cnnkit.functional.batch_norm_backward",
     "cnnkit.functional.batch_norm_forward",

@@ -44,8 +44,15 @@ def open_session(model=None, image=None, *, input_shape=None, classes=None):
     Returns
     -------
     session : cnnkit.explore.session.Session
+        A copy of the model, run on the input, with every layer's output recorded.
     source : str or None
         What the input shows (the image source or sample name).
+
+    Examples
+    --------
+    >>> session, source = open_session()
+    >>> session.input_shape, source
+    ((1, 8, 8), 'digit:1')
     """
     from cnnkit.explore.preparation import load_model
     from cnnkit.explore.session import Session
@@ -84,12 +91,26 @@ def open_session(model=None, image=None, *, input_shape=None, classes=None):
 class Explorer:
     """A running explorer: its page's address and how to stop it.
 
+    Parameters
+    ----------
+    server : cnnkit.explore.server.ExplorerServer
+        The started server (:func:`explore` makes both).
+
     Attributes
     ----------
     url : str
         ``http://127.0.0.1:PORT/?token=TOKEN``: open it in a browser.
     session : cnnkit.explore.session.Session
         The model copy, its input and what each layer made of it.
+
+    Examples
+    --------
+    >>> explorer = explore(open_browser=False)
+    >>> explorer.url.startswith("http://127.0.0.1:")
+    True
+    >>> explorer.close()
+    >>> explorer
+    Explorer('http://127.0.0.1:...', closed)
     """
 
     def __init__(self, server):
