@@ -54,9 +54,9 @@ def open_session(model=None, image=None, *, input_shape=None, classes=None):
     >>> session.input_shape, source
     ((1, 8, 8), 'digit:1')
     """
-    from cnnkit.explore.preparation import load_model
     from cnnkit.explore.session import Session
     from cnnkit.nn import Module
+    from cnnkit.serialization import load_model
 
     if model is None:
         model = DIGITS_MODEL

@@ -1,19 +1,10 @@
-"""Models and pictures as ``cnnkit predict`` reads them: one place the explorer asks."""
+"""Pictures prepared as ``cnnkit predict`` prepares them, for a model known by its metadata."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["load_model", "prepare_input"]
-
-
-def load_model(path):
-    """(model, metadata) of a saved model file (``.npz``, or ``.onnx`` where supported)."""
-    try:
-        from cnnkit.serialization import load_model as load
-    except ImportError:  # before the shared loader: the one ``cnnkit predict`` uses
-        from cnnkit.commands.predict import load_model as load
-    return load(path)
+__all__ = ["prepare_input"]
 
 
 def prepare_input(picture: np.ndarray, metadata: dict, input_shape) -> np.ndarray:
