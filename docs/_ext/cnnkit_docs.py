@@ -40,6 +40,8 @@ PUBLIC_MODULES = [
     "cnnkit.models",
     "cnnkit.train",
     "cnnkit.serialization",
+    "cnnkit.onnx",
+    "cnnkit.dask",
     "cnnkit.explore",
     "cnnkit.cli",
 ]

@@ -30,7 +30,18 @@ def _command_module(name: str):
 
 
 def get_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every sub-command."""
+    """Build the argument parser with every sub-command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``cnnkit`` parser; each command of :data:`COMMANDS` is a sub-parser.
+
+    Examples
+    --------
+    >>> get_parser().parse_args(["kernels"]).command
+    'kernels'
+    """
     from cnnkit import __version__
 
     parser = argparse.ArgumentParser(
@@ -88,7 +99,25 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line with `argv` (default ``sys.argv[1:]``) and return the exit status."""
+    """Run the command line with `argv` (default ``sys.argv[1:]``) and return the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``cnnkit``.
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a usage error, 1 on any other failure (reported as one line
+        on stderr).
+
+    Examples
+    --------
+    >>> main(["kernels", "sobel_top"])  # doctest: +ELLIPSIS
+    sobel_top...
+    0
+    """
     try:
         parser = get_parser()
     except Exception as error:  # noqa: BLE001 - a broken install still gets one line

@@ -35,7 +35,26 @@ def _elementwise(update, *arrays: np.ndarray) -> None:
 
 
 class Optimizer:
-    """Base class: holds the parameters and their per-parameter state."""
+    """Base class: holds the parameters and their per-parameter state.
+
+    Subclasses implement ``step()``, which updates each parameter from its ``.grad``.
+
+    Parameters
+    ----------
+    params : iterable of cnnkit.nn.Parameter
+        The parameters to update (``model.parameters()``); duplicates are refused.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnkit.nn import Parameter
+    >>> p = Parameter(np.ones(2))
+    >>> p.grad = np.ones(2)
+    >>> optimizer = SGD([p], lr=0.1)
+    >>> optimizer.zero_grad()
+    >>> p.grad is None
+    True
+    """
 
     def __init__(self, params):
         if isinstance(params, Parameter):

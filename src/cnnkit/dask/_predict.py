@@ -90,6 +90,16 @@ def predict(model, sources, batch_size=DEFAULT_BATCH_SIZE, *, invert="auto", cro
 def image_files(folder) -> list[str]:
     """Every non-hidden file under `folder`, recursively, in sorted order.
 
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder to walk.
+
+    Returns
+    -------
+    list of str
+        The paths, sorted; hidden files and folders (a leading dot) are left out.
+
     Examples
     --------
     >>> import os, tempfile

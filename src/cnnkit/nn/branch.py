@@ -17,6 +17,13 @@ class Residual(Module):
     The input's gradient is the sum of the gradients through both paths. State dict
     keys are ``"body.*"`` and ``"shortcut.*"``.
 
+    Parameters
+    ----------
+    body : Module
+        The residual branch.
+    shortcut : Module or None, default None
+        The other branch (a 1x1 convolution when the shapes change); None is the identity.
+
     Examples
     --------
     >>> import numpy as np
@@ -66,6 +73,13 @@ class Concat(Module):
 
     State dict keys are the branch indices (``"0.weight"``, ``"1.0.bias"``), as a
     PyTorch ``ModuleList``'s.
+
+    Parameters
+    ----------
+    *branches : Module
+        Applied to the same input, each one in turn.
+    axis : int, default 1
+        The axis their outputs are joined along.
 
     Examples
     --------
@@ -130,6 +144,11 @@ class ChannelShuffle(Module):
     """Interleave the channels of `groups` groups (ShuffleNet), as ``torch.nn.ChannelShuffle``.
 
     Channel ``g * (C // groups) + i`` goes to ``i * groups + g``.
+
+    Parameters
+    ----------
+    groups : int
+        Number of channel groups; it must divide the number of channels.
 
     Examples
     --------

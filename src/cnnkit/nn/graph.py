@@ -216,6 +216,13 @@ class Graph(Module):
 class Constant(Module):
     """A node with no input that gives a fixed array: a trainable Parameter, or a buffer.
 
+    Parameters
+    ----------
+    value : ndarray
+        The array the node gives.
+    trainable : bool, default False
+        Register it as a Parameter (trained, floating point) rather than a buffer.
+
     Examples
     --------
     >>> import numpy as np
@@ -343,6 +350,11 @@ class Div(_Binary):
 class Cat(Module):
     """Its inputs joined along `axis` (a graph's concatenation node).
 
+    Parameters
+    ----------
+    axis : int, default 1
+        The axis to join along (1: the channels of (N, C, H, W) inputs).
+
     Examples
     --------
     >>> import numpy as np
@@ -386,6 +398,11 @@ class Cat(Module):
 class Reshape(Module):
     """Reshape to `shape` as ``torch.reshape`` does: one entry may be -1 (inferred).
 
+    Parameters
+    ----------
+    shape : tuple of int
+        The new shape, batch axis included; one entry may be -1.
+
     Examples
     --------
     >>> import numpy as np
@@ -419,6 +436,11 @@ class Reshape(Module):
 
 class Transpose(Module):
     """Permute the axes: output axis ``i`` is input axis ``perm[i]`` (``np.transpose``).
+
+    Parameters
+    ----------
+    perm : tuple of int
+        A permutation of the input's axes.
 
     Examples
     --------

@@ -86,6 +86,28 @@ class Module:
     it from its data and :func:`cnnkit.save` writes it into the model file. A module also
     remembers the shape of one sample of its last ``(N, C, H, W)`` or ``(C, H, W)``
     input (``last_input_shape``), which :func:`cnnkit.save` records when ``metadata`` has none.
+
+    Examples
+    --------
+    A layer that scales its input by a learned factor:
+
+    >>> import numpy as np
+    >>> class Scale(Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.factor = Parameter(np.array(2.0))
+    ...     def forward(self, x):
+    ...         self._x = x
+    ...         return self.factor.data * x
+    ...     def backward(self, grad_output):
+    ...         grad = np.sum(grad_output * self._x)
+    ...         self.factor.grad = grad if self.factor.grad is None else self.factor.grad + grad
+    ...         return grad_output * self.factor.data
+    >>> layer = Scale()
+    >>> layer(np.array([1.0, 3.0])), layer.backward(np.ones(2)), layer.factor.grad
+    (array([2., 6.]), array([2., 2.]), np.float64(4.0))
+    >>> list(layer.state_dict())
+    ['factor']
     """
 
     # Set in __init__ through object.__setattr__ (this class's own __setattr__ files

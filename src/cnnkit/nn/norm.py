@@ -87,6 +87,17 @@ class LocalResponseNorm(Module):
 
     See :func:`cnnkit.functional.local_response_norm`.
 
+    Parameters
+    ----------
+    size : int
+        Number of neighbouring channels summed over.
+    alpha : float, default 1e-4
+        Scale of the sum of squares.
+    beta : float, default 0.75
+        Exponent.
+    k : float, default 1.0
+        Additive constant.
+
     Examples
     --------
     >>> import numpy as np

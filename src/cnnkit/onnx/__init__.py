@@ -22,6 +22,11 @@ def _require_onnx():
 def supported_operators() -> tuple[str, ...]:
     """The ONNX operator types :func:`load` understands.
 
+    Returns
+    -------
+    tuple of str
+        The operator types, sorted.
+
     Examples
     --------
     >>> "Conv" in supported_operators()
@@ -93,6 +98,18 @@ def load_model(path):
     `metadata` holds ``"input_shape"`` ``[C, H, W]`` (from the saved metadata, else the
     graph's input), and ``"classes"`` and the image preparation when :func:`save` stored
     them; ``cnnkit predict``, ``features`` and ``explore`` read ``.onnx`` files through it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An ``.onnx`` file.
+
+    Returns
+    -------
+    model : cnnkit.nn.Module
+        The network, in evaluation mode.
+    metadata : dict
+        ``"input_shape"``, and what :func:`save` stored.
 
     Examples
     --------
