@@ -37,13 +37,9 @@ def build_digits_model(path: str) -> float:
     config = TrainConfig(epochs=EPOCHS, seed=SEED)
     fit(model, train, config, val=test, progress=False)
     _, accuracy = evaluate(model, test)
-    save(
-        model,
-        path,
-        classes=train.classes,
-        input_shape=train.input_shape,
-        metadata={"data": "digits", "background": "dark", "crop": True, "test_accuracy": accuracy},
-    )
+    # fit recorded the classes, the input shape and the digits' preparation, as for
+    # ``cnnkit train``; "data" tells the explorer to offer the bundled digits as samples.
+    save(model, path, metadata={"data": "digits", "test_accuracy": accuracy})
     return accuracy
 
 

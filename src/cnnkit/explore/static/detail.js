@@ -2,7 +2,7 @@
 // the numbers the server returns (a convolution's windows, kernel, partial sums, bias
 // and total; every other layer's formula). Kernel values can be edited here.
 
-import { getDetail, getMaps, getReceptiveField, isExport, setWeight } from "./api.js";
+import { getDetail, getMaps, getReceptiveField, isExport, notify, setWeight } from "./api.js";
 import { cssColour, format, inkOn, paintPlane } from "./colormap.js";
 import { limitOf, VECTOR_COLUMNS } from "./overview.js";
 
@@ -43,13 +43,20 @@ function grid(rows, { limit, inside = null, mark = null, editable = null }) {
         td.title = "padding";
       } else if (editable) {
         const input = element("input");
-        input.type = "number";
-        input.step = "any";
+        input.type = "text"; // no spinner: the whole value stays readable
+        input.inputMode = "decimal";
         input.value = Number(v.toPrecision(4));
         input.dataset.i = i;
         input.dataset.j = j;
         input.title = "edit this weight and press Enter";
-        input.addEventListener("change", () => editable(i, j, Number(input.value)));
+        input.addEventListener("change", () => {
+          const value = Number(input.value);
+          if (input.value.trim() === "" || !Number.isFinite(value)) {
+            notify(`A weight must be a number, got "${input.value}"`);
+            return;
+          }
+          editable(i, j, value);
+        });
         td.append(input);
         td.style.background = cssColour(v, limit);
       } else {
