@@ -394,3 +394,21 @@ def test_cli_filter_streaming_refusals(scan, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "scan.tif"]
     # --chunks is checked by the parser: a usage error
     assert main(["filter", str(source), "-k", "sobel_top", "-o", "x.zarr", "--chunks", "0"]) == 2
+
+
+def test_predict_argument_errors(tmp_path):
+    """Bad arguments are refused when the bag is built, naming the argument."""
+    (tmp_path / "empty").mkdir()
+    model = tmp_path / "model.npz"
+    for arguments, error, message in [
+        (dict(sources=[tmp_path / "a.png"], batch_size=0), ValueError, "batch_size"),
+        (dict(sources=[tmp_path / "a.png"], batch_size=2.5), TypeError, "batch_size"),
+        (dict(sources=tmp_path / "empty"), ValueError, "holds no files"),
+        (dict(sources=[]), ValueError, "at least one image"),
+        (dict(sources=5), TypeError, "sources"),
+        (dict(sources=[tmp_path / "a.png"], invert="maybe"), ValueError, "invert"),
+    ]:
+        with pytest.raises(error, match=message):
+            ckd.predict(model, **arguments)
+    with pytest.raises(TypeError, match="model"):
+        ckd.predict(object(), [tmp_path / "a.png"])

@@ -1,0 +1,115 @@
+"""cnnkit.dask.predict throughput on a LocalCluster against the in-memory loop.
+
+    python benchmarks/dask_predict.py [--images 2000] [--workers 1 2]
+
+A folder of generated pictures (PNG, 20 to 60 pixels a side) is classified with a
+digits model, as ``cnnkit predict`` does: read, prepare, one model call per batch of 64.
+The in-memory loop does that in this process; cnnkit.dask.predict does it on a
+dask.distributed LocalCluster of N worker processes with one thread each (started before
+the clock). Reported: images per second, and the efficiency against the ideal
+(single-process throughput x N workers; 1.0 is ideal, the target is >= 1 / 1.2 = 0.83).
+The machine may be shared: compare ratios from one run, not times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+
+def make_folder(root, count):
+    from PIL import Image
+
+    import cnnkit as ck
+    from cnnkit.models import digits_cnn
+
+    rng = np.random.default_rng(0)
+    folder = os.path.join(root, "pictures")
+    os.makedirs(folder)
+    for k in range(count):
+        side = int(rng.integers(20, 60))
+        pixels = (rng.random((side, side)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(os.path.join(folder, f"{k:05d}.png"))
+    model = ck.save(
+        digits_cnn(rng=0),
+        os.path.join(root, "digits.npz"),
+        input_shape=(1, 8, 8),
+        classes=[str(k) for k in range(10)],
+    )
+    return model, folder
+
+
+def in_memory(model_path, files, batch_size=64):
+    """The `cnnkit predict` pipeline in one process, batch by batch."""
+    import argparse as ap
+
+    from cnnkit.commands.predict import load_model, prepare
+    from cnnkit.images import load_image
+    from cnnkit.train import predict_proba
+
+    model, metadata = load_model(model_path)
+    options = ap.Namespace(invert="auto", no_crop=False)
+    labels = []
+    for start in range(0, len(files), batch_size):
+        batch = [
+            prepare(load_image(f), metadata, options) for f in files[start : start + batch_size]
+        ]
+        labels += predict_proba(model, np.stack(batch)).argmax(axis=1).tolist()
+    return labels
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args(argv)
+
+    from distributed import Client, LocalCluster
+
+    import cnnkit as ck
+    from cnnkit import dask as ckd
+
+    ck.set_num_threads(1)  # one core per process on both sides
+    root = tempfile.mkdtemp(prefix="cnnkit-predict-bench-")
+    try:
+        model, folder = make_folder(root, args.images)
+        files = ckd.image_files(folder)
+        in_memory(model, files[:64])  # warm-up: imports, caches
+        start = time.perf_counter()
+        expected = in_memory(model, files)
+        single = len(files) / (time.perf_counter() - start)
+        print(f"{len(files)} PNG images, digits model, batches of 64")
+        print(f"in-memory loop (1 process): {single:.0f} images/s")
+        for workers in args.workers:
+            with (
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                    env={"CNNKIT_NUM_THREADS": "1"},
+                ) as cluster,
+                Client(cluster),
+            ):
+                ckd.predict(model, files[: 64 * workers]).compute()  # warm-up on every worker
+                start = time.perf_counter()
+                results = ckd.predict(model, files).compute()
+                rate = len(files) / (time.perf_counter() - start)
+            assert [r["index"] for r in results] == expected
+            print(
+                f"cnnkit.dask.predict, {workers} worker(s): {rate:.0f} images/s, "
+                f"efficiency {rate / (single * workers):.2f} of ideal "
+                f"({single * workers:.0f} images/s)"
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
