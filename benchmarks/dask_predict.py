@@ -47,18 +47,16 @@ def make_folder(root, count):
 
 def in_memory(model_path, files, batch_size=64):
     """The `cnnkit predict` pipeline in one process, batch by batch."""
-    import argparse as ap
-
-    from cnnkit.commands.predict import load_model, prepare
     from cnnkit.images import load_image
+    from cnnkit.preprocessing import prepare
+    from cnnkit.serialization import load_model
     from cnnkit.train import predict_proba
 
     model, metadata = load_model(model_path)
-    options = ap.Namespace(invert="auto", no_crop=False)
     labels = []
     for start in range(0, len(files), batch_size):
         batch = [
-            prepare(load_image(f), metadata, options) for f in files[start : start + batch_size]
+            prepare(load_image(f), metadata)[0] for f in files[start : start + batch_size]
         ]
         labels += predict_proba(model, np.stack(batch)).argmax(axis=1).tolist()
     return labels
