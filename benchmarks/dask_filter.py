@@ -135,7 +135,7 @@ def main(argv=None):
         LocalCluster(
             n_workers=args.workers,
             threads_per_worker=1,
-            dashboard_address=None,
+            dashboard_address=":0",
             memory_limit=0,
             silence_logs=logging.ERROR,
             env=env,

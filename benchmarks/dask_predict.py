@@ -89,7 +89,7 @@ def main(argv=None):
                 LocalCluster(
                     n_workers=workers,
                     threads_per_worker=1,
-                    dashboard_address=None,
+                    dashboard_address=":0",
                     silence_logs=logging.ERROR,
                     env={"CNNKIT_NUM_THREADS": "1"},
                 ) as cluster,
