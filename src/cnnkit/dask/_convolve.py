@@ -48,7 +48,9 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros"):
     kernel : ndarray of shape (kH, kW)
         Applied to every channel on its own, without flipping; nested lists are accepted.
     stride : int or (int, int), default 1
+        Step between windows.
     padding : int, (int, int), "valid" or "same", default 0
+        Rows/columns added on each side, or the rule that gives them.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         As in :func:`cnnkit.filter2d` (PyTorch's modes), applied at the true image edges
         only, never at a block's edge.
@@ -67,7 +69,7 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros"):
 
     See Also
     --------
-    cnnkit.filter2d : the in-memory op each block runs.
+    cnnkit.filter2d : The in-memory op each block runs.
 
     Examples
     --------
@@ -130,8 +132,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         Chunked over N, H and W in any way (the channels are gathered into one chunk).
         A NumPy array is wrapped as one block.
     weight : ndarray of shape (O, C/groups, kH, kW), or (kH, kW) for an (H, W) `x`
+        Kernels.
     bias : ndarray of shape (O,), optional
-    stride, padding, dilation, groups, padding_mode
+        Added to each output channel.
+    stride, padding, dilation, groups, padding_mode : int, tuple or str
         As in :func:`cnnkit.functional.conv2d`; padding is applied at the true image
         edges only.
 

@@ -27,6 +27,8 @@ def predict(model, sources, batch_size=DEFAULT_BATCH_SIZE, *, invert="auto", cro
         Images per task: each task reads its files on the worker, prepares them and
         runs the model once on the batch.
     invert : bool or "auto", default "auto"
+        Whether to invert the pictures' brightness (auto: when their background does
+        not match the model's training data).
     crop : bool, default True
         As ``--invert`` and (negated) ``--no-crop`` of ``cnnkit predict``: `crop` applies
         to models that record cropping (the digits).

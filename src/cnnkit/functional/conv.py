@@ -86,11 +86,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         Kernels.
     bias : ndarray of shape (O,), optional
         Added to each output channel.
-    stride, dilation : int or (int, int)
-        Step between windows, and spacing between kernel taps; each >= 1.
+    stride : int or (int, int)
+        Step between windows, >= 1.
     padding : int, (int, int), "valid" or "same"
         Rows/columns added on each side. "same" gives ``ceil(H / stride)`` output rows
         and columns; an odd total puts the extra row/column at the bottom/right.
+    dilation : int or (int, int)
+        Spacing between kernel taps, >= 1.
     groups : int
         Input and output channels are split into this many independent groups.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
@@ -128,7 +130,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
 def conv2d_forward(
     x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
 ):
-    """:func:`conv2d` that also returns the cache :func:`conv2d_backward` needs.
+    """Forward pass of :func:`conv2d`: its output and the cache :func:`conv2d_backward` needs.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), (C, H, W) or (H, W)
+        Input. Integer and bool inputs are computed in float32.
+    weight : ndarray of shape (O, C/groups, kH, kW), or (kH, kW) for a plain (H, W) `x`
+        Kernels.
+    bias : ndarray of shape (O,), optional
+        Added to each output channel.
+    stride, padding, dilation, groups, padding_mode : int, tuple or str
+        As in :func:`conv2d`.
 
     Returns
     -------
@@ -193,9 +206,24 @@ def conv2d_backward(grad_output, cache):
     Returns
     -------
     grad_x : ndarray, the shape of `x`
+        Gradient with respect to `x`.
     grad_weight : ndarray, the shape of `weight`
+        Gradient with respect to `weight`.
     grad_bias : ndarray of shape (O,), or None when the forward had no bias
-        (shape (1,) for the plain-matrix form).
+        Gradient with respect to `bias` (shape (1,) for the plain-matrix form).
+
+    Examples
+    --------
+    >>> x, weight = np.arange(9.0).reshape(1, 1, 3, 3), np.ones((1, 1, 2, 2))
+    >>> out, cache = conv2d_forward(x, weight, np.zeros(1))
+    >>> grad_x, grad_weight, grad_bias = conv2d_backward(np.ones_like(out), cache)
+    >>> grad_x[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> grad_weight[0, 0], grad_bias
+    (array([[ 8., 12.],
+           [20., 24.]]), array([4.]))
     """
     g: Geometry = cache.geometry
     ho, wo = g.out_size
@@ -231,10 +259,12 @@ def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     ----------
     size : int
         Input size along the axis, >= 1.
-    kernel_size, stride, dilation : int
+    kernel_size, stride : int
         Each >= 1.
     padding : int
         Added on each side, >= 0.
+    dilation : int
+        Spacing between kernel taps, >= 1.
 
     Returns
     -------

@@ -134,6 +134,28 @@ def batch_norm_forward(
 ):
     """:func:`batch_norm` and the cache :func:`batch_norm_backward` needs.
 
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W) or (N, C)
+        Input; integer and bool inputs are computed in float32.
+    running_mean, running_var : ndarray of shape (C,), optional
+        Running statistics, used and updated as in :func:`batch_norm`.
+    weight, bias : ndarray of shape (C,), optional
+        Per-channel scale (gamma) and shift (beta).
+    training : bool
+        Normalise with the batch's statistics instead of the running ones.
+    momentum : float
+        Weight of the batch's statistics in the running statistics' update.
+    eps : float
+        Added to the variance; >= 0.
+
+    Returns
+    -------
+    out : ndarray, the shape of `x`
+        What :func:`batch_norm` returns.
+    cache : tuple
+        What :func:`batch_norm_backward` needs; opaque to the caller.
+
     Examples
     --------
     >>> import numpy as np
@@ -203,16 +225,36 @@ def batch_norm_forward(
 def batch_norm_backward(grad_output, cache):
     """Gradients of :func:`batch_norm` with respect to `x`, `weight` and `bias`.
 
+    Parameters
+    ----------
+    grad_output : ndarray, the shape of `x`
+        Gradient of the loss with respect to the output.
+    cache : tuple
+        The cache :func:`batch_norm_forward` returned.
+
     Returns
     -------
     grad_x : ndarray, the shape of `x`
+        Gradient with respect to `x`.
     grad_weight, grad_bias : ndarray of shape (C,), or None where the forward had none
+        Gradients with respect to `weight` and `bias`.
 
     Notes
     -----
     In training the mean and variance depend on `x`:
     ``dx = w * inv_std * (g - mean(g) - xhat * mean(g * xhat))``, means over the ``m``
     values of each channel; in evaluation ``dx = w * inv_std * g``.
+
+    Examples
+    --------
+    >>> x, weight, bias = np.array([[1.0], [3.0]]), np.array([2.0]), np.array([0.0])
+    >>> out, cache = batch_norm_forward(x, weight=weight, bias=bias, training=True, eps=0.0)
+    >>> out
+    array([[-2.],
+           [ 2.]])
+    >>> grad_x, grad_weight, grad_bias = batch_norm_backward(np.array([[1.0], [0.0]]), cache)
+    >>> grad_weight, grad_bias
+    (array([-1.]), array([1.]))
     """
     x4, mean, inv_std = cache.x, cache.mean, cache.inv_std
     grad = check_grad(grad_output, cache.shape, inv_std.dtype).reshape(x4.shape)  # (N, C, H, W)
@@ -273,6 +315,7 @@ def batch_norm(
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W) or (N, C)
+        Input; integer and bool inputs are computed in float32.
     running_mean, running_var : ndarray of shape (C,), optional
         Running statistics. Used to normalise when not `training` (then required);
         updated in place when `training`:
@@ -283,12 +326,14 @@ def batch_norm(
     training : bool
         Normalise with the batch's statistics (biased variance) instead of the running ones.
     momentum : float
+        Weight of the batch's statistics in the running statistics' update.
     eps : float
         Added to the variance; >= 0.
 
     Returns
     -------
     ndarray, the shape of `x`
+        In the float dtype of `x`.
 
     Raises
     ------
@@ -351,6 +396,22 @@ def _local_response_norm_forward(x, size, alpha, beta, k, window):
 def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
     """:func:`local_response_norm` and the cache :func:`local_response_norm_backward` needs.
 
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, ...)
+        Input; integer and bool inputs are computed in float32.
+    size : int
+        Number of neighbouring channels in each window.
+    alpha, beta, k : float
+        As in :func:`local_response_norm`.
+
+    Returns
+    -------
+    out : ndarray, the shape of `x`
+        What :func:`local_response_norm` returns.
+    cache : tuple
+        What :func:`local_response_norm_backward` needs; opaque to the caller.
+
     Examples
     --------
     >>> import numpy as np
@@ -370,11 +431,30 @@ def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
 def local_response_norm_backward(grad_output, cache):
     """Gradient of :func:`local_response_norm` with respect to its input.
 
+    Parameters
+    ----------
+    grad_output : ndarray, the shape of `x`
+        Gradient of the loss with respect to the output.
+    cache : tuple
+        The cache :func:`local_response_norm_forward` returned.
+
+    Returns
+    -------
+    grad_x : ndarray, the shape of `x`
+        Gradient with respect to `x`.
+
     Notes
     -----
     With ``s_c = k + alpha / size * sum_{j in window(c)} x_j^2`` and ``y_c = x_c s_c^-beta``:
     ``dx_j = g_j s_j^-beta - 2 beta alpha / size * x_j * sum_{c: j in window(c)} g_c x_c s_c^(-beta-1)``;
     the channels ``c`` whose window holds ``j`` form the mirrored window.
+
+    Examples
+    --------
+    >>> x = np.ones((1, 3, 1, 1))
+    >>> out, cache = local_response_norm_forward(x, 3, alpha=3.0, beta=1.0, k=0.0)
+    >>> local_response_norm_backward(np.array([1.0, 0.0, 0.0]).reshape(1, 3, 1, 1), cache).ravel()
+    array([ 0. , -0.5,  0. ])
     """
     x, scale = cache.x, cache.scale
     grad = as_float_array("grad_output", grad_output)
@@ -394,6 +474,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     Parameters
     ----------
     x : ndarray of shape (N, C, ...)
+        Input; integer and bool inputs are computed in float32.
     size : int
         Number of neighbouring channels in each window (the value's own included).
     alpha, beta, k : float
@@ -402,6 +483,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     Returns
     -------
     ndarray, the shape of `x`
+        In the float dtype of `x`.
 
     Notes
     -----
