@@ -185,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         shown = maps[: args.max_maps]  # (C', H, W)
-        heading = f"conv{k} (layer {name}) feature maps after {what}, shape {tuple(maps.shape)}"
+        stage = "raw output of Conv2d" if what == "Conv2d" else f"block output, {what}"
+        heading = f"conv{k} (layer {name}) feature maps: {stage}, shape {tuple(maps.shape)}"
         if len(shown) < len(maps):
             heading += f"\nshowing channels 0–{len(shown) - 1} of {len(maps)}"
         label = "conv output" if what == "Conv2d" else "activation"
