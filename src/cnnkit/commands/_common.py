@@ -272,3 +272,27 @@ def progress(iterable=None, *, total=None, desc=None, quiet=False, unit="it"):
     disabled = quiet or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disabled, leave=False,
                 file=sys.stderr)
+
+
+# -- how a picture becomes a model's input (predict, features) ----------------------------
+
+INVERT_CHOICES = {"auto": "auto", "yes": True, "no": False}
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--invert`` and ``--no-crop`` (``cnnkit predict`` and ``cnnkit features``)."""
+    parser.add_argument("--invert", choices=tuple(INVERT_CHOICES), default="auto",
+                        help="invert the picture (1 - value) first: auto "
+                             "inverts a light-background picture for a model trained on "
+                             "light-on-dark images such as the digits (default auto)")
+    parser.add_argument("--no-crop", action="store_true",
+                        help="for models that crop to the drawing (the digits), resize the "
+                             "whole picture instead")
+
+
+def prepare(picture, metadata, args):
+    """A loaded picture as the (1, C, H, W) input the model expects, as the options say."""
+    from cnnkit.preprocessing import prepare as prepare_input
+
+    return prepare_input(picture, metadata, invert=INVERT_CHOICES[args.invert],
+                         crop=False if args.no_crop else None)

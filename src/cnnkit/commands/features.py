@@ -9,14 +9,16 @@ from pathlib import Path
 
 from cnnkit.commands._common import (
     add_force,
+    add_image_options,
     add_quiet,
     check_new,
     check_not_input,
     check_writable,
     output_folder,
     positive_int,
+    prepare,
+    save_figure,
 )
-from cnnkit.commands.predict import add_image_options
 
 #: Feature maps drawn per layer by default (show_kernels draws the first 16 filters too).
 MAX_MAPS = 16
@@ -139,8 +141,6 @@ def conv_blocks(model, x, tensor: str = "block"):
 def run(args: argparse.Namespace) -> int:
     """Write the input, kernel and feature-map pictures; return the exit status."""
     from cnnkit import plot
-    from cnnkit.commands._common import save_figure
-    from cnnkit.commands.predict import prepare
     from cnnkit.images import load_image
     from cnnkit.serialization import load_model
 

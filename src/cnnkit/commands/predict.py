@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.commands._common import add_quiet, output_file, positive_int
+from cnnkit.commands._common import (
+    INVERT_CHOICES,
+    add_image_options,
+    add_quiet,
+    output_file,
+    positive_int,
+    prepare,
+)
 from cnnkit.commands._dask import run_predict, wants_dask_predict
 
 HELP = "classify images with a trained model: print the top classes and their probabilities"
@@ -33,20 +40,6 @@ examples:
   cnnkit predict digits.npz seven.png three.jpg --top 3
   cnnkit predict digits.npz scans/ --csv labels.csv --scheduler tcp://10.0.0.5:8786"""
 
-INVERT_CHOICES = {"auto": "auto", "yes": True, "no": False}
-
-
-def add_image_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--invert`` and ``--no-crop`` (shared with ``cnnkit features``)."""
-    parser.add_argument("--invert", choices=tuple(INVERT_CHOICES), default="auto",
-                        help="invert the picture (1 - value) first: auto "
-                             "inverts a light-background picture for a model trained on "
-                             "light-on-dark images such as the digits (default auto)")
-    parser.add_argument("--no-crop", action="store_true",
-                        help="for models that crop to the drawing (the digits), resize the "
-                             "whole picture instead")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnkit predict``."""
     parser.epilog = EPILOG
@@ -69,14 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dask.add_argument("--batch-size", type=positive_int, default=64, metavar="B",
                       help="images per task (default 64)")
     add_quiet(parser)
-
-
-def prepare(picture, metadata, args):
-    """A loaded picture as the (1, C, H, W) input the model expects, as the options say."""
-    from cnnkit.preprocessing import prepare as prepare_input
-
-    return prepare_input(picture, metadata, invert=INVERT_CHOICES[args.invert],
-                         crop=False if args.no_crop else None)
 
 
 def run(args: argparse.Namespace) -> int:
