@@ -455,6 +455,7 @@ def test_features_output_is_a_file(small_model, tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_features_keeps_existing_pictures(small_model, tmp_path, capsys):
     """Pictures already in the folder are replaced only with --force."""
     Image.new("L", (8, 8)).save(tmp_path / "x.png")

@@ -74,6 +74,7 @@ def assert_same(lazy, expected):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("chunks", CHUNKINGS.values(), ids=CHUNKINGS.keys())
 @pytest.mark.parametrize("channels", [0, 3])
@@ -91,6 +92,7 @@ def test_filter2d_equals_in_memory(mode, chunks, channels, rng):
         assert_same(lazy, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("chunks", [(5, 4), (2, 3)])
 def test_conv2d_equals_in_memory(mode, chunks, rng):
@@ -140,6 +142,7 @@ def test_layer_by_layer_stack(rng):
     assert_same(lazy, expected)
 
 
+@pytest.mark.slow
 def test_seams_see_the_whole_image():
     """Reflect/circular padding reads the far side of the image, not a block's own edge."""
     image = np.arange(12 * 12, dtype=np.float64).reshape(12, 12)

@@ -31,6 +31,8 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 30_000
 
+pytestmark = pytest.mark.slow  # a real Chromium for each test
+
 
 @pytest.fixture(scope="module")
 def browser():

@@ -309,6 +309,7 @@ def test_decompression_bomb_refused(tmp_path, monkeypatch, side):
             ck.load_image(path)
 
 
+@pytest.mark.slow
 def test_import_stays_numpy_only():
     """Importing the image, kernel and filtering modules pulls in no Pillow, skimage or urllib."""
     import subprocess

@@ -102,6 +102,7 @@ def torch_grads(model, x, grad):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, shape", [(ResNet, (3, 16, 16)), (Mixer, (3, 13, 13))])
 def test_torch_export_loads_with_same_logits_and_gradients(make, shape, rng):
     """A PyTorch export loads with the same logits (1e-4) and torch autograd's gradients."""
@@ -134,6 +135,7 @@ def test_torch_export_loads_with_same_logits_and_gradients(make, shape, rng):
         np.testing.assert_allclose(ours[key].grad, grads[key], rtol=1e-4, atol=1e-5, err_msg=key)
 
 
+@pytest.mark.slow
 def test_pytorch_user_round_trip_fine_tune_and_onnxruntime(rng, tmp_path):
     """PyTorch residual CNN, trained a little, -> ONNX -> cnnkit -> fine-tuned as torch
     fine-tunes it (same losses and weights) -> ONNX -> onnxruntime (same logits)."""
@@ -383,6 +385,7 @@ def test_missing_file_and_wrong_source_type(tmp_path):
         cnnkit.onnx.load(42)
 
 
+@pytest.mark.slow
 def test_import_cnnkit_does_not_import_onnx():
     """`import cnnkit` needs NumPy only; onnx is imported when ONNX is used."""
     import subprocess

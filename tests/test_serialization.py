@@ -57,6 +57,7 @@ def test_state_dict_keys_match_torch():
         assert ours[key].shape == theirs[key].shape and ours[key].dtype == theirs[key].dtype, key
 
 
+@pytest.mark.slow
 def test_torch_weights_give_same_logits(digits):
     """A trained torch model's state_dict, as arrays, gives cnnkit the same logits."""
     train, test = digits
