@@ -126,3 +126,16 @@ def test_predict_reads_onnx_files_like_npz(saved, tmp_path, capsys):
     from_npz = capsys.readouterr().out
     assert main(["predict", str(tmp_path / "net.onnx"), "chelsea"]) == 0
     assert capsys.readouterr().out == from_npz
+
+
+def test_features_reads_onnx_files_with_branches(saved, tmp_path):
+    """cnnkit features follows a loaded graph (its Add joins two inputs) and writes pictures."""
+    _, path = saved
+    main(["convert", str(path), str(tmp_path / "net.onnx")])
+    assert (
+        main(
+            ["features", str(tmp_path / "net.onnx"), "chelsea", "-o", str(tmp_path / "maps"), "-q"]
+        )
+        == 0
+    )
+    assert len(list((tmp_path / "maps").glob("*_feature_maps.png"))) == 2

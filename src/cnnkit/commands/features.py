@@ -95,8 +95,8 @@ def layer_outputs(model, x):
     def recording(name, layer):
         forward = layer.forward
 
-        def run(inputs):
-            out = forward(inputs)
+        def run(*inputs):  # a graph's joining nodes (Add, Cat) take several
+            out = forward(*inputs)
             calls.append((name, layer, out))
             return out
 
