@@ -283,3 +283,59 @@ def test_subprocess_errors_are_one_line(picture, tmp_path):
     done = run_cnnkit("animate", "--stride", "x", "-o", "a.gif", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert not (tmp_path / "a.gif").exists()
+
+
+# -- usage errors exit 2 before any work, naming the option (issue 9 items 5 and 16) ------
+
+
+@pytest.mark.parametrize("argv, option, words", [
+    (["animate", "--input-size", "1000"], "--input-size", "at most 20"),
+    (["animate", "--padding", "50"], "--padding", "at most 20"),
+    (["animate", "--input-size", "15", "--padding", "5"], "--padding", "25 cells"),
+    (["animate", "--seed", "-1"], "--seed", "must be >= 0"),
+    (["animate", "--duration", "0"], "--duration", "must be >= 10"),
+    (["animate", "--duration", "99999999999"], "--duration", "must be <= 60000"),
+    (["filter", "PICTURE", "-k", "sobel_top", "--padding", "99999999"], "--padding",
+     "must be <= 100"),
+    (["filter", "PICTURE", "-k", "sobel_top", "--padding", "-1,0"], "--padding",
+     "must be >= 0"),
+    (["filter", "PICTURE", "-k", "sobel_top", "--padding=-1,0"], "--padding", "must be >= 0"),
+    (["filter", "PICTURE", "-k", "sobel_top", "--stride", "99999999999"], "--stride",
+     "must be <="),
+])
+def test_usage_errors_exit_2_naming_the_option(picture, tmp_path, capsys, argv, option, words):
+    out = tmp_path / ("a.gif" if argv[0] == "animate" else "out.png")
+    argv = [str(picture) if a == "PICTURE" else a for a in argv]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert option in err and words in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_outputs_are_checked_before_the_work(picture, tmp_path, capsys):
+    """An output that cannot be written is refused at once, naming the user's path."""
+    (tmp_path / "file").write_text("x")
+    for argv in (["filter", str(picture), "-k", "sobel_top"], ["animate"]):
+        target = tmp_path / "file" / ("out.gif" if argv[0] == "animate" else "out.png")
+        assert main([*argv, "-o", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert str(target) in err and "-o/--output" in err and ".tmp" not in err
+
+
+def test_filter_memory_follows_the_image(tmp_path, capsys):
+    """A large picture costs a few float32 copies of itself, not float64 temporaries."""
+    import tracemalloc
+
+    pixels = np.zeros((1200, 1500, 3), np.uint8)
+    pixels[::5] = 255
+    source = tmp_path / "big.png"
+    Image.fromarray(pixels).save(source)
+    image_bytes = pixels.size * 4  # as float32
+    tracemalloc.start()
+    try:
+        assert main(["filter", str(source), "-k", "sobel_top", "-o", str(tmp_path / "o.png"),
+                     "-q"]) == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3.5 * image_bytes, f"peak {peak / image_bytes:.1f} x the float32 image"

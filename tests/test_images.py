@@ -235,6 +235,27 @@ def test_exif_orientation_jpeg(tmp_path, rgb8):
     np.testing.assert_allclose(out, np.rot90(stored, -1) / 255.0, atol=1e-6)
 
 
+def test_jpeg_with_corrupt_exif_loads_silently(tmp_path, rgb8):
+    """A damaged EXIF block: the pixels load as stored, and no Pillow warning escapes
+    (the suite runs with warnings as errors, as `python -W error` does)."""
+    image = Image.fromarray(rgb8)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "damaged.jpg"
+    image.save(path, exif=exif, quality=95)
+    data = bytearray(path.read_bytes())
+    tiff = data.index(b"Exif\0\0") + 6  # the TIFF header inside the APP1 segment
+    big_endian = data[tiff : tiff + 2] == b"MM"
+    data[tiff + 4 : tiff + 8] = (0xFF00).to_bytes(4, "big" if big_endian else "little")
+    path.write_bytes(bytes(data))  # the first IFD now points past the segment
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as im:
+            stored = np.asarray(im.convert("RGB"))
+    out = ck.load_image(path)
+    np.testing.assert_allclose(out, stored / 255.0, atol=1e-6)
+
+
 def test_gray_uses_bt709_like_skimage(tmp_path, rgb8):
     """gray=True on a colour file matches skimage.color.rgb2gray (BT.709 weights)."""
     from skimage.color import rgb2gray
@@ -405,6 +426,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", target)
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif self.path == "/trickle.png":  # 10 bytes every 50 ms, for ever (until closed)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(2000):
+                    self.wfile.write(b"\0" * 10)
+                    self.wfile.flush()
+                    time.sleep(0.05)
         elif self.path == "/stream.png":  # no Content-Length, 4 KiB body
             self.close_connection = True
             self._send(self.png + b"\0" * 4096, "image/png", length=False)
@@ -470,6 +500,21 @@ def test_url_size_cap(server, monkeypatch):
     for path in ("/cat.png", "/stream.png"):
         with pytest.raises(ValueError, match="limit"):
             ck.load_image(server + path)
+
+
+def test_url_whole_download_is_bounded(server):
+    """A server that trickles bytes (each read on time) is stopped at the total timeout."""
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=r"trickle\.png.*not finished after 0\.5 s"):
+        ck.load_image(f"{server}/trickle.png", timeout=0.5)
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("timeout, error", [(0, ValueError), (-1, ValueError),
+                                            ("soon", TypeError), (True, TypeError)])
+def test_load_image_bad_timeout(timeout, error):
+    with pytest.raises(error, match="timeout"):
+        ck.load_image("camera", timeout=timeout)
 
 
 def test_url_timeout(server, monkeypatch):

@@ -50,10 +50,10 @@ def test_contract_names_present_and_sorted():
 
 
 @pytest.mark.parametrize("name", kernels.available())
-def test_get_returns_fresh_float64(name):
-    """get() returns a writable float64 2-D copy; changing it leaves the bank alone."""
+def test_get_returns_fresh_float32(name):
+    """get() returns a writable float32 2-D copy; changing it leaves the bank alone."""
     k = kernels.get(name)
-    assert k.dtype == np.float64 and k.ndim == 2 and k.flags.writeable
+    assert k.dtype == np.float32 and k.ndim == 2 and k.flags.writeable
     before = k.copy()
     k += 100
     np.testing.assert_array_equal(kernels.get(name), before)
@@ -241,10 +241,13 @@ def test_gaussian_matches_scipy(size, sigma):
     delta = np.zeros((size, size))
     delta[size // 2, size // 2] = 1.0
     expected = ndi.gaussian_filter(delta, sigma, mode="constant", radius=(size - 1) // 2)
-    k = kernels.gaussian(size, sigma)
+    k = kernels.gaussian(size, sigma, dtype=np.float64)
     assert k.shape == (size, size) and k.dtype == np.float64
     np.testing.assert_allclose(k, expected, atol=1e-12)
     assert k.sum() == pytest.approx(1.0, abs=1e-12)
+    single = kernels.gaussian(size, sigma)  # the default: float32, the same values rounded
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, expected, rtol=1e-6, atol=1e-9)
 
 
 def test_gaussian_anisotropic_matches_scipy():
@@ -252,7 +255,8 @@ def test_gaussian_anisotropic_matches_scipy():
     delta = np.zeros((5, 9))
     delta[2, 4] = 1.0
     expected = ndi.gaussian_filter(delta, (0.7, 2.0), mode="constant", radius=(2, 4))
-    np.testing.assert_allclose(kernels.gaussian((5, 9), (0.7, 2.0)), expected, atol=1e-12)
+    np.testing.assert_allclose(kernels.gaussian((5, 9), (0.7, 2.0), dtype=np.float64), expected,
+                               atol=1e-12)
 
 
 def test_gaussian_even_size_symmetric():
@@ -274,7 +278,7 @@ def test_box_matches_uniform_filter(size):
     if h % 2 and w % 2:
         ref = ndi.uniform_filter(delta, size=(h, w), mode="constant")
         ref = ref[3 - h // 2 : 3 + h // 2 + 1, 3 - w // 2 : 3 + w // 2 + 1]
-        np.testing.assert_allclose(kernels.box(size), ref, atol=1e-12)
+        np.testing.assert_allclose(kernels.box(size, dtype=np.float64), ref, atol=1e-12)
 
 
 def test_laplacian_of_gaussian_matches_scipy():
@@ -283,10 +287,33 @@ def test_laplacian_of_gaussian_matches_scipy():
     delta = np.zeros((size, size))
     delta[size // 2, size // 2] = 1.0
     expected = ndi.gaussian_laplace(delta, sigma, mode="constant", radius=size // 2)
-    k = kernels.laplacian_of_gaussian(size, sigma)
+    k = kernels.laplacian_of_gaussian(size, sigma, dtype=np.float64)
     assert abs(k.sum()) < 1e-12
     # scipy differentiates a normalised 1-D Gaussian, so its weights are ours up to a constant
     np.testing.assert_allclose(k - k.mean(), expected - expected.mean(), atol=2e-3)
+
+
+@pytest.mark.parametrize("name", kernels.available())
+def test_named_kernels_keep_a_float32_image_float32(name):
+    """The README's ck.filter2d(image, ck.kernels.get(name)) on float32 gives float32."""
+    from cnnkit.filtering import filter2d
+
+    image = np.random.default_rng(0).random((9, 11, 3)).astype(np.float32)
+    out = filter2d(image, kernels.get(name), padding=1)
+    assert out.dtype == np.float32
+    reference = filter2d(image.astype(np.float64), kernels.get(name).astype(np.float64),
+                         padding=1)
+    np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("build", [lambda **k: kernels.gaussian(5, 1.0, **k),
+                                   lambda **k: kernels.box(3, **k),
+                                   lambda **k: kernels.laplacian_of_gaussian(5, 1.0, **k)])
+def test_builders_dtype(build):
+    assert build().dtype == np.float32
+    assert build(dtype=np.float64).dtype == np.float64
+    with pytest.raises(TypeError, match="dtype"):
+        build(dtype=np.int32)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 __all__ = ["get_parser", "main"]
@@ -23,6 +24,12 @@ COMMANDS = (
     "tour", "filter", "kernels", "animate", "train", "predict", "features", "explore",
     "convert", "info",
 )
+
+
+#: What argparse takes for a value rather than an option when it starts with "-": a
+#: negative number, or a negative pair such as "-1,0" (so `--padding -1,0` is read as a
+#: value and refused by the option's own check, naming the option).
+_NEGATIVE_VALUE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+,-?\d+$")
 
 
 def _command_module(name: str):
@@ -54,6 +61,7 @@ def get_parser() -> argparse.ArgumentParser:
         module = _command_module(name)
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
+        sub._negative_number_matcher = _NEGATIVE_VALUE  # argparse's own hook for this
         sub.set_defaults(_run=module.run)
     return parser
 

@@ -165,20 +165,35 @@ def to_display(response, mode="abs") -> np.ndarray:
         raise ValueError("response must hold finite values, got NaN or infinity")
     if response.size == 0:
         return response.copy()
-    work = response.astype(np.float64)  # float32 extremes would overflow in max - min
+    # The scale is a float64 scalar; the arrays stay in the response's dtype and are worked
+    # on in place, so a large picture costs one output-sized array, not several float64 ones.
+    dtype = response.dtype
     if mode == "clip":
-        out = work
+        return np.clip(response, 0.0, 1.0).astype(dtype, copy=False)
+    if mode == "minmax":
+        low, high = float(response.min()), float(response.max())
+        if not high > low:
+            return np.zeros_like(response)
+        out = np.multiply(response, 0.5, dtype=dtype)  # halved: max - min cannot overflow
+        out /= dtype.type((high - low) / 2)
+        out -= dtype.type(low / (high - low))
     elif mode == "robust":
-        peak = np.percentile(np.abs(work), ROBUST_PERCENTILE)
-        peak = peak if peak > 0 else np.abs(work).max()
-        out = np.abs(work) / peak if peak > 0 else np.zeros_like(work)
-    elif mode == "minmax":
-        low, high = work.min(), work.max()
-        out = (work - low) / (high - low) if high > low else np.zeros_like(work)
+        out = np.abs(response)
+        peak = float(np.percentile(out, ROBUST_PERCENTILE, overwrite_input=True))
+        np.abs(response, out=out)  # the percentile reordered it
+        peak = peak if peak > 0 else float(out.max())
+        if not peak > 0:
+            return np.zeros_like(response)
+        out /= dtype.type(peak)
     else:
-        peak = np.abs(work).max()
+        peak = max(float(response.max()), -float(response.min()))
+        if not peak > 0:
+            return np.zeros_like(response) if mode == "abs" else np.full_like(response, 0.5)
         if mode == "abs":
-            out = np.abs(work) / peak if peak > 0 else np.zeros_like(work)
+            out = np.abs(response)
+            out /= dtype.type(peak)
         else:
-            out = 0.5 + 0.5 * (work / peak) if peak > 0 else np.full_like(work, 0.5)
-    return np.clip(out, 0.0, 1.0).astype(response.dtype, copy=False)
+            out = np.multiply(response, 0.5, dtype=dtype)
+            out /= dtype.type(peak)
+            out += dtype.type(0.5)
+    return np.clip(out, 0.0, 1.0, out=out)

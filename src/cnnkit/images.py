@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import warnings
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_SAMPLE",
     "GRAY_WEIGHTS",
     "URL_TIMEOUT",
+    "DOWNLOAD_TIMEOUT",
     "MAX_DOWNLOAD_BYTES",
 ]
 
@@ -35,6 +37,9 @@ GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)
 
 #: Seconds to wait for a URL to connect or send data before giving up.
 URL_TIMEOUT = 30.0
+
+#: Seconds a whole download may take, however steadily the server trickles its bytes.
+DOWNLOAD_TIMEOUT = 120.0
 
 #: The most bytes a URL may send; larger downloads are refused (50 MiB).
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -64,6 +69,9 @@ _SAMPLES = {
     "rocket": "rocket.jpg",
     "text": "text.png",
 }
+
+# The start of Pillow's warnings about damaged EXIF data (matched case-insensitively).
+_EXIF_WARNINGS = r"(possibly )?corrupt exif"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -103,7 +111,7 @@ def available_samples() -> list[str]:
     return sorted(_SAMPLES)
 
 
-def load_image(source=None, *, gray: bool = False) -> np.ndarray:
+def load_image(source=None, *, gray: bool = False, timeout=DOWNLOAD_TIMEOUT) -> np.ndarray:
     """Load an image as float32 in ``[0, 1]``.
 
     Parameters
@@ -115,6 +123,9 @@ def load_image(source=None, *, gray: bool = False) -> np.ndarray:
         name. ``None`` (the default) loads ``"chelsea"``.
     gray : bool, default False
         Return one luminance channel instead of three colour channels.
+    timeout : float, default 120
+        Seconds a URL's whole download may take (:data:`DOWNLOAD_TIMEOUT`); files and
+        samples ignore it.
 
     Returns
     -------
@@ -159,7 +170,9 @@ def load_image(source=None, *, gray: bool = False) -> np.ndarray:
     - Pictures over Pillow's ``Image.MAX_IMAGE_PIXELS`` are refused as decompression
       bombs, as is any download over :data:`MAX_DOWNLOAD_BYTES`.
     - URLs are fetched with urllib, waiting at most :data:`URL_TIMEOUT` seconds for the
-      connection and for each read; redirects are followed to http(s) URLs only.
+      connection and for each read, and `timeout` seconds for the whole download (a
+      server that trickles bytes cannot hold it longer); redirects are followed to
+      http(s) URLs only.
 
     Examples
     --------
@@ -172,6 +185,10 @@ def load_image(source=None, *, gray: bool = False) -> np.ndarray:
     """
     if not isinstance(gray, (bool, np.bool_)):
         raise TypeError(f"gray must be a bool, got {gray!r}")
+    if isinstance(timeout, (bool, np.bool_)) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
     if source is None:
         source = DEFAULT_SAMPLE
     if isinstance(source, os.PathLike):
@@ -180,7 +197,7 @@ def load_image(source=None, *, gray: bool = False) -> np.ndarray:
             source = os.fsdecode(source)
         image = _load_path(source)
     elif isinstance(source, str):
-        image = _load_str(source)
+        image = _load_str(source, float(timeout))
     else:
         raise TypeError(
             "source must be a file path, an http(s):// URL or a sample name, "
@@ -222,7 +239,7 @@ def rgb_to_gray(image: np.ndarray) -> np.ndarray:
 # -- sources -----------------------------------------------------------------------------
 
 
-def _load_str(source: str) -> np.ndarray:
+def _load_str(source: str, timeout: float = DOWNLOAD_TIMEOUT) -> np.ndarray:
     """Dispatch a string source to the URL, file or sample loader."""
     match = _SCHEME.match(source)
     if match:
@@ -231,7 +248,7 @@ def _load_str(source: str) -> np.ndarray:
                 f"source {source!r}: only http:// and https:// URLs are supported, "
                 f"got scheme {match.group(1)!r}"
             )
-        return _load_url(source)
+        return _load_url(source, timeout)
     if source.startswith("~"):
         source = os.path.expanduser(source)
     if os.path.exists(source):
@@ -269,8 +286,12 @@ def _load_sample(name: str) -> np.ndarray:
         return _decode(os.fspath(path), f"sample {name!r}")
 
 
-def _load_url(url: str) -> np.ndarray:
-    """Download an http(s) URL (with a timeout and a size cap) and decode it."""
+class _DownloadTooSlow(Exception):
+    """The whole download took longer than allowed."""
+
+
+def _load_url(url: str, timeout: float = DOWNLOAD_TIMEOUT) -> np.ndarray:
+    """Download an http(s) URL (bounded in time and size) and decode it."""
     import http.client
     import io
     import urllib.error
@@ -293,17 +314,21 @@ def _load_url(url: str) -> np.ndarray:
     opener = urllib.request.build_opener(HttpOnlyRedirects)
     limit = MAX_DOWNLOAD_BYTES
     too_big = None
+    deadline = time.monotonic() + timeout
     try:
         request = urllib.request.Request(url, headers={"User-Agent": f"cnnkit/{__version__}"})
-        with opener.open(request, timeout=URL_TIMEOUT) as response:
+        with opener.open(request, timeout=min(URL_TIMEOUT, timeout)) as response:
             content_type = response.headers.get("Content-Type", "unknown")
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > limit:
                 too_big = f"its {int(length)} bytes are over the {limit}-byte limit"
             else:
-                data = response.read(limit + 1)
+                data = _read_until(response, limit + 1, deadline)
                 if len(data) > limit:
                     too_big = f"it sent more than the {limit}-byte limit"
+    except _DownloadTooSlow:
+        raise ValueError(f"could not download {url!r}: not finished after {timeout:g} s "
+                         "(the whole download's limit)") from None
     except urllib.error.HTTPError as exc:
         raise ValueError(f"could not download {url!r}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -318,6 +343,27 @@ def _load_url(url: str) -> np.ndarray:
     return _decode(io.BytesIO(data), f"{url!r} (Content-Type: {content_type})")
 
 
+def _read_until(response, limit: int, deadline: float) -> bytes:
+    """Read at most `limit` bytes of `response`, raising _DownloadTooSlow at `deadline`.
+
+    ``read1`` returns whatever has arrived, so a server that trickles bytes is checked
+    against the deadline between its packets; each wait is itself bounded by the socket
+    timeout.
+    """
+    chunks, size = [], 0
+    while size < limit:
+        if time.monotonic() > deadline:
+            raise _DownloadTooSlow
+        chunk = response.read1(min(1 << 16, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if time.monotonic() > deadline:
+        raise _DownloadTooSlow
+    return b"".join(chunks)
+
+
 # -- decoding ----------------------------------------------------------------------------
 
 
@@ -328,6 +374,10 @@ def _decode(file, label: str) -> np.ndarray:
     with warnings.catch_warnings():
         # Pillow warns between MAX_IMAGE_PIXELS and twice that, and raises above: refuse both.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Pillow warns about a damaged EXIF block (with its own file and line) while
+        # opening and rotating; the pixels are fine and the orientation unknowable: the
+        # block is ignored, as documented, without a word, also under `python -W error`.
+        warnings.filterwarnings("ignore", _EXIF_WARNINGS, UserWarning)
         try:
             with Image.open(file) as image:
                 image.load()
@@ -378,21 +428,25 @@ def _to_float(mode: str, raw: np.ndarray, label: str) -> np.ndarray:
     """Scale pixels to float32 [0, 1], compositing any alpha over white."""
     if raw.size == 0:
         raise ValueError(f"cannot read {label}: the image is empty (shape {raw.shape})")
+    # One float32 copy of the pixels, scaled and clipped in place: memory follows the image.
     if mode.startswith("I;16"):
-        values = raw.astype(np.float32) / np.float32(65535)  # (H, W)
+        values = raw.astype(np.float32)  # (H, W)
+        values /= np.float32(65535)
     elif mode == "I":
         if raw.min() < 0 or raw.max() > 65535:
             raise ValueError(
                 f"cannot read {label}: 32-bit integer pixels outside [0, 65535] "
                 f"(range {raw.min()}..{raw.max()}) have no defined scale"
             )
-        values = raw.astype(np.float32) / np.float32(65535)  # (H, W)
+        values = raw.astype(np.float32)  # (H, W)
+        values /= np.float32(65535)
     elif mode == "F":
         values = raw.astype(np.float32)  # (H, W)
         if not (np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0):
             raise ValueError(f"cannot read {label}: floating-point pixels outside [0, 1]")
     else:
-        values = raw.astype(np.float32) / np.float32(255)  # (H, W) or (H, W, bands)
+        values = raw.astype(np.float32)  # (H, W) or (H, W, bands)
+        values /= np.float32(255)
 
     if mode == "LA":
         gray, alpha = values[..., 0], values[..., 1]  # (H, W) each
@@ -401,4 +455,5 @@ def _to_float(mode: str, raw: np.ndarray, label: str) -> np.ndarray:
         rgb, alpha = values[..., :3], values[..., 3:]  # (H, W, 3), (H, W, 1)
         values = rgb * alpha + (1 - alpha)
     # Compositing in float32 can leave a hair outside [0, 1].
-    return np.ascontiguousarray(np.clip(values, 0.0, 1.0), dtype=np.float32)
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    return np.clip(values, 0.0, 1.0, out=values)

@@ -10,14 +10,16 @@ bottom (the lower edge of a bright object), and negative on the opposite edge.
 Edge kernels are unscaled integers (Sobel ``1 2 1``, Scharr ``3 10 3``, Prewitt
 ``1 1 1``); scikit-image divides its versions by their weight sum (4, 16, 3).
 
-The constants (``SOBEL_TOP``, ``LAPLACIAN`` ...) are read-only; :func:`get` returns a
-fresh, writable float64 copy.
+Kernels are float32, as images and layer parameters are, so filtering a float32 image
+stays in float32 (a float64 image still computes in float64: NumPy promotes). The
+builders take ``dtype=np.float64`` for full precision. The constants (``SOBEL_TOP``,
+``LAPLACIAN`` ...) are read-only; :func:`get` returns a fresh, writable copy.
 
 >>> from cnnkit import kernels
 >>> kernels.get("sobel_top")
 array([[ 1.,  2.,  1.],
        [ 0.,  0.,  0.],
-       [-1., -2., -1.]])
+       [-1., -2., -1.]], dtype=float32)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from cnnkit._validation import check_positive
 __all__ = [
     "get",
     "available",
+    "DTYPE",
     "describe",
     "gaussian",
     "box",
@@ -58,11 +61,26 @@ __all__ = [
 ]
 
 
+#: The dtype of the named kernels and the default of the builders.
+DTYPE = np.float32
+
+
 def _const(rows, scale: float = 1.0) -> np.ndarray:
-    """A read-only float64 kernel from nested lists."""
-    array = np.array(rows, dtype=np.float64) / scale
+    """A read-only float32 kernel from nested lists (divided by `scale` in float64 first)."""
+    array = (np.array(rows, dtype=np.float64) / scale).astype(DTYPE)
     array.flags.writeable = False
     return array
+
+
+def _check_dtype(dtype) -> np.dtype:
+    """`dtype` as a floating NumPy dtype; TypeError otherwise."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a floating dtype, got {dtype!r}") from None
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    return dtype
 
 
 IDENTITY = _const([[0, 0, 0], [0, 1, 0], [0, 0, 0]])
@@ -166,7 +184,7 @@ def _lookup(name) -> tuple[np.ndarray, str]:
 
 
 def get(name: str) -> np.ndarray:
-    """Return a named kernel as a fresh float64 array.
+    """Return a named kernel as a fresh float32 array.
 
     Parameters
     ----------
@@ -175,8 +193,9 @@ def get(name: str) -> np.ndarray:
 
     Returns
     -------
-    kernel : ndarray of shape (3, 3), float64
-        A writable copy: changing it does not change the bank.
+    kernel : ndarray of shape (3, 3), float32
+        A writable copy: changing it does not change the bank. float32 keeps a float32
+        image float32 through :func:`cnnkit.filter2d`; a float64 image gives float64.
 
     Raises
     ------
@@ -191,11 +210,11 @@ def get(name: str) -> np.ndarray:
     >>> kernels.get("sobel_left")
     array([[ 1.,  0., -1.],
            [ 2.,  0., -2.],
-           [ 1.,  0., -1.]])
-    >>> float(kernels.get("box_blur").sum())
+           [ 1.,  0., -1.]], dtype=float32)
+    >>> round(float(kernels.get("box_blur").sum()), 6)
     1.0
     """
-    return np.array(_lookup(name)[0], dtype=np.float64, copy=True)
+    return np.array(_lookup(name)[0], dtype=DTYPE, copy=True)
 
 
 def describe(name: str) -> str:
@@ -238,7 +257,7 @@ def _offsets(size: int) -> np.ndarray:
     return np.arange(size, dtype=np.float64) - (size - 1) / 2
 
 
-def gaussian(size, sigma) -> np.ndarray:
+def gaussian(size, sigma, *, dtype=DTYPE) -> np.ndarray:
     """Build a Gaussian blur kernel, normalised to sum to 1.
 
     Parameters
@@ -248,11 +267,13 @@ def gaussian(size, sigma) -> np.ndarray:
         are centred between taps.
     sigma : float or (float, float)
         Standard deviation along rows and columns, in pixels, > 0.
+    dtype : floating dtype, default float32
+        Computed in float64, returned in this dtype.
 
     Returns
     -------
-    kernel : ndarray of shape (size_h, size_w), float64
-        Non-negative weights that sum to 1.
+    kernel : ndarray of shape (size_h, size_w)
+        Non-negative weights that sum to 1, in `dtype`.
 
     Notes
     -----
@@ -264,11 +285,20 @@ def gaussian(size, sigma) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
     >>> from cnnkit import kernels
-    >>> k = kernels.gaussian(5, 1.0)
+    >>> k = kernels.gaussian(5, 1.0, dtype=np.float64)
     >>> k.shape, round(float(k.sum()), 12), bool(k[2, 2] == k.max())
     ((5, 5), 1.0, True)
+    >>> kernels.gaussian(5, 1.0).dtype
+    dtype('float32')
     """
+    dtype = _check_dtype(dtype)
+    return _gaussian(size, sigma).astype(dtype)
+
+
+def _gaussian(size, sigma) -> np.ndarray:
+    """:func:`gaussian` in float64."""
     size_h, size_w = check_positive("size", size)
     sigma_h, sigma_w = _check_sigma(sigma)
     rows = np.exp(-(_offsets(size_h) ** 2) / (2 * sigma_h**2))  # (size_h,)
@@ -277,17 +307,19 @@ def gaussian(size, sigma) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def box(size) -> np.ndarray:
+def box(size, *, dtype=DTYPE) -> np.ndarray:
     """Build a box (mean) blur kernel: all weights equal, summing to 1.
 
     Parameters
     ----------
     size : int or (int, int)
         Kernel height and width, each >= 1.
+    dtype : floating dtype, default float32
+        The dtype of the returned kernel.
 
     Returns
     -------
-    kernel : ndarray of shape (size_h, size_w), float64
+    kernel : ndarray of shape (size_h, size_w)
         ``1 / (size_h * size_w)`` everywhere; the output is the mean of each window.
 
     Examples
@@ -295,13 +327,14 @@ def box(size) -> np.ndarray:
     >>> from cnnkit import kernels
     >>> kernels.box(2)
     array([[0.25, 0.25],
-           [0.25, 0.25]])
+           [0.25, 0.25]], dtype=float32)
     """
+    dtype = _check_dtype(dtype)
     size_h, size_w = check_positive("size", size)
-    return np.full((size_h, size_w), 1.0 / (size_h * size_w))
+    return np.full((size_h, size_w), 1.0 / (size_h * size_w), dtype=dtype)
 
 
-def laplacian_of_gaussian(size, sigma) -> np.ndarray:
+def laplacian_of_gaussian(size, sigma, *, dtype=DTYPE) -> np.ndarray:
     """Build a Laplacian-of-Gaussian (blob and edge) kernel whose weights sum to 0.
 
     Parameters
@@ -310,10 +343,12 @@ def laplacian_of_gaussian(size, sigma) -> np.ndarray:
         Kernel height and width, each >= 1 (odd sizes keep it centred).
     sigma : float or (float, float)
         Standard deviation of the Gaussian, in pixels, > 0.
+    dtype : floating dtype, default float32
+        Computed in float64, returned in this dtype.
 
     Returns
     -------
-    kernel : ndarray of shape (size_h, size_w), float64
+    kernel : ndarray of shape (size_h, size_w)
         Negative at the centre: it responds most (negatively) to a bright blob of
         radius about ``sigma * sqrt(2)`` and positively to a dark one; 0 on flat regions.
 
@@ -324,15 +359,17 @@ def laplacian_of_gaussian(size, sigma) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
     >>> from cnnkit import kernels
-    >>> k = kernels.laplacian_of_gaussian(7, 1.0)
+    >>> k = kernels.laplacian_of_gaussian(7, 1.0, dtype=np.float64)
     >>> abs(float(k.sum())) < 1e-12, bool(k[3, 3] == k.min())
     (True, True)
     """
+    dtype = _check_dtype(dtype)
     size_h, size_w = check_positive("size", size)
     sigma_h, sigma_w = _check_sigma(sigma)
     y = _offsets(size_h)[:, None]  # (size_h, 1)
     x = _offsets(size_w)[None, :]  # (1, size_w)
-    g = gaussian((size_h, size_w), (sigma_h, sigma_w))  # (size_h, size_w)
+    g = _gaussian((size_h, size_w), (sigma_h, sigma_w))  # (size_h, size_w)
     kernel = (y**2 / sigma_h**4 + x**2 / sigma_w**4 - 1 / sigma_h**2 - 1 / sigma_w**2) * g
-    return kernel - kernel.mean()
+    return (kernel - kernel.mean()).astype(dtype)

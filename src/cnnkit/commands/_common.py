@@ -17,6 +17,8 @@ from pathlib import Path
 __all__ = [
     "UsageError",
     "int_or_pair",
+    "bounded_int",
+    "positive_int",
     "nonnegative_int",
     "output_folder",
     "check_writable",
@@ -109,8 +111,9 @@ positive_int = bounded_int(1)
 #: An argparse type: an integer >= 0 (seeds).
 nonnegative_int = bounded_int(0)
 
-#: The largest ``--padding`` of ``cnnkit filter``: more would only add empty border.
-MAX_PADDING = 10_000
+#: The largest ``--padding`` of ``cnnkit filter``: more only adds border (and memory:
+#: the response grows by twice the padding on each axis).
+MAX_PADDING = 100
 
 
 def padding_value(text: str):
@@ -258,7 +261,10 @@ def save_image(picture, path) -> Path:
     from PIL import Image
 
     path = Path(path)
-    pixels = np.rint(np.clip(picture, 0.0, 1.0) * 255).astype(np.uint8)  # (H, W[, 3])
+    scaled = np.clip(picture, 0.0, 1.0, dtype=np.float32)  # one float copy, worked in place
+    scaled *= 255
+    pixels = np.rint(scaled, out=scaled).astype(np.uint8)  # (H, W[, 3])
+    del scaled
     with atomic_path(path) as temporary:
         Image.fromarray(pixels).save(temporary, format=Image.registered_extensions()[
             path.suffix.lower()])

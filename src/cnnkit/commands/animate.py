@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.commands._common import add_quiet, atomic_path, int_or_pair, output_file
+from cnnkit.commands._common import (
+    UsageError,
+    add_quiet,
+    atomic_path,
+    bounded_int,
+    check_writable,
+    int_or_pair,
+    nonnegative_int,
+    output_file,
+)
 
 HELP = "write a GIF of a kernel sliding over an input, one frame per output cell"
+
+#: Milliseconds per frame: GIF stores hundredths of a second; 10 ms is the shortest
+#: delay viewers honour, a minute per frame the longest that makes sense.
+MIN_DURATION, MAX_DURATION = 10, 60_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="zero padding on each side (default 0)")
     parser.add_argument("--dilation", type=int_or_pair(1), default=1, metavar="D",
                         help="spacing between kernel taps (default 1)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
                         help="seed of the random integer input and kernel (default 0)")
-    parser.add_argument("--duration", type=int, default=800, metavar="MS",
-                        help="milliseconds per frame (default 800)")
+    parser.add_argument("--duration", type=bounded_int(MIN_DURATION, MAX_DURATION),
+                        default=800, metavar="MS",
+                        help=f"milliseconds per frame, {MIN_DURATION} to {MAX_DURATION} "
+                             "(default 800)")
     add_quiet(parser)
 
 
@@ -37,7 +52,18 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from cnnkit.viz import animate_conv, animate_pool
+    from cnnkit.viz.animation import MAX_GRID_SIDE
 
+    size = args.input_size or (5 if args.op == "conv" else 4)
+    for axis in (0, 1):
+        side = size if isinstance(size, int) else size[axis]
+        pad = args.padding if isinstance(args.padding, int) else args.padding[axis]
+        if side + 2 * pad > MAX_GRID_SIDE:
+            option = "--padding" if pad and side <= MAX_GRID_SIDE else "--input-size"
+            raise UsageError(option, f"the padded input would be {side + 2 * pad} cells "
+                                     f"across (input {side} + 2 x padding {pad}); at most "
+                                     f"{MAX_GRID_SIDE} can be drawn legibly")
+    check_writable(args.output, "-o/--output")
     options = dict(padding=args.padding, dilation=args.dilation, seed=args.seed,
                    duration=args.duration, progress=not args.quiet)
     with atomic_path(args.output) as temporary:

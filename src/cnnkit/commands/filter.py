@@ -8,6 +8,7 @@ from cnnkit.commands._common import (
     IMAGE_SUFFIXES,
     add_quiet,
     check_not_input,
+    check_writable,
     int_or_pair,
     padding_value,
     save_image,
@@ -98,17 +99,21 @@ def run(args: argparse.Namespace) -> int:
     from cnnkit.images import load_image
 
     check_not_input(args.output, [args.source])
+    check_writable(args.output, "-o/--output")
     kernel = kernels.get(args.kernel)
     if wants_dask_filter(args):
         return run_filter(args, kernel)
     image = load_image(args.source, gray=args.gray)
+    shape = image.shape
     response = filter2d(image, kernel, stride=args.stride, padding=args.padding,
                         padding_mode=args.padding_mode)
+    del image  # memory follows the image: at most two image-sized arrays alive at once
+    low, high, response_shape = float(response.min()), float(response.max()), response.shape
     mode = display_mode(kernel, args.display)
     picture = to_display(response, mode=mode)
+    del response
     save_image(np.asarray(picture), args.output)
     if not args.quiet:
-        low, high = float(response.min()), float(response.max())
-        print(f"wrote {args.output}: {args.kernel} on {image.shape} -> response "
-              f"{response.shape}, values {low:.3g} to {high:.3g}, shown as {mode}")
+        print(f"wrote {args.output}: {args.kernel} on {shape} -> response "
+              f"{response_shape}, values {low:.3g} to {high:.3g}, shown as {mode}")
     return 0

@@ -55,6 +55,9 @@ WEIGHT_TEXT_COLOR = "#6b4e00"
 DEFAULT_DURATION_MS = 800
 #: Frames above which a progress bar is shown when ``progress=None``.
 PROGRESS_MIN_FRAMES = 60
+#: The most cells the padded input may have per side: beyond it the numbers in the cells
+#: cannot be read in the figure, and the frames (one per output cell) take minutes.
+MAX_GRID_SIDE = 20
 
 _MAX_CELL_IN = 0.6  # cell side in inches for small grids
 _MAX_GRIDS_WIDTH_IN = 10.0  # both grids together, before margins
@@ -149,6 +152,11 @@ def _check_config(op, input_shape, kernel_size, stride, padding, dilation):
     for axis in (0, 1):
         span = dilation[axis] * (kernel_size[axis] - 1) + 1
         padded = input_shape[axis] + 2 * padding[axis]
+        if padded > MAX_GRID_SIDE:
+            raise ValueError(
+                f"the padded input is {padded} cells across (input {input_shape[axis]} + "
+                f"2 x padding {padding[axis]}); at most {MAX_GRID_SIDE} can be drawn legibly"
+            )
         if span > padded:
             raise ValueError(
                 f"kernel_size {kernel_size[axis]} with dilation {dilation[axis]} spans "
@@ -167,6 +175,9 @@ def _input_values(values, input_size, rng, high):
     """The given input as float64, or a random integer-valued one of `input_size`."""
     if values is None:
         shape = check_positive("input_size", input_size)
+        if max(shape) > MAX_GRID_SIDE:
+            raise ValueError(f"input_size must be at most {MAX_GRID_SIDE} to be drawn "
+                             f"legibly, got {input_size!r}")
         return rng.integers(0, high, size=shape).astype(np.float64)
     values = as_float_array("values", values)
     check_ndim("values", values, (2,), "(H, W)")
