@@ -34,7 +34,6 @@ from cnnkit._validation import check_positive
 __all__ = [
     "get",
     "available",
-    "DTYPE",
     "describe",
     "gaussian",
     "box",

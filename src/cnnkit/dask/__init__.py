@@ -21,7 +21,7 @@ Examples
 >>> big = da.random.default_rng(0).random((512, 512), chunks=128).astype(np.float32)
 >>> edges = ckd.filter2d(big, ck.kernels.get("laplacian"), padding="same")
 >>> edges
-dask.array<_filter_block, shape=(512, 512), dtype=float64, chunksize=(128, 128), chunktype=numpy.ndarray>
+dask.array<_filter_block, shape=(512, 512), dtype=float32, chunksize=(128, 128), chunktype=numpy.ndarray>
 """
 
 from __future__ import annotations
