@@ -55,9 +55,7 @@ def in_memory(model_path, files, batch_size=64):
     model, metadata = load_model(model_path)
     labels = []
     for start in range(0, len(files), batch_size):
-        batch = [
-            prepare(load_image(f), metadata)[0] for f in files[start : start + batch_size]
-        ]
+        batch = [prepare(load_image(f), metadata)[0] for f in files[start : start + batch_size]]
         labels += predict_proba(model, np.stack(batch)).argmax(axis=1).tolist()
     return labels
 

@@ -16,20 +16,33 @@ import cnnkit as ck
 from cnnkit import nn
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 REPEATS = 3
 
 
 def large_model():
     """A 224x224 RGB classifier: 64-channel 7x7 stem, then 128 and 256 channels."""
     return nn.Sequential(
-        nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False, rng=0), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False, rng=0),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
         nn.MaxPool2d(3, stride=2, padding=1),
-        nn.Conv2d(64, 128, 3, padding=1, bias=False, rng=1), nn.BatchNorm2d(128), nn.ReLU(),
+        nn.Conv2d(64, 128, 3, padding=1, bias=False, rng=1),
+        nn.BatchNorm2d(128),
+        nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(128, 256, 3, padding=1, rng=2), nn.ReLU(),
-        nn.GlobalAvgPool2d(), nn.Flatten(), nn.Linear(256, 10, rng=3),
+        nn.Conv2d(128, 256, 3, padding=1, rng=2),
+        nn.ReLU(),
+        nn.GlobalAvgPool2d(),
+        nn.Flatten(),
+        nn.Linear(256, 10, rng=3),
     ).eval()
 
 
@@ -62,10 +75,15 @@ def measure(browser, explorer) -> tuple[float, float]:
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    cases = [("digits model (1x8x8, 11 layers)", lambda: ck.explore(open_browser=False)),
-             ("224x224 model (64-channel first layer, 13 layers)",
-              lambda: ck.explore(large_model(), "chelsea", open_browser=False,
-                                 input_shape=(3, 224, 224)))]
+    cases = [
+        ("digits model (1x8x8, 11 layers)", lambda: ck.explore(open_browser=False)),
+        (
+            "224x224 model (64-channel first layer, 13 layers)",
+            lambda: ck.explore(
+                large_model(), "chelsea", open_browser=False, input_shape=(3, 224, 224)
+            ),
+        ),
+    ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         for label, start in cases:
@@ -73,8 +91,10 @@ def main() -> None:
                 times = [measure(browser, explorer) for _ in range(REPEATS)]
             ready = min(t[0] for t in times)
             everything = min(t[1] for t in times)
-            print(f"{label}: first maps {ready:.2f} s, every layer {everything:.2f} s "
-                  f"(best of {REPEATS})")
+            print(
+                f"{label}: first maps {ready:.2f} s, every layer {everything:.2f} s "
+                f"(best of {REPEATS})"
+            )
         browser.close()
 
 

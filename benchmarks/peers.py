@@ -62,9 +62,14 @@ def _cnnkit_model():
 
     c1, c2 = CHANNELS
     return nn.Sequential(
-        nn.Conv2d(1, c1, 3, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 3, padding=1, rng=1), nn.ReLU(), nn.MaxPool2d(14),
-        nn.Flatten(), nn.Linear(c2, CLASSES, rng=2),
+        nn.Conv2d(1, c1, 3, padding=1, rng=0),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1, rng=1),
+        nn.ReLU(),
+        nn.MaxPool2d(14),
+        nn.Flatten(),
+        nn.Linear(c2, CLASSES, rng=2),
     )
 
 
@@ -120,9 +125,14 @@ def torch_step(x, y, weights):
 
     c1, c2 = CHANNELS
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, c1, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(c1, c2, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(14),
-        torch.nn.Flatten(), torch.nn.Linear(c2, CLASSES),
+        torch.nn.Conv2d(1, c1, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(c1, c2, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(14),
+        torch.nn.Flatten(),
+        torch.nn.Linear(c2, CLASSES),
     )
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
@@ -166,7 +176,10 @@ def mygrad_step(x, y, weights):
 
     def conv(z, name):
         bias = params[f"{name}.bias"]
-        return conv_nd(z, params[f"{name}.weight"], stride=1, padding=(1, 1)) + bias[None, :, None, None]
+        return (
+            conv_nd(z, params[f"{name}.weight"], stride=1, padding=(1, 1))
+            + bias[None, :, None, None]
+        )
 
     def step():
         z = max_pool(relu(conv(x, "0")), (2, 2), (2, 2))
@@ -234,8 +247,11 @@ def tinygrad_step(x, y, weights):
             return loss.realize(*optimizer.schedule_step())  # the loss before the update
 
     def state():
-        return {f"{name}.{kind}": getattr(layer, kind).numpy()
-                for name, layer in layers.items() for kind in ("weight", "bias")}
+        return {
+            f"{name}.{kind}": getattr(layer, kind).numpy()
+            for name, layer in layers.items()
+            for kind in ("weight", "bias")
+        }
 
     return (lambda: float(step_jit().item())), state
 
@@ -269,8 +285,12 @@ def numpy_ml_conv(x, w, b, g):
         dx = conv.backward(g_nhwc)
         grads = dict(conv.gradients)  # flush_gradients() replaces the dict's values
         conv.flush_gradients()
-        return (out.transpose(0, 3, 1, 2), dx.transpose(0, 3, 1, 2),
-                grads["W"].transpose(3, 2, 0, 1), grads["b"].reshape(-1))
+        return (
+            out.transpose(0, 3, 1, 2),
+            dx.transpose(0, 3, 1, 2),
+            grads["W"].transpose(3, 2, 0, 1),
+            grads["b"].reshape(-1),
+        )
 
     return run
 
@@ -296,7 +316,9 @@ def numpy_ml_step(x, y, weights):
     for layer in net:
         z = layer.forward(z)  # initialises the parameters; then the shared weights go in
     for index, name in ((0, "0"), (2, "3")):
-        net[index].parameters["W"] = weights[f"{name}.weight"].transpose(2, 3, 1, 0).astype(np.float64)
+        net[index].parameters["W"] = (
+            weights[f"{name}.weight"].transpose(2, 3, 1, 0).astype(np.float64)
+        )
         net[index].parameters["b"] = weights[f"{name}.bias"].reshape(1, 1, 1, -1).astype(np.float64)
     net[5].parameters["W"] = weights["7.weight"].T.astype(np.float64)
     net[5].parameters["b"] = weights["7.bias"].reshape(1, -1).astype(np.float64)
@@ -323,9 +345,12 @@ def numpy_ml_step(x, y, weights):
 
     def state():
         return {
-            "0.weight": net[0].parameters["W"].transpose(3, 2, 0, 1), "0.bias": net[0].parameters["b"].ravel(),
-            "3.weight": net[2].parameters["W"].transpose(3, 2, 0, 1), "3.bias": net[2].parameters["b"].ravel(),
-            "7.weight": net[5].parameters["W"].T, "7.bias": net[5].parameters["b"].ravel(),
+            "0.weight": net[0].parameters["W"].transpose(3, 2, 0, 1),
+            "0.bias": net[0].parameters["b"].ravel(),
+            "3.weight": net[2].parameters["W"].transpose(3, 2, 0, 1),
+            "3.bias": net[2].parameters["b"].ravel(),
+            "7.weight": net[5].parameters["W"].T,
+            "7.bias": net[5].parameters["b"].ravel(),
         }
 
     return step, state
@@ -346,13 +371,19 @@ def _check_equal(what, peer, mine, theirs, rtol=2e-4, atol=2e-4):
         a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
         if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
             error = np.max(np.abs(a - b)) if a.shape == b.shape else f"shape {b.shape} vs {a.shape}"
-            sys.exit(f"{peer} does not compute cnnkit's {what} ({name}: max difference {error}); not timed")
+            sys.exit(
+                f"{peer} does not compute cnnkit's {what} ({name}: max difference {error}); not timed"
+            )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("peers", nargs="*", metavar="PEER",
-                        help=f"peers to compare with (default all: {', '.join(PEERS)})")
+    parser.add_argument(
+        "peers",
+        nargs="*",
+        metavar="PEER",
+        help=f"peers to compare with (default all: {', '.join(PEERS)})",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.peers) - set(PEERS))
     if unknown:
@@ -376,20 +407,34 @@ def main(argv=None) -> int:
         for _ in range(3):  # the third call: tinygrad's TinyJit replays from then on
             results = theirs()
         names = ("out", "dx", "dw", "db")
-        _check_equal("conv2d output and gradients", peer, dict(zip(names, expected_conv)),
-                     dict(zip(names, results)))
+        _check_equal(
+            "conv2d output and gradients",
+            peer,
+            dict(zip(names, expected_conv)),
+            dict(zip(names, results)),
+        )
         ratio, t_mine, t_peer = paired(mine_conv, theirs)
         name = "conv2d fwd+bwd (8,16,32,32)->32 k3 p1"
-        print(f"{name:<44} {peer:<9} {ratio:6.2f}x  {t_mine * 1e3:9.2f} {t_peer * 1e3:9.2f} ms", flush=True)
+        print(
+            f"{name:<44} {peer:<9} {ratio:6.2f}x  {t_mine * 1e3:9.2f} {t_peer * 1e3:9.2f} ms",
+            flush=True,
+        )
 
         their_step, their_state = make_step(*cnn_inputs)
         loss = their_step()
-        _check_equal("training step", peer, {"loss": expected_loss, **expected_state},
-                     {"loss": loss, **their_state()})
+        _check_equal(
+            "training step",
+            peer,
+            {"loss": expected_loss, **expected_state},
+            {"loss": loss, **their_state()},
+        )
         # Timing continues from here on both sides: the same work, from slightly different weights.
         ratio, t_mine, t_peer = paired(mine_step, their_step)
         name = "CNN training step, batch (32,1,28,28)"
-        print(f"{name:<44} {peer:<9} {ratio:6.2f}x  {t_mine * 1e3:9.2f} {t_peer * 1e3:9.2f} ms", flush=True)
+        print(
+            f"{name:<44} {peer:<9} {ratio:6.2f}x  {t_mine * 1e3:9.2f} {t_peer * 1e3:9.2f} ms",
+            flush=True,
+        )
     return 0
 
 

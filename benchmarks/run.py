@@ -83,7 +83,10 @@ def row(name, ratio, mine, peer, flops=None, peer_name="torch", efficiency=None)
         gflops = f"{flops / mine / 1e9:7.1f} {flops / peer / 1e9:7.1f}"
     if efficiency is not None:
         gflops += f"   {efficiency:5.2f}" if efficiency == efficiency else "       -"
-    print(f"{name:<44} {ratio:6.2f}x  {mine * 1e3:9.2f} {peer * 1e3:9.2f} ms  {peer_name:<6} {gflops}", flush=True)
+    print(
+        f"{name:<44} {ratio:6.2f}x  {mine * 1e3:9.2f} {peer * 1e3:9.2f} ms  {peer_name:<6} {gflops}",
+        flush=True,
+    )
 
 
 def gemm_efficiency(mine, gemm):
@@ -96,7 +99,9 @@ def gemm_efficiency(mine, gemm):
 
 def header(title, flops=False):
     extra = "  GFLOP/s ck   peer  GEMM eff." if flops else ""
-    print(f"\n== {title}\n{'case':<44} {'ratio':>7}  {'cnnkit':>9} {'peer':>9}     {'peer':<6}{extra}")
+    print(
+        f"\n== {title}\n{'case':<44} {'ratio':>7}  {'cnnkit':>9} {'peer':>9}     {'peer':<6}{extra}"
+    )
 
 
 def conv_flops(shape, o, k, stride, pad, groups):
@@ -172,9 +177,17 @@ def bench_conv():
             )
         fwd_ratios.append(ratio)
         name = f"{shape}->{o} k{k} s{stride} p{pad}" + (f" g{groups}" if groups > 1 else "")
-        row(name, ratio, mine, peer, conv_flops(shape, o, k, stride, pad, groups),
-            efficiency=gemm_efficiency(lambda: F.conv2d(x, w, b, stride, pad, groups=groups),
-                                       gemm_of(shape, o, k, stride, pad, groups)))
+        row(
+            name,
+            ratio,
+            mine,
+            peer,
+            conv_flops(shape, o, k, stride, pad, groups),
+            efficiency=gemm_efficiency(
+                lambda: F.conv2d(x, w, b, stride, pad, groups=groups),
+                gemm_of(shape, o, k, stride, pad, groups),
+            ),
+        )
     print(f"{'geometric mean':<44} {math.exp(np.mean(np.log(fwd_ratios))):6.2f}x")
 
     header("conv2d forward + backward: nn.Conv2d vs torch.nn.Conv2d autograd", flops=True)
@@ -182,7 +195,9 @@ def bench_conv():
         x = rng.standard_normal(shape, dtype=np.float32)
         layer = nn.Conv2d(shape[1], o, k, stride, pad, groups=groups, rng=0)
         reference = torch.nn.Conv2d(shape[1], o, k, stride, pad, groups=groups)
-        reference.load_state_dict({key: torch.from_numpy(v) for key, v in layer.state_dict().items()})
+        reference.load_state_dict(
+            {key: torch.from_numpy(v) for key, v in layer.state_dict().items()}
+        )
         xt = torch.from_numpy(x).requires_grad_()
         grad = np.ones(layer(x).shape, dtype=np.float32)
         gt = torch.from_numpy(grad)
@@ -197,8 +212,16 @@ def bench_conv():
         ratio, t_mine, t_peer = paired(mine, peer)
         both_ratios.append(ratio)
         name = f"{shape}->{o} k{k} s{stride} p{pad}" + (f" g{groups}" if groups > 1 else "")
-        row(name, ratio, t_mine, t_peer, 3 * conv_flops(shape, o, k, stride, pad, groups),
-            efficiency=gemm_efficiency(mine, gemm_of(shape, o, k, stride, pad, groups, backward=True)))
+        row(
+            name,
+            ratio,
+            t_mine,
+            t_peer,
+            3 * conv_flops(shape, o, k, stride, pad, groups),
+            efficiency=gemm_efficiency(
+                mine, gemm_of(shape, o, k, stride, pad, groups, backward=True)
+            ),
+        )
     print(f"{'geometric mean':<44} {math.exp(np.mean(np.log(both_ratios))):6.2f}x")
 
 
@@ -218,9 +241,17 @@ def bench_filter():
         def scipy_filter(image=image):
             if image.ndim == 2:
                 return ndi.correlate(image, kernel, mode="constant")
-            return np.stack([ndi.correlate(image[..., c], kernel, mode="constant") for c in range(image.shape[2])], -1)
+            return np.stack(
+                [
+                    ndi.correlate(image[..., c], kernel, mode="constant")
+                    for c in range(image.shape[2])
+                ],
+                -1,
+            )
 
-        planes = torch.from_numpy(np.ascontiguousarray(np.atleast_3d(image).transpose(2, 0, 1)))[:, None]
+        planes = torch.from_numpy(np.ascontiguousarray(np.atleast_3d(image).transpose(2, 0, 1)))[
+            :, None
+        ]
 
         def torch_filter(planes=planes):
             with torch.no_grad():
@@ -365,23 +396,38 @@ def _memory_case(name):
         inputs = [rng.random(shape, dtype=np.float32)]
         run = lambda: ck.filter2d(inputs[0], kernel, padding="same")  # noqa: E731
     else:
-        inputs = [rng.standard_normal((8, 64, 56, 56), dtype=np.float32),
-                  rng.standard_normal((128, 64, 3, 3), dtype=np.float32)]
+        inputs = [
+            rng.standard_normal((8, 64, 56, 56), dtype=np.float32),
+            rng.standard_normal((128, 64, 3, 3), dtype=np.float32),
+        ]
         if name == "conv_forward":
             run = lambda: F.conv2d(inputs[0], inputs[1], padding=1)  # noqa: E731
         else:
+
             def run():
                 out, cache = F.conv2d_forward(inputs[0], inputs[1], padding=1)
                 return out, F.conv2d_backward(np.ones(out.shape, np.float32), cache)
+
     baseline = _rss_bytes("VmRSS")
     with open("/proc/self/clear_refs", "w") as handle:  # reset the peak (VmHWM) to now
         handle.write("5")
     result = run()
     peak = _rss_bytes("VmHWM")
-    flat = [result] if isinstance(result, np.ndarray) else [a for a in _flatten(result) if isinstance(a, np.ndarray)]
+    flat = (
+        [result]
+        if isinstance(result, np.ndarray)
+        else [a for a in _flatten(result) if isinstance(a, np.ndarray)]
+    )
     output_bytes = sum(a.nbytes for a in flat)
-    print(json.dumps({"extra_mib": (peak - baseline - output_bytes) / 2**20,
-                      "input_mib": sum(a.nbytes for a in inputs) / 2**20, "output_mib": output_bytes / 2**20}))
+    print(
+        json.dumps(
+            {
+                "extra_mib": (peak - baseline - output_bytes) / 2**20,
+                "input_mib": sum(a.nbytes for a in inputs) / 2**20,
+                "output_mib": output_bytes / 2**20,
+            }
+        )
+    )
 
 
 def _rss_bytes(field):
@@ -402,16 +448,30 @@ def _flatten(items):
 
 
 def bench_memory():
-    print("\n== peak memory beyond inputs and outputs (max RSS growth, each case in a fresh process)")
+    print(
+        "\n== peak memory beyond inputs and outputs (max RSS growth, each case in a fresh process)"
+    )
     print(f"{'case':<44} {'extra MiB':>10} {'input MiB':>10} {'output MiB':>11}")
     for label, name in MEMORY_CASES.items():
-        result = subprocess.run([sys.executable, __file__, "--memory-case", name],
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, __file__, "--memory-case", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         numbers = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"{label:<44} {numbers['extra_mib']:10.1f} {numbers['input_mib']:10.1f} {numbers['output_mib']:11.1f}")
+        print(
+            f"{label:<44} {numbers['extra_mib']:10.1f} {numbers['input_mib']:10.1f} {numbers['output_mib']:11.1f}"
+        )
 
 
-SECTIONS = {"conv": bench_conv, "filter": bench_filter, "pool": bench_pool, "train": bench_train, "memory": bench_memory}
+SECTIONS = {
+    "conv": bench_conv,
+    "filter": bench_filter,
+    "pool": bench_pool,
+    "train": bench_train,
+    "memory": bench_memory,
+}
 
 
 def main(argv=None):
@@ -428,8 +488,10 @@ def main(argv=None):
 
     torch.set_num_threads(THREADS)
     cnnkit.set_num_threads(THREADS)  # cnnkit's pool for the memory-bound passes
-    print(f"cnnkit vs peers, float32, {THREADS} threads; numpy {np.__version__}, torch {torch.__version__}; "
-          f"ratio = cnnkit time / peer time (median of alternating rounds)")
+    print(
+        f"cnnkit vs peers, float32, {THREADS} threads; numpy {np.__version__}, torch {torch.__version__}; "
+        f"ratio = cnnkit time / peer time (median of alternating rounds)"
+    )
     for name in args.sections or SECTIONS:
         SECTIONS[name]()
     return 0

@@ -35,9 +35,15 @@ def torch_twin(model):
     layers = []
     for layer in model:
         if isinstance(layer, nn.Conv2d):
-            layers.append(torch.nn.Conv2d(layer.in_channels, layer.out_channels,
-                                          layer.kernel_size, padding=layer.padding,
-                                          bias=layer.bias is not None))
+            layers.append(
+                torch.nn.Conv2d(
+                    layer.in_channels,
+                    layer.out_channels,
+                    layer.kernel_size,
+                    padding=layer.padding,
+                    bias=layer.bias is not None,
+                )
+            )
         elif isinstance(layer, nn.BatchNorm2d):
             layers.append(torch.nn.BatchNorm2d(layer.num_features, layer.eps, layer.momentum))
         elif isinstance(layer, nn.ReLU):
@@ -61,8 +67,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="PyTorch intra-op threads (NumPy's BLAS uses its own default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="PyTorch intra-op threads (NumPy's BLAS uses its own default)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -79,8 +89,10 @@ def main(argv=None) -> int:
     manual_seed(config.seed)
     model = digits_cnn(rng=np.random.default_rng(config.seed))  # as `cnnkit train` builds it
     twin = torch_twin(model)
-    print(f"digits: {len(train)} train / {len(test)} test images; {config}; "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads")
+    print(
+        f"digits: {len(train)} train / {len(test)} test images; {config}; "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads"
+    )
 
     # Epochs alternate between the two, so a busy machine slows both alike. The cnnkit
     # epoch is fit()'s loop (tests/test_train.py checks fit against this loop).
@@ -105,8 +117,7 @@ def main(argv=None) -> int:
         twin.train()
         for x, y in batches(train, config.batch_size, rng=theirs_order):
             reference_optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)),
-                                                     torch.from_numpy(y))
+            loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(y))
             loss.backward()
             reference_optimizer.step()
         elapsed = time.perf_counter() - start
@@ -122,8 +133,10 @@ def main(argv=None) -> int:
     ours_time = float(np.median([t for t, _ in ours]))
     theirs_time = float(np.median([t for t, _ in theirs]))
     print(f"final test accuracy: cnnkit {ours[-1][1]:.2%}, PyTorch {theirs[-1][1]:.2%}")
-    print(f"median epoch time: cnnkit {ours_time:.3f} s, PyTorch {theirs_time:.3f} s, "
-          f"ratio cnnkit/PyTorch {ours_time / theirs_time:.2f}")
+    print(
+        f"median epoch time: cnnkit {ours_time:.3f} s, PyTorch {theirs_time:.3f} s, "
+        f"ratio cnnkit/PyTorch {ours_time / theirs_time:.2f}"
+    )
     return 0
 
 

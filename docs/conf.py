@@ -60,6 +60,8 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 # Pages without sub-pages get the full width instead of an empty navigation column.
-html_sidebars = {page: [] for page in ("index", "cli", "generated/tour", "contributing", "changelog")}
+html_sidebars = {
+    page: [] for page in ("index", "cli", "generated/tour", "contributing", "changelog")
+}
 html_static_path: list[str] = []
 html_last_updated_fmt = None

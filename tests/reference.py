@@ -32,7 +32,9 @@ def same_pads(size, kernel, stride, dilation):
     return total // 2, total - total // 2
 
 
-def conv2d(x, weight, bias=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1, mode="zeros"):
+def conv2d(
+    x, weight, bias=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1, mode="zeros"
+):
     """Loop over every output element; `pads` is (top, bottom, left, right)."""
     x = np.asarray(x, dtype=np.float64)
     weight = np.asarray(weight, dtype=np.float64)

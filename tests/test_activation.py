@@ -13,10 +13,20 @@ import reference
 
 ELEMENTWISE = {
     "relu": (F.relu_forward, F.relu_backward, torch.relu, {}),
-    "leaky_relu": (F.leaky_relu_forward, F.leaky_relu_backward, lambda t: torch.nn.functional.leaky_relu(t, 0.2), {"negative_slope": 0.2}),
+    "leaky_relu": (
+        F.leaky_relu_forward,
+        F.leaky_relu_backward,
+        lambda t: torch.nn.functional.leaky_relu(t, 0.2),
+        {"negative_slope": 0.2},
+    ),
     "sigmoid": (F.sigmoid_forward, F.sigmoid_backward, torch.sigmoid, {}),
     "softmax": (F.softmax_forward, F.softmax_backward, lambda t: torch.softmax(t, 1), {"axis": 1}),
-    "log_softmax": (F.log_softmax_forward, F.log_softmax_backward, lambda t: torch.log_softmax(t, 1), {"axis": 1}),
+    "log_softmax": (
+        F.log_softmax_forward,
+        F.log_softmax_backward,
+        lambda t: torch.log_softmax(t, 1),
+        {"axis": 1},
+    ),
 }
 
 
@@ -46,7 +56,9 @@ def test_sigmoid_no_overflow_at_any_finite_magnitude(dtype):
     x = np.array([-finfo.max, -1000, -80, -1, 0, 1, 80, 1000, finfo.max], dtype=dtype)
     out = F.sigmoid(x)  # filterwarnings=error turns any overflow warning into a failure
     assert not np.isnan(out).any() and out.dtype == dtype
-    np.testing.assert_allclose(out, [reference.sigmoid_scalar(float(v)) for v in x], rtol=1e-6, atol=0)
+    np.testing.assert_allclose(
+        out, [reference.sigmoid_scalar(float(v)) for v in x], rtol=1e-6, atol=0
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -128,10 +140,14 @@ def test_dropout_identity_cases(rng):
     np.testing.assert_array_equal(F.dropout(x, 0.5, training=False), x)
     np.testing.assert_array_equal(F.dropout(x, 0.0), x)
     np.testing.assert_array_equal(F.dropout(x, 1.0), np.zeros_like(x))
-    np.testing.assert_array_equal(torch.nn.functional.dropout(torch.tensor(x), 1.0).numpy(), np.zeros_like(x))
+    np.testing.assert_array_equal(
+        torch.nn.functional.dropout(torch.tensor(x), 1.0).numpy(), np.zeros_like(x)
+    )
 
 
-@pytest.mark.parametrize("p, error", [(-0.1, ValueError), (1.5, ValueError), ("half", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "p, error", [(-0.1, ValueError), (1.5, ValueError), ("half", TypeError), (True, TypeError)]
+)
 def test_dropout_bad_p(p, error):
     with pytest.raises(error, match="p must"):
         F.dropout(np.ones(3), p=p)
@@ -147,9 +163,10 @@ def test_zero_dimensional_input_gives_zero_dimensional_arrays(name):
     """A 0-d array gives 0-d arrays forward and backward (not NumPy scalars), with torch's values."""
     forward, backward, torch_op, kwargs = ELEMENTWISE[name]
     kwargs = {k: (-1 if k == "axis" else v) for k, v in kwargs.items()}
-    torch_op = {"softmax": lambda t: torch.softmax(t, -1), "log_softmax": lambda t: torch.log_softmax(t, -1)}.get(
-        name, torch_op
-    )
+    torch_op = {
+        "softmax": lambda t: torch.softmax(t, -1),
+        "log_softmax": lambda t: torch.log_softmax(t, -1),
+    }.get(name, torch_op)
     x = np.array(-0.7)
     out, cache = forward(x, **kwargs)
     grad = backward(np.array(1.3), cache)

@@ -223,11 +223,14 @@ def test_bad_arguments_are_refused_before_writing(tmp_path, call, error, match):
     assert not path.exists()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(input_size=1000), "input_size must be at most 20"),
-    (dict(input_size=(4, 99999999)), "input_size must be at most 20"),
-    (dict(input_size=10, padding=6), "22 cells across"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(input_size=1000), "input_size must be at most 20"),
+        (dict(input_size=(4, 99999999)), "input_size must be at most 20"),
+        (dict(input_size=10, padding=6), "22 cells across"),
+    ],
+)
 def test_sizes_that_cannot_be_drawn_are_refused(tmp_path, kwargs, match):
     """Refused at once with the limit in the message, before any frame is drawn."""
     with pytest.raises(ValueError, match=match):

@@ -62,15 +62,31 @@ def test_kernels_unknown_name_is_one_line_exit_1(capsys):
     assert "sobel_up" in one_error_line(capsys, "kernels")
 
 
-@pytest.mark.parametrize("options, settings, gray, mode", [
-    ([], {}, False, "robust"),
-    (["--stride", "2", "--padding", "1", "--gray"], {"stride": 2, "padding": 1}, True, "robust"),
-    (["--display", "abs"], {}, False, "abs"),
-    (["--display", "signed", "--padding", "same", "--padding-mode", "reflect"],
-     {"padding": "same", "padding_mode": "reflect"}, False, "signed"),
-    (["--stride", "1,2", "--padding", "0,1", "--display", "minmax"],
-     {"stride": (1, 2), "padding": (0, 1)}, False, "minmax"),
-])
+@pytest.mark.parametrize(
+    "options, settings, gray, mode",
+    [
+        ([], {}, False, "robust"),
+        (
+            ["--stride", "2", "--padding", "1", "--gray"],
+            {"stride": 2, "padding": 1},
+            True,
+            "robust",
+        ),
+        (["--display", "abs"], {}, False, "abs"),
+        (
+            ["--display", "signed", "--padding", "same", "--padding-mode", "reflect"],
+            {"padding": "same", "padding_mode": "reflect"},
+            False,
+            "signed",
+        ),
+        (
+            ["--stride", "1,2", "--padding", "0,1", "--display", "minmax"],
+            {"stride": (1, 2), "padding": (0, 1)},
+            False,
+            "minmax",
+        ),
+    ],
+)
 def test_filter_png_matches_filter2d(picture, tmp_path, capsys, options, settings, gray, mode):
     """The written picture is filter2d's response, mapped by to_display, in 8 bits."""
     from cnnkit.filtering import to_display
@@ -78,8 +94,9 @@ def test_filter_png_matches_filter2d(picture, tmp_path, capsys, options, setting
     out = tmp_path / "edges.png"
     assert main(["filter", str(picture), "--kernel", "sobel_top", "-o", str(out), *options]) == 0
     assert str(out) in capsys.readouterr().out
-    response = ck.filter2d(ck.load_image(str(picture), gray=gray), ck.kernels.get("sobel_top"),
-                           **settings)
+    response = ck.filter2d(
+        ck.load_image(str(picture), gray=gray), ck.kernels.get("sobel_top"), **settings
+    )
     expected = np.rint(to_display(response, mode=mode) * 255)
     written = read_png(out).astype(np.float64)
     assert written.shape == expected.shape
@@ -89,16 +106,35 @@ def test_filter_png_matches_filter2d(picture, tmp_path, capsys, options, setting
 def test_filter_output_shape_follows_stride_and_padding(picture, tmp_path):
     """24x32 input, 3x3 kernel, stride 2, padding 1: (24 + 2 - 3) // 2 + 1 rows."""
     out = tmp_path / "s.png"
-    assert main(["filter", str(picture), "-k", "sobel_top", "--stride", "2", "--padding", "1",
-                 "-o", str(out), "--gray", "-q"]) == 0
+    assert (
+        main(
+            [
+                "filter",
+                str(picture),
+                "-k",
+                "sobel_top",
+                "--stride",
+                "2",
+                "--padding",
+                "1",
+                "-o",
+                str(out),
+                "--gray",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert read_png(out).shape == ((24 + 2 - 3) // 2 + 1, (32 + 2 - 3) // 2 + 1)
 
 
 def test_filter_identity_writes_the_input_unchanged(picture, tmp_path):
     """identity sums to 1, so auto clips instead of stretching: the input's own pixels."""
     out = tmp_path / "same.png"
-    assert main(["filter", str(picture), "-k", "identity", "--padding", "same", "-o", str(out),
-                 "-q"]) == 0
+    assert (
+        main(["filter", str(picture), "-k", "identity", "--padding", "same", "-o", str(out), "-q"])
+        == 0
+    )
     np.testing.assert_array_equal(read_png(out), read_png(picture))
 
 
@@ -143,16 +179,19 @@ def test_filter_refuses_input_reached_by_another_path(picture, capsys):
     one_error_line(capsys, "filter")
 
 
-@pytest.mark.parametrize("argv, code", [
-    (["--kernel", "nope"], 1),
-    (["--kernel", "sobel_top", "--padding", "9"], 0),
-    (["--kernel", "sobel_top", "--stride", "0"], 2),
-    (["--kernel", "sobel_top", "--stride", "two"], 2),
-    (["--kernel", "sobel_top", "--padding", "-1"], 2),
-    (["--kernel", "sobel_top", "--padding-mode", "mirror"], 2),
-    (["--kernel", "sobel_top", "--padding", "30", "--padding-mode", "reflect"], 1),
-    ([], 2),
-])
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--kernel", "nope"], 1),
+        (["--kernel", "sobel_top", "--padding", "9"], 0),
+        (["--kernel", "sobel_top", "--stride", "0"], 2),
+        (["--kernel", "sobel_top", "--stride", "two"], 2),
+        (["--kernel", "sobel_top", "--padding", "-1"], 2),
+        (["--kernel", "sobel_top", "--padding-mode", "mirror"], 2),
+        (["--kernel", "sobel_top", "--padding", "30", "--padding-mode", "reflect"], 1),
+        ([], 2),
+    ],
+)
 def test_filter_bad_arguments(picture, tmp_path, capsys, argv, code):
     """Usage errors exit 2; other failures exit 1 with one line; no traceback."""
     out = tmp_path / "out.png"
@@ -208,15 +247,31 @@ def test_progress_is_off_when_not_a_terminal():
     assert _common.progress(range(3), quiet=True).disable
 
 
-@pytest.mark.parametrize("argv, frames", [
-    ([], 9),
-    (["--input-size", "5", "--stride", "2", "--padding", "1"], 9),
-    (["--input-size", "7", "--dilation", "2"], 9),
-    (["--input-size", "4,6", "--kernel-size", "2,3"], 12),
-    (["--op", "maxpool"], 4),
-    (["--op", "maxpool", "--input-size", "5", "--kernel-size", "3", "--stride", "2",
-      "--padding", "1"], 9),
-])
+@pytest.mark.parametrize(
+    "argv, frames",
+    [
+        ([], 9),
+        (["--input-size", "5", "--stride", "2", "--padding", "1"], 9),
+        (["--input-size", "7", "--dilation", "2"], 9),
+        (["--input-size", "4,6", "--kernel-size", "2,3"], 12),
+        (["--op", "maxpool"], 4),
+        (
+            [
+                "--op",
+                "maxpool",
+                "--input-size",
+                "5",
+                "--kernel-size",
+                "3",
+                "--stride",
+                "2",
+                "--padding",
+                "1",
+            ],
+            9,
+        ),
+    ],
+)
 def test_animate_writes_one_frame_per_output_cell(tmp_path, capsys, argv, frames):
     """`cnnkit animate` writes a GIF with one frame per output cell and says so."""
     out = tmp_path / "a.gif"
@@ -227,13 +282,16 @@ def test_animate_writes_one_frame_per_output_cell(tmp_path, capsys, argv, frames
     assert os.listdir(tmp_path) == ["a.gif"]
 
 
-@pytest.mark.parametrize("argv, code", [
-    (["--kernel-size", "9"], 1),
-    (["--op", "maxpool", "--padding", "2"], 1),
-    (["--stride", "0"], 2),
-    (["--op", "avgpool"], 2),
-    (["--input-size", "3,3,3"], 2),
-])
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--kernel-size", "9"], 1),
+        (["--op", "maxpool", "--padding", "2"], 1),
+        (["--stride", "0"], 2),
+        (["--op", "avgpool"], 2),
+        (["--input-size", "3,3,3"], 2),
+    ],
+)
 def test_animate_bad_arguments(tmp_path, capsys, argv, code):
     """Impossible sizes exit 1 with one line; malformed ones are usage errors (2)."""
     out = tmp_path / "a.gif"
@@ -253,15 +311,22 @@ def test_animate_needs_a_gif_name(tmp_path, capsys):
 def run_cnnkit(*args, cwd):
     """Run `python -m cnnkit ARGS` in a fresh interpreter."""
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "cnnkit", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnkit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
 def test_subprocess_filter_and_animate(picture, tmp_path):
     """Real runs of `python -m cnnkit` write their outputs and exit 0."""
-    done = run_cnnkit("filter", str(picture), "--kernel", "laplacian", "-o", "lap.png",
-                      cwd=tmp_path)
+    done = run_cnnkit(
+        "filter", str(picture), "--kernel", "laplacian", "-o", "lap.png", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert read_png(tmp_path / "lap.png").shape == (22, 30, 3)
     done = run_cnnkit("animate", "--op", "maxpool", "-o", "pool.gif", "--quiet", cwd=tmp_path)
@@ -275,8 +340,9 @@ def test_subprocess_filter_and_animate(picture, tmp_path):
 def test_subprocess_errors_are_one_line(picture, tmp_path):
     """Real runs: exit 1 with one stderr line and the input untouched; usage errors exit 2."""
     before = picture.read_bytes(), os.stat(picture).st_mtime_ns
-    done = run_cnnkit("filter", str(picture), "--kernel", "sobel_top", "-o", str(picture),
-                      cwd=tmp_path)
+    done = run_cnnkit(
+        "filter", str(picture), "--kernel", "sobel_top", "-o", str(picture), cwd=tmp_path
+    )
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert (picture.read_bytes(), os.stat(picture).st_mtime_ns) == before
@@ -288,21 +354,33 @@ def test_subprocess_errors_are_one_line(picture, tmp_path):
 # -- usage errors exit 2 before any work, naming the option (issue 9 items 5 and 16) ------
 
 
-@pytest.mark.parametrize("argv, option, words", [
-    (["animate", "--input-size", "1000"], "--input-size", "at most 20"),
-    (["animate", "--padding", "50"], "--padding", "at most 20"),
-    (["animate", "--input-size", "15", "--padding", "5"], "--padding", "25 cells"),
-    (["animate", "--seed", "-1"], "--seed", "must be >= 0"),
-    (["animate", "--duration", "0"], "--duration", "must be >= 10"),
-    (["animate", "--duration", "99999999999"], "--duration", "must be <= 60000"),
-    (["filter", "PICTURE", "-k", "sobel_top", "--padding", "99999999"], "--padding",
-     "must be <= 100"),
-    (["filter", "PICTURE", "-k", "sobel_top", "--padding", "-1,0"], "--padding",
-     "must be >= 0"),
-    (["filter", "PICTURE", "-k", "sobel_top", "--padding=-1,0"], "--padding", "must be >= 0"),
-    (["filter", "PICTURE", "-k", "sobel_top", "--stride", "99999999999"], "--stride",
-     "must be <="),
-])
+@pytest.mark.parametrize(
+    "argv, option, words",
+    [
+        (["animate", "--input-size", "1000"], "--input-size", "at most 20"),
+        (["animate", "--padding", "50"], "--padding", "at most 20"),
+        (["animate", "--input-size", "15", "--padding", "5"], "--padding", "25 cells"),
+        (["animate", "--seed", "-1"], "--seed", "must be >= 0"),
+        (["animate", "--duration", "0"], "--duration", "must be >= 10"),
+        (["animate", "--duration", "99999999999"], "--duration", "must be <= 60000"),
+        (
+            ["filter", "PICTURE", "-k", "sobel_top", "--padding", "99999999"],
+            "--padding",
+            "must be <= 100",
+        ),
+        (
+            ["filter", "PICTURE", "-k", "sobel_top", "--padding", "-1,0"],
+            "--padding",
+            "must be >= 0",
+        ),
+        (["filter", "PICTURE", "-k", "sobel_top", "--padding=-1,0"], "--padding", "must be >= 0"),
+        (
+            ["filter", "PICTURE", "-k", "sobel_top", "--stride", "99999999999"],
+            "--stride",
+            "must be <=",
+        ),
+    ],
+)
 def test_usage_errors_exit_2_naming_the_option(picture, tmp_path, capsys, argv, option, words):
     out = tmp_path / ("a.gif" if argv[0] == "animate" else "out.png")
     argv = [str(picture) if a == "PICTURE" else a for a in argv]
@@ -333,8 +411,10 @@ def test_filter_memory_follows_the_image(tmp_path, capsys):
     image_bytes = pixels.size * 4  # as float32
     tracemalloc.start()
     try:
-        assert main(["filter", str(source), "-k", "sobel_top", "-o", str(tmp_path / "o.png"),
-                     "-q"]) == 0
+        assert (
+            main(["filter", str(source), "-k", "sobel_top", "-o", str(tmp_path / "o.png"), "-q"])
+            == 0
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -50,7 +50,10 @@ def test_train_digits_writes_model_and_pictures(tmp_path, capsys):
     assert "epoch 1/2" in printed and "epoch 2/2" in printed and "test accuracy" in printed
     assert "test accuracy: " in printed.splitlines()[-2]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "m.npz", "m_confusion.png", "m_history.png"]
+        "m.npz",
+        "m_confusion.png",
+        "m_history.png",
+    ]
     assert is_png(tmp_path / "m_history.png") and is_png(tmp_path / "m_confusion.png")
     model, meta = ck.load(out, with_metadata=True)
     assert meta["classes"] == [str(d) for d in range(10)]
@@ -78,7 +81,10 @@ def test_train_creates_the_output_folder(tmp_path):
     out = tmp_path / "new" / "deeper" / "m.npz"
     assert main(["train", "-q", *FAST, "-o", str(out)]) == 0
     assert sorted(p.name for p in out.parent.iterdir()) == [
-        "m.npz", "m_confusion.png", "m_history.png"]
+        "m.npz",
+        "m_confusion.png",
+        "m_history.png",
+    ]
 
 
 @pytest.mark.slow
@@ -107,16 +113,45 @@ def test_train_on_folder_then_predict(tmp_path, capsys):
     """A folder of the user's pictures trains; predict names the folder's classes."""
     data = _stripes(tmp_path / "data")
     out = tmp_path / "stripes.npz"
-    assert main(["train", "--data", str(data), "--size", "8", "--epochs", "15",
-                 "--batch-size", "4", "--channels", "4,8", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--size",
+                "8",
+                "--epochs",
+                "15",
+                "--batch-size",
+                "4",
+                "--channels",
+                "4,8",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "2 classes" in printed
     _model, meta = ck.load(out, with_metadata=True)
     assert meta["classes"] == ["horizontal", "vertical"] and meta["input_shape"] == [3, 8, 8]
     assert meta["preprocessing"]["background"] is None
     assert meta["preprocessing"]["crop"] is False
-    assert main(["predict", str(out), str(data / "vertical" / "0.png"),
-                 str(data / "horizontal" / "1.png"), "--top", "2"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(out),
+                str(data / "vertical" / "0.png"),
+                str(data / "horizontal" / "1.png"),
+                "--top",
+                "2",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"{data / 'vertical' / '0.png'}: vertical (")
     assert lines[1].startswith(f"{data / 'horizontal' / '1.png'}: horizontal (")
@@ -127,8 +162,24 @@ def test_train_on_folder_then_predict(tmp_path, capsys):
 def test_train_small_folder_gets_small_batches(tmp_path, capsys):
     """Without --batch-size, 12 training images are trained in batches of 2 (>= 8 steps)."""
     data = _stripes(tmp_path / "data", n=8)
-    assert main(["train", "--data", str(data), "--size", "8", "--epochs", "1",
-                 "--channels", "4", "-o", str(tmp_path / "m.npz")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--size",
+                "8",
+                "--epochs",
+                "1",
+                "--channels",
+                "4",
+                "-o",
+                str(tmp_path / "m.npz"),
+            ]
+        )
+        == 0
+    )
     assert "batch 2," in capsys.readouterr().out
     assert ck.load(tmp_path / "m.npz", with_metadata=True)[1]["train_config"]["batch_size"] == 2
 
@@ -163,15 +214,18 @@ def test_train_non_image_in_folder(tmp_path, capsys):
     assert not (tmp_path / "m.npz").exists()
 
 
-@pytest.mark.parametrize("argv", [
-    ["-o", "model.txt"],
-    ["--epochs", "0", "-o", "m.npz"],
-    ["--lr", "-1", "-o", "m.npz"],
-    ["--channels", "8,x", "-o", "m.npz"],
-    ["--test-size", "1.5", "-o", "m.npz"],
-    ["--optimizer", "rmsprop", "-o", "m.npz"],
-    [],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-o", "model.txt"],
+        ["--epochs", "0", "-o", "m.npz"],
+        ["--lr", "-1", "-o", "m.npz"],
+        ["--channels", "8,x", "-o", "m.npz"],
+        ["--test-size", "1.5", "-o", "m.npz"],
+        ["--optimizer", "rmsprop", "-o", "m.npz"],
+        [],
+    ],
+)
 def test_train_usage_errors(argv, capsys):
     assert main(["train", *argv]) == 2
 
@@ -199,8 +253,9 @@ def test_predict_reads_drawn_digits(digits_model, tmp_path, capsys):
     correct = np.mean(np.array(predicted) == test.y[list(indices)])
     assert correct >= 0.75  # 0.9 here; a 3-epoch model, and the pictures are resampled
     # Without inversion the same pictures are mostly misread: the option matters.
-    assert main(["predict", str(digits_model), *map(str, paths), "--top", "1",
-                 "--invert", "no"]) == 0
+    assert (
+        main(["predict", str(digits_model), *map(str, paths), "--top", "1", "--invert", "no"]) == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     wrong = [int(line.split(": ")[1].split(" ")[0]) for line in lines]
     assert np.mean(np.array(wrong) == test.y[list(indices)]) < correct - 0.3
@@ -229,11 +284,14 @@ def test_predict_any_size_and_channels(digits_model, tmp_path, capsys):
     assert capsys.readouterr().out.count("%") == 3
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda p: None, "model file not found"),
-    (lambda p: p.write_bytes(b"PK\x03\x04 truncated"), "not a cnnkit model file"),
-    (lambda p: np.savez(p, weight=np.zeros(2)), "not a cnnkit model file"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda p: None, "model file not found"),
+        (lambda p: p.write_bytes(b"PK\x03\x04 truncated"), "not a cnnkit model file"),
+        (lambda p: np.savez(p, weight=np.zeros(2)), "not a cnnkit model file"),
+    ],
+)
 def test_predict_bad_model(tmp_path, capsys, make, match):
     path = tmp_path / "m.npz"
     make(path)
@@ -259,8 +317,12 @@ def test_predict_one_bad_image_spoils_nothing(digits_model, tmp_path, capsys):
     _, test = load_digits()
     good = [drawn_digit(tmp_path, k, test) for k in (0, 1)]
     (tmp_path / "notes.png").write_text("not a picture")
-    sources = [str(good[0]), str(tmp_path / "notes.png"), str(tmp_path / "missing.png"),
-               str(good[1])]
+    sources = [
+        str(good[0]),
+        str(tmp_path / "notes.png"),
+        str(tmp_path / "missing.png"),
+        str(good[1]),
+    ]
     assert main(["predict", str(digits_model), *sources]) == 1
     captured = capsys.readouterr()
     out = captured.out.splitlines()
@@ -282,12 +344,15 @@ def test_model_saved_from_python_as_the_readme_shows(tmp_path, capsys):
     image = drawn_digit(tmp_path, 3, test_set)
     assert main(["predict", str(tmp_path / "digits.npz"), str(image)]) == 0
     printed = capsys.readouterr().out
-    x = ck.preprocessing.prepare_image(ck.load_image(str(image)), (1, 8, 8),
-                                       background="dark", crop=True)
+    x = ck.preprocessing.prepare_image(
+        ck.load_image(str(image)), (1, 8, 8), background="dark", crop=True
+    )
     p = ck.train.predict_proba(model, x)[0]
     assert printed.startswith(f"{image}: {int(np.argmax(p))} ({p.max():.1%})")
-    assert main(["features", str(tmp_path / "digits.npz"), str(image), "-o",
-                 str(tmp_path / "maps")]) == 0
+    assert (
+        main(["features", str(tmp_path / "digits.npz"), str(image), "-o", str(tmp_path / "maps")])
+        == 0
+    )
     assert (tmp_path / "maps" / "conv1_feature_maps.png").exists()
     # A model that only ran a forward pass works too.
     plain = models.digits_cnn(channels=(8,), rng=0).eval()
@@ -314,15 +379,18 @@ def test_train_force_replaces_a_model(tmp_path):
     assert ck.load(path) is not None
 
 
-@pytest.mark.parametrize("argv, option", [
-    (["train", "-o", ""], "-o/--output"),
-    (["features", "m.npz", "camera", "-o", ""], "-o/--output"),
-    (["tour", "--out", ""], "--out"),
-    (["train", "-o", "m.npz", "--seed", "-1"], "--seed"),
-    (["train", "-o", "m.npz", "--seed", "99999999999999999999"], "--seed"),
-    (["train", "-o", "m.npz", "--size", "16"], "--size"),
-    (["train", "-o", "m.npz", "--gray"], "--gray"),
-])
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["train", "-o", ""], "-o/--output"),
+        (["features", "m.npz", "camera", "-o", ""], "-o/--output"),
+        (["tour", "--out", ""], "--out"),
+        (["train", "-o", "m.npz", "--seed", "-1"], "--seed"),
+        (["train", "-o", "m.npz", "--seed", "99999999999999999999"], "--seed"),
+        (["train", "-o", "m.npz", "--size", "16"], "--size"),
+        (["train", "-o", "m.npz", "--gray"], "--gray"),
+    ],
+)
 def test_usage_errors_name_the_option(tmp_path, monkeypatch, capsys, argv, option):
     """Exit 2 before any work, naming the option (issue 9 items 3 and 16)."""
     monkeypatch.chdir(tmp_path)
@@ -345,9 +413,11 @@ def test_train_checks_the_output_before_training(tmp_path, capsys):
 def test_train_survives_a_closed_stdout(tmp_path):
     """`cnnkit train | head -1`: the pipe closes at once, the model is still written."""
     path = tmp_path / "m.npz"
-    with subprocess.Popen([sys.executable, "-m", "cnnkit", "train", "-o", str(path), *FAST,
-                           "--epochs", "3"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE) as process:
+    with subprocess.Popen(
+        [sys.executable, "-m", "cnnkit", "train", "-o", str(path), *FAST, "--epochs", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
         process.stdout.readline()
         process.stdout.close()  # as head does after its lines
         _, err = process.communicate(timeout=300)
@@ -371,18 +441,25 @@ def test_model_to_torch_and_back(digits_model, tmp_path, capsys):
 
     layers, previous = [], 1
     for out in (16, 32):  # the digits_model fixture's channels
-        layers += [torch.nn.Conv2d(previous, out, 3, padding=1, bias=False),
-                   torch.nn.BatchNorm2d(out), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        layers += [
+            torch.nn.Conv2d(previous, out, 3, padding=1, bias=False),
+            torch.nn.BatchNorm2d(out),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+        ]
         previous = out
-    twin = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                               torch.nn.Linear(previous, 10))
+    twin = torch.nn.Sequential(
+        *layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(previous, 10)
+    )
     with np.load(digits_model) as archive:
-        twin.load_state_dict({k: torch.from_numpy(archive[k]) for k in archive.files
-                              if not k.startswith("__")})
+        twin.load_state_dict(
+            {k: torch.from_numpy(archive[k]) for k in archive.files if not k.startswith("__")}
+        )
     train, test = load_digits()
     optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
-    loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(train.x[:64])),
-                                             torch.from_numpy(train.y[:64]))
+    loss = torch.nn.functional.cross_entropy(
+        twin(torch.from_numpy(train.x[:64])), torch.from_numpy(train.y[:64])
+    )
     loss.backward()
     optimizer.step()
     twin.eval()
@@ -393,8 +470,9 @@ def test_model_to_torch_and_back(digits_model, tmp_path, capsys):
     image = drawn_digit(tmp_path, 3, test)
     assert main(["predict", str(tmp_path / "back.npz"), str(image), "--top", "1"]) == 0
     label, share = capsys.readouterr().out.split(": ")[1].rstrip(")\n").split(" (")
-    x = ck.preprocessing.prepare_image(ck.load_image(str(image)), (1, 8, 8),
-                                       background="dark", crop=True)
+    x = ck.preprocessing.prepare_image(
+        ck.load_image(str(image)), (1, 8, 8), background="dark", crop=True
+    )
     with torch.no_grad():
         expected = torch.softmax(twin(torch.from_numpy(x[None])), 1)[0].numpy()
     assert int(label) == int(np.argmax(expected))
@@ -410,8 +488,13 @@ def test_model_to_torch_and_back(digits_model, tmp_path, capsys):
 def small_model(tmp_path_factory):
     """An untrained two-conv digits model (quick to draw), saved as cnnkit train would."""
     path = tmp_path_factory.mktemp("small") / "small.npz"
-    ck.save(ck.models.digits_cnn(channels=(4, 6), rng=0), path, input_shape=(1, 8, 8),
-            classes=[str(d) for d in range(10)], metadata={"background": "dark", "crop": True})
+    ck.save(
+        ck.models.digits_cnn(channels=(4, 6), rng=0),
+        path,
+        input_shape=(1, 8, 8),
+        classes=[str(d) for d in range(10)],
+        metadata={"background": "dark", "crop": True},
+    )
     return path
 
 
@@ -423,8 +506,13 @@ def test_features_writes_kernels_and_maps(small_model, tmp_path, capsys):
     out = tmp_path / "inside" / "features"
     assert main(["features", str(small_model), str(image), "-o", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["conv1_feature_maps.png", "conv1_kernels.png", "conv2_feature_maps.png",
-                     "conv2_kernels.png", "input.png"]
+    assert names == [
+        "conv1_feature_maps.png",
+        "conv1_kernels.png",
+        "conv2_feature_maps.png",
+        "conv2_kernels.png",
+        "input.png",
+    ]
     assert all(is_png(out / name) for name in names)
     assert "wrote 5 pictures" in capsys.readouterr().out
 
@@ -450,8 +538,10 @@ def test_features_never_overwrites_its_input(small_model, tmp_path, capsys):
 def test_features_output_is_a_file(small_model, tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     Image.new("L", (8, 8)).save(tmp_path / "x.png")
-    assert main(["features", str(small_model), str(tmp_path / "x.png"),
-                 "-o", str(tmp_path / "f")]) == 2
+    assert (
+        main(["features", str(small_model), str(tmp_path / "x.png"), "-o", str(tmp_path / "f")])
+        == 2
+    )
     assert "is a file" in capsys.readouterr().err
 
 
@@ -471,11 +561,24 @@ def test_features_keeps_existing_pictures(small_model, tmp_path, capsys):
 
 
 def test_features_model_without_conv(tmp_path, capsys):
-    ck.save(ck.nn.Sequential(ck.nn.Flatten(), ck.nn.Linear(64, 10, rng=0)),
-            tmp_path / "mlp.npz", input_shape=(1, 8, 8))
+    ck.save(
+        ck.nn.Sequential(ck.nn.Flatten(), ck.nn.Linear(64, 10, rng=0)),
+        tmp_path / "mlp.npz",
+        input_shape=(1, 8, 8),
+    )
     Image.new("L", (8, 8)).save(tmp_path / "x.png")
-    assert main(["features", str(tmp_path / "mlp.npz"), str(tmp_path / "x.png"),
-                 "-o", str(tmp_path / "out")]) == 1
+    assert (
+        main(
+            [
+                "features",
+                str(tmp_path / "mlp.npz"),
+                str(tmp_path / "x.png"),
+                "-o",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 1
+    )
     assert "no Conv2d" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -486,16 +589,23 @@ def test_features_model_without_conv(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "predict", "features"])
 def test_help_in_a_subprocess(command):
-    result = subprocess.run([sys.executable, "-m", "cnnkit", command, "--help"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "cnnkit", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "usage: cnnkit " + command in result.stdout
 
 
 @pytest.mark.slow
 def test_error_in_a_subprocess_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "cnnkit", "predict",
-                             str(tmp_path / "none.npz"), "chelsea"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "cnnkit", "predict", str(tmp_path / "none.npz"), "chelsea"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().startswith("cnnkit predict: error: model file not found")
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr

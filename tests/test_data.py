@@ -163,12 +163,19 @@ def _folder(tmp_path, spec):
 
 def test_image_folder_loads_classes_resized(tmp_path):
     """Sorted sub-folders are the classes; images are resized; RGB gives 3 channels."""
-    root = _folder(tmp_path, {
-        "red": [("a.png", Image.new("RGB", (30, 20), (255, 0, 0))),
-                ("b.jpg", Image.new("RGB", (10, 40), (250, 0, 0)))],
-        "blue": [("c.png", Image.new("RGB", (12, 12), (0, 0, 255))),
-                 (".DS_Store", b"junk that is skipped")],
-    })
+    root = _folder(
+        tmp_path,
+        {
+            "red": [
+                ("a.png", Image.new("RGB", (30, 20), (255, 0, 0))),
+                ("b.jpg", Image.new("RGB", (10, 40), (250, 0, 0))),
+            ],
+            "blue": [
+                ("c.png", Image.new("RGB", (12, 12), (0, 0, 255))),
+                (".DS_Store", b"junk that is skipped"),
+            ],
+        },
+    )
     data = load_image_folder(root, size=(6, 5))
     assert data.classes == ["blue", "red"]
     assert data.x.shape == (3, 3, 6, 5) and data.x.dtype == np.float32
@@ -179,8 +186,13 @@ def test_image_folder_loads_classes_resized(tmp_path):
 
 def test_image_folder_gray_and_nested(tmp_path):
     """gray=True gives one luminance channel; images in nested folders count."""
-    root = _folder(tmp_path, {"a": [("x.png", Image.new("RGB", (8, 8), (0, 255, 0)))],
-                              "b/deeper": [("y.png", Image.new("L", (8, 8), 255))]})
+    root = _folder(
+        tmp_path,
+        {
+            "a": [("x.png", Image.new("RGB", (8, 8), (0, 255, 0)))],
+            "b/deeper": [("y.png", Image.new("L", (8, 8), 255))],
+        },
+    )
     data = load_image_folder(root, size=4, gray=True)
     assert data.x.shape == (2, 1, 4, 4) and data.classes == ["a", "b"]
     np.testing.assert_allclose(data.x[0], 0.7154, atol=1e-4)  # BT.709 green weight
@@ -190,8 +202,10 @@ def test_image_folder_gray_and_nested(tmp_path):
 def test_image_folder_resize_is_an_average(tmp_path):
     """Shrinking a checkerboard gives its mean grey, not aliasing."""
     board = (np.indices((64, 64)).sum(axis=0) % 2 * 255).astype(np.uint8)
-    root = _folder(tmp_path, {"a": [("c.png", Image.fromarray(board))],
-                              "b": [("d.png", Image.new("L", (64, 64), 0))]})
+    root = _folder(
+        tmp_path,
+        {"a": [("c.png", Image.fromarray(board))], "b": [("d.png", Image.new("L", (64, 64), 0))]},
+    )
     data = load_image_folder(root, size=(8, 8), gray=True)
     np.testing.assert_allclose(data.x[0], 0.5, atol=0.02)
 
@@ -215,11 +229,17 @@ def test_image_folder_empty_class(tmp_path):
 
 def test_image_folder_skips_and_lists_bad_files(tmp_path):
     """Stray non-images are skipped with one warning naming the count and the first few."""
-    root = _folder(tmp_path, {
-        "cats": [("a.png", Image.new("L", (4, 4))), ("Thumbs.db", b"\x00" * 40),
-                 ("empty.png", b"")],
-        "dogs": [("b.png", Image.new("L", (4, 4), 255)), ("notes.txt", b"not a picture\n")],
-    })
+    root = _folder(
+        tmp_path,
+        {
+            "cats": [
+                ("a.png", Image.new("L", (4, 4))),
+                ("Thumbs.db", b"\x00" * 40),
+                ("empty.png", b""),
+            ],
+            "dogs": [("b.png", Image.new("L", (4, 4), 255)), ("notes.txt", b"not a picture\n")],
+        },
+    )
     with pytest.warns(UserWarning, match=r"skipped 3 files") as record:
         data = load_image_folder(root, size=(4, 4))
     assert len(record) == 1
@@ -231,10 +251,14 @@ def test_image_folder_skips_and_lists_bad_files(tmp_path):
 
 def test_image_folder_class_of_only_bad_files(tmp_path):
     """A class folder whose every file is unreadable is an error naming the folder."""
-    root = _folder(tmp_path, {"cats": [("a.png", Image.new("L", (4, 4)))],
-                              "dogs": [("notes.txt", b"not a picture\n")]})
-    with pytest.raises(ValueError, match=r"dogs holds no readable image") as info, \
-            pytest.warns(UserWarning, match="notes.txt"):
+    root = _folder(
+        tmp_path,
+        {"cats": [("a.png", Image.new("L", (4, 4)))], "dogs": [("notes.txt", b"not a picture\n")]},
+    )
+    with (
+        pytest.raises(ValueError, match=r"dogs holds no readable image") as info,
+        pytest.warns(UserWarning, match="notes.txt"),
+    ):
         load_image_folder(root)
     assert "\n" not in str(info.value)
 
@@ -242,8 +266,11 @@ def test_image_folder_class_of_only_bad_files(tmp_path):
 def test_dataset_keeps_preprocessing():
     """Indexing and split keep how the images were made; load_digits says it."""
     train, test = load_digits()
-    assert train.preprocessing == test.preprocessing == {"background": "dark", "crop": True,
-                                                         "resize": "box"}
+    assert (
+        train.preprocessing
+        == test.preprocessing
+        == {"background": "dark", "crop": True, "resize": "box"}
+    )
     assert train[:5].preprocessing == train.preprocessing
 
 
@@ -255,8 +282,9 @@ def test_image_folder_missing_and_file(tmp_path):
         load_image_folder(tmp_path / "f.png")
 
 
-@pytest.mark.parametrize("size, error", [((0, 4), ValueError), ((4,), ValueError),
-                                         ("big", TypeError)])
+@pytest.mark.parametrize(
+    "size, error", [((0, 4), ValueError), ((4,), ValueError), ("big", TypeError)]
+)
 def test_image_folder_bad_size(tmp_path, size, error):
     with pytest.raises(error, match="size"):
         load_image_folder(tmp_path, size=size)

@@ -38,11 +38,14 @@ def test_linear_promotes_float32_with_float64_weight(rng):
     assert F.linear(np.ones((2, 3), np.float32), np.ones((1, 3))).dtype == np.float64
 
 
-@pytest.mark.parametrize("x, w, b, message", [
-    (np.ones((2, 5)), np.ones((3, 4)), None, "x must have 4 features"),
-    (np.ones((2, 4)), np.ones(4), None, "weight must have shape (out_features, in_features)"),
-    (np.ones((2, 4)), np.ones((3, 4)), np.ones(2), "bias must have shape (3,)"),
-])
+@pytest.mark.parametrize(
+    "x, w, b, message",
+    [
+        (np.ones((2, 5)), np.ones((3, 4)), None, "x must have 4 features"),
+        (np.ones((2, 4)), np.ones(4), None, "weight must have shape (out_features, in_features)"),
+        (np.ones((2, 4)), np.ones((3, 4)), np.ones(2), "bias must have shape (3,)"),
+    ],
+)
 def test_linear_bad_shapes(x, w, b, message):
     with pytest.raises(ValueError) as info:
         F.linear(x, w, b)
@@ -62,17 +65,32 @@ def test_cross_entropy_matches_torch(dtype, scale, rng):
     tol = 1e-12 if dtype == np.float64 else 1e-5
     assert np.isfinite(loss) and loss.dtype == dtype
     np.testing.assert_allclose(loss, expected.item(), rtol=tol)
-    np.testing.assert_allclose(F.cross_entropy_backward(1.0, cache), lt.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        F.cross_entropy_backward(1.0, cache), lt.grad.numpy(), rtol=tol, atol=tol
+    )
 
 
-@pytest.mark.parametrize("logits, target, error, message", [
-    (np.zeros((2, 3)), np.array([0, 3]), ValueError, "target values must be class indices in [0, 3)"),
-    (np.zeros((2, 3)), np.array([-1, 0]), ValueError, "target values must be class indices"),
-    (np.zeros((2, 3)), np.array([0.0, 1.0]), TypeError, "target must hold integer class indices"),
-    (np.zeros((2, 3)), np.array([0, 1, 2]), ValueError, "target must have shape (2,)"),
-    (np.zeros(3), np.array([0]), ValueError, "logits must have 2 dimensions"),
-    (np.zeros((2, 3)), [0, 1], TypeError, "target must be a numpy.ndarray"),
-])
+@pytest.mark.parametrize(
+    "logits, target, error, message",
+    [
+        (
+            np.zeros((2, 3)),
+            np.array([0, 3]),
+            ValueError,
+            "target values must be class indices in [0, 3)",
+        ),
+        (np.zeros((2, 3)), np.array([-1, 0]), ValueError, "target values must be class indices"),
+        (
+            np.zeros((2, 3)),
+            np.array([0.0, 1.0]),
+            TypeError,
+            "target must hold integer class indices",
+        ),
+        (np.zeros((2, 3)), np.array([0, 1, 2]), ValueError, "target must have shape (2,)"),
+        (np.zeros(3), np.array([0]), ValueError, "logits must have 2 dimensions"),
+        (np.zeros((2, 3)), [0, 1], TypeError, "target must be a numpy.ndarray"),
+    ],
+)
 def test_cross_entropy_bad_inputs(logits, target, error, message):
     with pytest.raises(error) as info:
         F.cross_entropy(logits, target)

@@ -31,8 +31,9 @@ def _object(path):
 
 
 def _problems(path):
-    errors = [f"{code}: {message}" for code, message in validate(path)["errors"]
-              if code not in IGNORED]
+    errors = [
+        f"{code}: {message}" for code, message in validate(path)["errors"] if code not in IGNORED
+    ]
     obj = _object(path)
     doc = ClassDoc(obj) if isinstance(obj, type) else FunctionDoc(obj)
     lines = [line.strip() for line in doc["Examples"]]
@@ -45,8 +46,13 @@ def _problems(path):
 
 def test_the_public_api_is_found():
     """The list covers the main entry points (so an empty list cannot pass the checks)."""
-    for path in ("cnnkit.functional.conv2d", "cnnkit.nn.Conv2d", "cnnkit.train.fit",
-                 "cnnkit.images.load_image", "cnnkit.optim.Adam"):
+    for path in (
+        "cnnkit.functional.conv2d",
+        "cnnkit.nn.Conv2d",
+        "cnnkit.train.fit",
+        "cnnkit.images.load_image",
+        "cnnkit.optim.Adam",
+    ):
         assert path in PUBLIC
     assert len(PUBLIC) >= 100
 

@@ -510,8 +510,9 @@ def test_url_whole_download_is_bounded(server):
     assert time.monotonic() - start < 5
 
 
-@pytest.mark.parametrize("timeout, error", [(0, ValueError), (-1, ValueError),
-                                            ("soon", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "timeout, error", [(0, ValueError), (-1, ValueError), ("soon", TypeError), (True, TypeError)]
+)
 def test_load_image_bad_timeout(timeout, error):
     with pytest.raises(error, match="timeout"):
         ck.load_image("camera", timeout=timeout)

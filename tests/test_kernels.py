@@ -110,9 +110,7 @@ def test_scipy_sobel_prewitt(image, family):
         )
 
 
-@pytest.mark.parametrize(
-    "family, scale", [("sobel", 4.0), ("scharr", 16.0), ("prewitt", 3.0)]
-)
+@pytest.mark.parametrize("family, scale", [("sobel", 4.0), ("scharr", 16.0), ("prewitt", 3.0)])
 def test_skimage_directional_filters(image, family, scale):
     """skimage.filters.<family>_h/_v divide by the weight sum and respond to bottom/right.
 
@@ -227,7 +225,8 @@ def test_brightness_preserving_kernels_sum_to_one(name):
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in REQUIRED if n.split("_")[0] in ("sobel", "scharr", "prewitt")]
+    "name",
+    [n for n in REQUIRED if n.split("_")[0] in ("sobel", "scharr", "prewitt")]
     + ["laplacian", "outline"],
 )
 def test_edge_kernels_sum_to_zero(name):
@@ -255,8 +254,9 @@ def test_gaussian_anisotropic_matches_scipy():
     delta = np.zeros((5, 9))
     delta[2, 4] = 1.0
     expected = ndi.gaussian_filter(delta, (0.7, 2.0), mode="constant", radius=(2, 4))
-    np.testing.assert_allclose(kernels.gaussian((5, 9), (0.7, 2.0), dtype=np.float64), expected,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        kernels.gaussian((5, 9), (0.7, 2.0), dtype=np.float64), expected, atol=1e-12
+    )
 
 
 def test_gaussian_even_size_symmetric():
@@ -301,14 +301,18 @@ def test_named_kernels_keep_a_float32_image_float32(name):
     image = np.random.default_rng(0).random((9, 11, 3)).astype(np.float32)
     out = filter2d(image, kernels.get(name), padding=1)
     assert out.dtype == np.float32
-    reference = filter2d(image.astype(np.float64), kernels.get(name).astype(np.float64),
-                         padding=1)
+    reference = filter2d(image.astype(np.float64), kernels.get(name).astype(np.float64), padding=1)
     np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("build", [lambda **k: kernels.gaussian(5, 1.0, **k),
-                                   lambda **k: kernels.box(3, **k),
-                                   lambda **k: kernels.laplacian_of_gaussian(5, 1.0, **k)])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda **k: kernels.gaussian(5, 1.0, **k),
+        lambda **k: kernels.box(3, **k),
+        lambda **k: kernels.laplacian_of_gaussian(5, 1.0, **k),
+    ],
+)
 def test_builders_dtype(build):
     assert build().dtype == np.float32
     assert build(dtype=np.float64).dtype == np.float64

@@ -22,7 +22,16 @@ def torch_model():
         torch.nn.BatchNorm2d(4),
         torch.nn.ReLU(),
         torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(4, 6, 3, stride=2, padding="same" if False else 1, groups=2, bias=False, padding_mode="reflect"),
+        torch.nn.Conv2d(
+            4,
+            6,
+            3,
+            stride=2,
+            padding="same" if False else 1,
+            groups=2,
+            bias=False,
+            padding_mode="reflect",
+        ),
         torch.nn.LeakyReLU(0.1),
         torch.nn.AvgPool2d(2, ceil_mode=True),
         torch.nn.Flatten(),
@@ -96,7 +105,9 @@ def test_weights_move_back_to_torch(rng):
     model.eval()
     reference = torch_model().eval()
     reference.load_state_dict(to_torch_state(model.state_dict()))
-    np.testing.assert_allclose(model(x), reference(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model(x), reference(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_gradients_accumulate_when_applied_twice(rng):
@@ -117,10 +128,17 @@ def test_gradients_accumulate_when_applied_twice(rng):
     assert layer.weight.grad is None and layer.bias.grad is None
 
 
-@pytest.mark.parametrize("make, torch_make, fan_in", [
-    (lambda: nn.Conv2d(6, 16, (3, 5), groups=2, rng=1), lambda: torch.nn.Conv2d(6, 16, (3, 5), groups=2), 3 * 15),
-    (lambda: nn.Linear(200, 300, rng=1), lambda: torch.nn.Linear(200, 300), 200),
-])
+@pytest.mark.parametrize(
+    "make, torch_make, fan_in",
+    [
+        (
+            lambda: nn.Conv2d(6, 16, (3, 5), groups=2, rng=1),
+            lambda: torch.nn.Conv2d(6, 16, (3, 5), groups=2),
+            3 * 15,
+        ),
+        (lambda: nn.Linear(200, 300, rng=1), lambda: torch.nn.Linear(200, 300), 200),
+    ],
+)
 def test_default_initialisation_follows_torch(make, torch_make, fan_in):
     """Weights and biases are float32 U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as PyTorch draws them."""
     mine, theirs = make(), torch_make()
@@ -175,7 +193,9 @@ def test_float64_input_through_float32_layers(rng):
     out = model(rng.standard_normal((2, 1, 5, 5)))
     assert out.dtype == np.float64
     model.backward(np.ones_like(out))
-    assert all(p.data.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters())
+    assert all(
+        p.data.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters()
+    )
     assert model(np.ones((2, 1, 5, 5), np.float32)).dtype == np.float32
 
 
@@ -191,7 +211,14 @@ def test_cross_entropy_loss_module(rng):
 
 
 def test_backward_before_forward_is_an_error():
-    for layer in (nn.Conv2d(1, 1, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Linear(1, 1), nn.BatchNorm2d(1), nn.Flatten()):
+    for layer in (
+        nn.Conv2d(1, 1, 1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Linear(1, 1),
+        nn.BatchNorm2d(1),
+        nn.Flatten(),
+    ):
         with pytest.raises(RuntimeError, match="backward called before forward"):
             layer.backward(np.ones((1, 1, 1, 1)))
     with pytest.raises(RuntimeError):
@@ -202,10 +229,14 @@ def test_load_state_dict_refuses_mismatches():
     model = nn.Sequential(nn.Linear(3, 2))
     with pytest.raises(ValueError, match="missing keys"):
         model.load_state_dict({"0.weight": np.zeros((2, 3))})
-    with pytest.raises(ValueError, match=r"state_dict\['0.bias'\] has shape \(3,\), expected \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"state_dict\['0.bias'\] has shape \(3,\), expected \(2,\)"
+    ):
         model.load_state_dict({"0.weight": np.zeros((2, 3)), "0.bias": np.zeros(3)})
     with pytest.raises(ValueError, match="unexpected keys"):
-        model.load_state_dict({"0.weight": np.zeros((2, 3)), "0.bias": np.zeros(2), "1.weight": np.zeros(1)})
+        model.load_state_dict(
+            {"0.weight": np.zeros((2, 3)), "0.bias": np.zeros(2), "1.weight": np.zeros(1)}
+        )
 
 
 def test_state_dict_is_a_copy():
@@ -224,16 +255,19 @@ def test_parameters_train_eval_and_indexing():
     assert all(m.training for m in model)
 
 
-@pytest.mark.parametrize("make, error, message", [
-    (lambda: nn.Conv2d(3, 4, 3, groups=2), ValueError, "groups=2 must divide"),
-    (lambda: nn.Conv2d(3, 4, 0), ValueError, "kernel_size must be >= 1, got 0"),
-    (lambda: nn.Conv2d(3, 4, 3, padding="full"), ValueError, "padding must be one of"),
-    (lambda: nn.Conv2d(3.0, 4, 3), TypeError, "in_channels must be an int"),
-    (lambda: nn.Linear(0, 4), ValueError, "in_features must be >= 1, got 0"),
-    (lambda: nn.Dropout(2.0), ValueError, "p must be in [0, 1], got 2.0"),
-    (lambda: nn.BatchNorm2d(0), ValueError, "num_features must be >= 1, got 0"),
-    (lambda: nn.Sequential(nn.ReLU(), "relu"), TypeError, "layer 1 must be a cnnkit.nn.Module"),
-])
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: nn.Conv2d(3, 4, 3, groups=2), ValueError, "groups=2 must divide"),
+        (lambda: nn.Conv2d(3, 4, 0), ValueError, "kernel_size must be >= 1, got 0"),
+        (lambda: nn.Conv2d(3, 4, 3, padding="full"), ValueError, "padding must be one of"),
+        (lambda: nn.Conv2d(3.0, 4, 3), TypeError, "in_channels must be an int"),
+        (lambda: nn.Linear(0, 4), ValueError, "in_features must be >= 1, got 0"),
+        (lambda: nn.Dropout(2.0), ValueError, "p must be in [0, 1], got 2.0"),
+        (lambda: nn.BatchNorm2d(0), ValueError, "num_features must be >= 1, got 0"),
+        (lambda: nn.Sequential(nn.ReLU(), "relu"), TypeError, "layer 1 must be a cnnkit.nn.Module"),
+    ],
+)
 def test_bad_layer_arguments(make, error, message):
     with pytest.raises(error) as info:
         make()
@@ -242,13 +276,19 @@ def test_bad_layer_arguments(make, error, message):
 
 def test_sequential_errors_name_the_layer_and_the_input_shape():
     """A layer's error inside a Sequential says which layer (index, type) and the shape passed in."""
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2, rng=0))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2, rng=0)
+    )
     with pytest.raises(ValueError) as info:
         model(np.ones((5, 1, 5, 5)))
     message = str(info.value)
-    assert message.startswith("layer 3 (Linear) of a Sequential given input of shape (5, 1, 5, 5): ")
+    assert message.startswith(
+        "layer 3 (Linear) of a Sequential given input of shape (5, 1, 5, 5): "
+    )
     assert "x must have 16 features" in message
-    with pytest.raises(TypeError, match=r"^layer 0 \(Conv2d\) of a Sequential given input of shape None: x must be"):
+    with pytest.raises(
+        TypeError, match=r"^layer 0 \(Conv2d\) of a Sequential given input of shape None: x must be"
+    ):
         model([[1.0]])
 
 
@@ -258,7 +298,10 @@ def test_nested_sequential_errors_give_the_full_path():
         nn.Sequential(nn.Conv2d(1, 4, 3, rng=0), nn.ReLU()),
         nn.Sequential(nn.Flatten(), nn.Linear(16, 2, rng=0)),
     )
-    with pytest.raises(ValueError, match=r"^layer 1\.1 \(Linear\) of a Sequential given input of shape \(5, 1, 5, 5\): x must"):
+    with pytest.raises(
+        ValueError,
+        match=r"^layer 1\.1 \(Linear\) of a Sequential given input of shape \(5, 1, 5, 5\): x must",
+    ):
         model(np.ones((5, 1, 5, 5)))
 
 
@@ -267,12 +310,20 @@ def test_nested_sequential_errors_give_the_full_path():
     [
         (lambda: nn.MaxPool2d(0), ValueError, "kernel_size must be >= 1, got 0"),
         (lambda: nn.MaxPool2d(2, stride=0), ValueError, "stride must be >= 1, got 0"),
-        (lambda: nn.MaxPool2d(2, padding=2), ValueError, "padding must be at most half the kernel size"),
+        (
+            lambda: nn.MaxPool2d(2, padding=2),
+            ValueError,
+            "padding must be at most half the kernel size",
+        ),
         (lambda: nn.MaxPool2d(2, dilation=0), ValueError, "dilation must be >= 1, got 0"),
         (lambda: nn.MaxPool2d(2, ceil_mode="yes"), TypeError, "ceil_mode must be a bool"),
         (lambda: nn.AvgPool2d(-1), ValueError, "kernel_size must be >= 1, got -1"),
         (lambda: nn.AvgPool2d(2.5), TypeError, "kernel_size must be an int or a pair of ints"),
-        (lambda: nn.AvgPool2d(2, count_include_pad=None), TypeError, "count_include_pad must be a bool"),
+        (
+            lambda: nn.AvgPool2d(2, count_include_pad=None),
+            TypeError,
+            "count_include_pad must be a bool",
+        ),
     ],
 )
 def test_pooling_layers_refuse_bad_arguments_at_construction(make, error, message):

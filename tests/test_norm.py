@@ -20,9 +20,12 @@ def torch_batch_norm(x, rm, rv, w, b, training, momentum, eps, g):
     out = TF.batch_norm(xt, rmt, rvt, wt, bt, training=training, momentum=momentum, eps=eps)
     out.backward(torch.tensor(g))
     return (
-        out.detach().numpy(), xt.grad.numpy(),
-        None if wt is None else wt.grad.numpy(), None if bt is None else bt.grad.numpy(),
-        None if rmt is None else rmt.numpy(), None if rvt is None else rvt.numpy(),
+        out.detach().numpy(),
+        xt.grad.numpy(),
+        None if wt is None else wt.grad.numpy(),
+        None if bt is None else bt.grad.numpy(),
+        None if rmt is None else rmt.numpy(),
+        None if rvt is None else rvt.numpy(),
     )
 
 
@@ -58,7 +61,9 @@ def test_training_without_running_stats_matches_torch(rng):
     expected = torch_batch_norm(x, None, None, None, None, True, 0.1, 1e-5, g)
     out, cache = F.batch_norm_forward(x, training=True)
     np.testing.assert_allclose(out, expected[0], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(F.batch_norm_backward(g, cache)[0], expected[1], rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(
+        F.batch_norm_backward(g, cache)[0], expected[1], rtol=1e-9, atol=1e-10
+    )
 
 
 def test_matches_loop_reference(rng):
@@ -76,8 +81,16 @@ def test_matches_loop_reference(rng):
 BAD = [
     (dict(x=np.ones((1, 3))), ValueError, "more than 1 value per channel"),
     (dict(x=np.ones((1, 3, 1, 1))), ValueError, "more than 1 value per channel"),
-    (dict(training=False, running_mean=None, running_var=None), ValueError, "needs running_mean and running_var"),
-    (dict(running_mean=np.zeros(4)), ValueError, "running_mean must have shape (3,), got shape (4,)"),
+    (
+        dict(training=False, running_mean=None, running_var=None),
+        ValueError,
+        "needs running_mean and running_var",
+    ),
+    (
+        dict(running_mean=np.zeros(4)),
+        ValueError,
+        "running_mean must have shape (3,), got shape (4,)",
+    ),
     (dict(weight=np.ones(2)), ValueError, "weight must have shape (3,)"),
     (dict(x=np.ones((2, 3, 4))), ValueError, "x must have 2 or 4 dimensions"),
     (dict(running_var=None), ValueError, "given together"),
@@ -89,7 +102,9 @@ BAD = [
 
 @pytest.mark.parametrize("override, error, message", BAD)
 def test_bad_arguments(override, error, message):
-    args = dict(x=np.ones((2, 3, 2, 2)), running_mean=np.zeros(3), running_var=np.ones(3), training=True)
+    args = dict(
+        x=np.ones((2, 3, 2, 2)), running_mean=np.zeros(3), running_var=np.ones(3), training=True
+    )
     args.update(override)
     with pytest.raises(error) as info:
         F.batch_norm(**args)
@@ -103,9 +118,14 @@ def test_eval_float64_input_with_float32_buffers_computes_in_float64(rng):
     var = (0.5 + rng.random(3)).astype(np.float32)
     weight, bias = rng.standard_normal(3), rng.standard_normal(3)
     out = F.batch_norm(x, mean, var, weight, bias, training=False)
-    expected = TF.batch_norm(torch.tensor(x), torch.tensor(mean, dtype=torch.float64),
-                             torch.tensor(var, dtype=torch.float64), torch.tensor(weight),
-                             torch.tensor(bias), training=False).numpy()
+    expected = TF.batch_norm(
+        torch.tensor(x),
+        torch.tensor(mean, dtype=torch.float64),
+        torch.tensor(var, dtype=torch.float64),
+        torch.tensor(weight),
+        torch.tensor(bias),
+        training=False,
+    ).numpy()
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, expected, rtol=1e-13, atol=1e-13)
 

@@ -14,7 +14,15 @@ from onnx import TensorProto, helper, numpy_helper
 import cnnkit.onnx
 
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
-SLOW = {"vgg19", "densenet121", "resnet50", "zfnet512", "bvlc_alexnet", "inception_v1", "inception_v2"}
+SLOW = {
+    "vgg19",
+    "densenet121",
+    "resnet50",
+    "zfnet512",
+    "bvlc_alexnet",
+    "inception_v1",
+    "inception_v2",
+}
 MODELS = [
     pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id=name)
     for name in (

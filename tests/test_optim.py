@@ -41,16 +41,23 @@ def test_trajectory_matches_torch(mine, theirs, kwargs, dtype, rng):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("make, error, message", [
-    (lambda p: optim.SGD(p, lr=-1), ValueError, "lr must be >= 0.0, got -1.0"),
-    (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), ValueError, "momentum must be >= 0.0"),
-    (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, "betas must be in [0, 1)"),
-    (lambda p: optim.Adam(p, betas=0.9), TypeError, "betas must be a pair"),
-    (lambda p: optim.Adam(p, lr="fast"), TypeError, "lr must be a real number"),
-    (lambda p: optim.SGD([], lr=0.1), ValueError, "params is empty"),
-    (lambda p: optim.SGD(p[0], lr=0.1), TypeError, "got one Parameter"),
-    (lambda p: optim.SGD([np.zeros(3)], lr=0.1), TypeError, "params[0] must be a cnnkit.nn.Parameter"),
-])
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda p: optim.SGD(p, lr=-1), ValueError, "lr must be >= 0.0, got -1.0"),
+        (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), ValueError, "momentum must be >= 0.0"),
+        (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, "betas must be in [0, 1)"),
+        (lambda p: optim.Adam(p, betas=0.9), TypeError, "betas must be a pair"),
+        (lambda p: optim.Adam(p, lr="fast"), TypeError, "lr must be a real number"),
+        (lambda p: optim.SGD([], lr=0.1), ValueError, "params is empty"),
+        (lambda p: optim.SGD(p[0], lr=0.1), TypeError, "got one Parameter"),
+        (
+            lambda p: optim.SGD([np.zeros(3)], lr=0.1),
+            TypeError,
+            "params[0] must be a cnnkit.nn.Parameter",
+        ),
+    ],
+)
 def test_bad_optimizer_arguments(make, error, message):
     with pytest.raises(error) as info:
         make([Parameter(np.zeros(3))])
@@ -64,7 +71,10 @@ def test_blocks_and_threads_give_the_same_trajectory(mine, theirs, kwargs, rng, 
     from cnnkit import _threads
 
     monkeypatch.setattr(_threads, "BLOCK_BYTES", 512)
-    start = [rng.standard_normal((50, 40)).astype(np.float32), rng.standard_normal(300).astype(np.float32)]
+    start = [
+        rng.standard_normal((50, 40)).astype(np.float32),
+        rng.standard_normal(300).astype(np.float32),
+    ]
     grads = [[rng.standard_normal(a.shape).astype(np.float32) for a in start] for _ in range(5)]
     finals = []
     before = ck.get_num_threads()

@@ -32,7 +32,13 @@ MAX_CASES = [
 def torch_max(x, kernel, stride, padding, dilation, ceil_mode, grad_output):
     xt = torch.tensor(x, requires_grad=True)
     out, idx = TF.max_pool2d(
-        xt, kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode, return_indices=True
+        xt,
+        kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil_mode=ceil_mode,
+        return_indices=True,
     )
     out.backward(torch.tensor(grad_output))
     return out.detach().numpy(), idx.numpy(), xt.grad.numpy()
@@ -44,9 +50,13 @@ def test_max_pool_matches_torch(case, dtype, rng):
     """Values, indices and gradient equal PyTorch's."""
     n, c, h, w, kernel, stride, padding, dilation, ceil_mode = case
     x = reference.tie_free(rng, (n, c, h, w), dtype)
-    (out, idx), cache = F.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    (out, idx), cache = F.max_pool2d_forward(
+        x, kernel, stride, padding, dilation, ceil_mode, return_indices=True
+    )
     g = rng.standard_normal(out.shape).astype(dtype)
-    expected, expected_idx, expected_grad = torch_max(x, kernel, stride, padding, dilation, ceil_mode, g)
+    expected, expected_idx, expected_grad = torch_max(
+        x, kernel, stride, padding, dilation, ceil_mode, g
+    )
     assert out.dtype == dtype and idx.dtype == np.int64
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(idx, expected_idx)
@@ -61,7 +71,9 @@ def test_max_pool_matches_naive_loops_with_ties(case, rng):
     x = rng.integers(0, 3, size=(n, c, h, w)).astype(np.float64)
     stride = kernel if stride is None else stride
     out, idx = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
-    expected, expected_idx = reference.max_pool2d(x, pair(kernel), pair(stride), pair(padding), pair(dilation), ceil_mode)
+    expected, expected_idx = reference.max_pool2d(
+        x, pair(kernel), pair(stride), pair(padding), pair(dilation), ceil_mode
+    )
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(idx, expected_idx)
 
@@ -115,7 +127,14 @@ def test_avg_pool_matches_torch_and_loops(case, dtype, rng):
     tol = 1e-12 if dtype == np.float64 else 1e-5
     assert out.dtype == dtype
     np.testing.assert_allclose(out, expected.detach().numpy(), rtol=tol, atol=tol)
-    loops = reference.avg_pool2d(x, pair(kernel), pair(kernel if stride is None else stride), pair(padding), ceil_mode, include)
+    loops = reference.avg_pool2d(
+        x,
+        pair(kernel),
+        pair(kernel if stride is None else stride),
+        pair(padding),
+        ceil_mode,
+        include,
+    )
     np.testing.assert_allclose(out, loops, rtol=tol, atol=tol)
     np.testing.assert_allclose(F.avg_pool2d_backward(g, cache), xt.grad.numpy(), rtol=tol, atol=tol)
 
@@ -123,10 +142,14 @@ def test_avg_pool_matches_torch_and_loops(case, dtype, rng):
 def test_global_avg_pool_shapes_and_values(rng):
     """(N, C, H, W) -> (N, C), (C, H, W) -> (C,), (H, W) -> 0-d, each the plane's mean."""
     x = rng.standard_normal((2, 3, 4, 5))
-    np.testing.assert_allclose(F.global_avg_pool2d(x), TF.adaptive_avg_pool2d(torch.tensor(x), 1).numpy()[..., 0, 0])
+    np.testing.assert_allclose(
+        F.global_avg_pool2d(x), TF.adaptive_avg_pool2d(torch.tensor(x), 1).numpy()[..., 0, 0]
+    )
     assert F.global_avg_pool2d(x[0]).shape == (3,)
     matrix = F.global_avg_pool2d(x[0, 0])
-    assert isinstance(matrix, np.ndarray) and matrix.shape == () and np.isclose(matrix, x[0, 0].mean())
+    assert (
+        isinstance(matrix, np.ndarray) and matrix.shape == () and np.isclose(matrix, x[0, 0].mean())
+    )
 
 
 @pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
@@ -157,15 +180,35 @@ def test_pool_input_not_modified_and_non_contiguous(rng):
 BAD = [
     (F.max_pool2d, dict(kernel_size=0), ValueError, "kernel_size must be >= 1, got 0"),
     (F.max_pool2d, dict(kernel_size=2, stride=0), ValueError, "stride must be >= 1, got 0"),
-    (F.max_pool2d, dict(kernel_size=2, padding=2), ValueError, "padding must be at most half the kernel size"),
+    (
+        F.max_pool2d,
+        dict(kernel_size=2, padding=2),
+        ValueError,
+        "padding must be at most half the kernel size",
+    ),
     (F.max_pool2d, dict(kernel_size=2, padding=-1), ValueError, "padding must be >= 0, got -1"),
     (F.max_pool2d, dict(kernel_size=2, dilation=0), ValueError, "dilation must be >= 1, got 0"),
     (F.max_pool2d, dict(kernel_size=9), ValueError, "output size"),
-    (F.max_pool2d, dict(kernel_size=2.0), TypeError, "kernel_size must be an int or a pair of ints, got 2.0"),
+    (
+        F.max_pool2d,
+        dict(kernel_size=2.0),
+        TypeError,
+        "kernel_size must be an int or a pair of ints, got 2.0",
+    ),
     (F.max_pool2d, dict(kernel_size=2, ceil_mode="yes"), TypeError, "ceil_mode must be a bool"),
-    (F.avg_pool2d, dict(kernel_size=3, padding=2), ValueError, "padding must be at most half the kernel size"),
+    (
+        F.avg_pool2d,
+        dict(kernel_size=3, padding=2),
+        ValueError,
+        "padding must be at most half the kernel size",
+    ),
     (F.avg_pool2d, dict(kernel_size=(2, 9)), ValueError, "output size"),
-    (F.avg_pool2d, dict(kernel_size=2, count_include_pad=None), TypeError, "count_include_pad must be a bool"),
+    (
+        F.avg_pool2d,
+        dict(kernel_size=2, count_include_pad=None),
+        TypeError,
+        "count_include_pad must be a bool",
+    ),
 ]
 
 
@@ -177,7 +220,10 @@ def test_bad_pool_arguments(op, kwargs, error, message):
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("x, error", [(np.ones(5), ValueError), ([[1.0]], TypeError), (np.ones((1, 1, 1, 2, 2)), ValueError)])
+@pytest.mark.parametrize(
+    "x, error",
+    [(np.ones(5), ValueError), ([[1.0]], TypeError), (np.ones((1, 1, 1, 2, 2)), ValueError)],
+)
 def test_bad_pool_inputs(x, error):
     """Wrong rank or a non-array input is refused by every pooling op."""
     for op in (lambda z: F.max_pool2d(z, 1), lambda z: F.avg_pool2d(z, 1), F.global_avg_pool2d):
@@ -195,12 +241,18 @@ def test_pooling_in_blocks_matches_torch(case, budget, rng, monkeypatch, threads
     n, c, h, w, kernel, stride, padding, dilation, ceil_mode = case
     x = reference.tie_free(rng, (n, c, h, w))
     x[0, 0, 1, 1] = np.nan  # NaN routing must survive the blocks too
-    (out, idx), cache = F.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    (out, idx), cache = F.max_pool2d_forward(
+        x, kernel, stride, padding, dilation, ceil_mode, return_indices=True
+    )
     g = rng.standard_normal(out.shape)
-    expected, expected_idx, expected_grad = torch_max(x, kernel, stride, padding, dilation, ceil_mode, g)
+    expected, expected_idx, expected_grad = torch_max(
+        x, kernel, stride, padding, dilation, ceil_mode, g
+    )
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(idx, expected_idx)
-    np.testing.assert_allclose(F.max_pool2d_backward(g, cache), expected_grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        F.max_pool2d_backward(g, cache), expected_grad, rtol=1e-12, atol=1e-12
+    )
     if dilation == 1:  # avg_pool2d has no dilation; the same windows, so the same g fits
         y = rng.standard_normal((n, c, h, w))
         out, cache = F.avg_pool2d_forward(y, kernel, stride, padding, ceil_mode, False)
@@ -208,7 +260,9 @@ def test_pooling_in_blocks_matches_torch(case, budget, rng, monkeypatch, threads
         expected = TF.avg_pool2d(yt, kernel, stride, padding, ceil_mode, False)
         expected.backward(torch.tensor(g))
         np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(F.avg_pool2d_backward(g, cache), yt.grad.numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            F.avg_pool2d_backward(g, cache), yt.grad.numpy(), rtol=1e-12, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("budget", [600, 5000])

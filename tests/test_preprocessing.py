@@ -58,13 +58,16 @@ def test_prepare_crop_matches_a_digit():
     assert np.abs(x - digit).mean() < 0.12
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(input_shape=(2, 8, 8)), "input_shape"),
-    (dict(input_shape=(1, 0, 8)), "input_shape"),
-    (dict(input_shape=(1, 8)), "input_shape"),
-    (dict(input_shape=(1, 8, 8), invert="yes"), "invert"),
-    (dict(input_shape=(1, 8, 8), background="grey"), "background"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(input_shape=(2, 8, 8)), "input_shape"),
+        (dict(input_shape=(1, 0, 8)), "input_shape"),
+        (dict(input_shape=(1, 8)), "input_shape"),
+        (dict(input_shape=(1, 8, 8), invert="yes"), "invert"),
+        (dict(input_shape=(1, 8, 8), background="grey"), "background"),
+    ],
+)
 def test_prepare_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         prepare_image(np.zeros((4, 4)), **kwargs)
@@ -80,17 +83,25 @@ def test_prepare_bad_image():
 def _full_resolution_resize(image, size):
     """The reference: Pillow's antialiased bilinear resize of the whole picture, per channel."""
     h, w = size
-    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode="F")
-                                .resize((w, h), Image.Resampling.BILINEAR))
-                     for c in range(image.shape[2])])  # (C, h, w)
+    return np.stack(
+        [
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode="F").resize(
+                    (w, h), Image.Resampling.BILINEAR
+                )
+            )
+            for c in range(image.shape[2])
+        ]
+    )  # (C, h, w)
 
 
 def test_prepare_large_picture_matches_full_resolution():
     """Shrinking a large picture first changes the result by less than a grey level."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:2400, 0:2000].astype(np.float32)
-    image = np.stack([0.5 + 0.4 * np.sin(xx / 150 + c) * np.cos(yy / 210) for c in range(3)],
-                     axis=2).astype(np.float32)
+    image = np.stack(
+        [0.5 + 0.4 * np.sin(xx / 150 + c) * np.cos(yy / 210) for c in range(3)], axis=2
+    ).astype(np.float32)
     image += rng.uniform(-0.05, 0.05, image.shape).astype(np.float32)  # fine detail
     x = prepare_image(image, (3, 16, 12))
     reference = np.clip(_full_resolution_resize(image, (16, 12)), 0, 1)
@@ -117,24 +128,32 @@ def test_prepare_follows_metadata():
     x = prepare(paper, metadata)
     assert x.shape == (1, 1, 8, 8) and x.dtype == np.float32
     np.testing.assert_array_equal(
-        x[0], prepare_image(paper, (1, 8, 8), background="dark", crop=True))
+        x[0], prepare_image(paper, (1, 8, 8), background="dark", crop=True)
+    )
     np.testing.assert_array_equal(  # --no-crop
-        prepare(paper, metadata, crop=False)[0],
-        prepare_image(paper, (1, 8, 8), background="dark"))
+        prepare(paper, metadata, crop=False)[0], prepare_image(paper, (1, 8, 8), background="dark")
+    )
     np.testing.assert_array_equal(  # --invert no
         prepare(paper, metadata, invert=False)[0],
-        prepare_image(paper, (1, 8, 8), invert=False, background="dark", crop=True))
+        prepare_image(paper, (1, 8, 8), invert=False, background="dark", crop=True),
+    )
     plain = prepare(paper, {"input_shape": [3, 5, 5]})  # no recipe: only resized
     np.testing.assert_array_equal(plain[0], prepare_image(paper, (3, 5, 5)))
 
 
-@pytest.mark.parametrize("metadata, error, match", [
-    ({}, ValueError, "input_shape"),
-    ([1, 8, 8], TypeError, "metadata must be a dict"),
-    ({"input_shape": [1, 8, 8], "preprocessing": "crop"}, ValueError, "preprocessing"),
-    ({"input_shape": [1, 8, 8], "preprocessing": {"background": "grey"}}, ValueError,
-     "background"),
-])
+@pytest.mark.parametrize(
+    "metadata, error, match",
+    [
+        ({}, ValueError, "input_shape"),
+        ([1, 8, 8], TypeError, "metadata must be a dict"),
+        ({"input_shape": [1, 8, 8], "preprocessing": "crop"}, ValueError, "preprocessing"),
+        (
+            {"input_shape": [1, 8, 8], "preprocessing": {"background": "grey"}},
+            ValueError,
+            "background",
+        ),
+    ],
+)
 def test_prepare_bad_metadata(metadata, error, match):
     with pytest.raises(error, match=match):
         prepare(np.zeros((4, 4), np.float32), metadata)

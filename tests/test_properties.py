@@ -28,54 +28,92 @@ RUNNING_MEAN, RUNNING_VAR = np.array([0.5, -1.0, 0.0]), np.array([0.5, 2.0, 1.0]
 # returns (out, cache); backward takes (grad_output, cache) and returns one gradient per
 # input, in order.
 OPS = {
-    "conv2d": (lambda x, w: F.conv2d_forward(x, w, padding=1), F.conv2d_backward, [(2, 3, 6, 7), (4, 3, 3, 3)]),
+    "conv2d": (
+        lambda x, w: F.conv2d_forward(x, w, padding=1),
+        F.conv2d_backward,
+        [(2, 3, 6, 7), (4, 3, 3, 3)],
+    ),
     "conv2d_bias_kernel_3x2": (
         lambda x, w, b: F.conv2d_forward(x, w, b, stride=(2, 1), padding=(1, 2), groups=2),
-        F.conv2d_backward, [(2, 4, 8, 7), (6, 2, 3, 2), (6,)],
+        F.conv2d_backward,
+        [(2, 4, 8, 7), (6, 2, 3, 2), (6,)],
     ),
     "conv2d_strided_groups": (
         lambda x, w: F.conv2d_forward(x, w, stride=2, padding=1, groups=2, padding_mode="reflect"),
-        F.conv2d_backward, [(2, 4, 7, 6), (6, 2, 3, 3)],
+        F.conv2d_backward,
+        [(2, 4, 7, 6), (6, 2, 3, 3)],
     ),
     "conv2d_dilated_replicate": (
-        lambda x, w, b: F.conv2d_forward(x, w, b, stride=2, padding=2, dilation=2, padding_mode="replicate"),
-        F.conv2d_backward, [(2, 3, 11, 10), (4, 3, 3, 3), (4,)],
+        lambda x, w, b: F.conv2d_forward(
+            x, w, b, stride=2, padding=2, dilation=2, padding_mode="replicate"
+        ),
+        F.conv2d_backward,
+        [(2, 3, 11, 10), (4, 3, 3, 3), (4,)],
     ),
-    "conv2d_depthwise": (lambda x, w: F.conv2d_forward(x, w, padding="same", groups=3), F.conv2d_backward,
-                         [(2, 3, 6, 7), (3, 1, 3, 3)]),
+    "conv2d_depthwise": (
+        lambda x, w: F.conv2d_forward(x, w, padding="same", groups=3),
+        F.conv2d_backward,
+        [(2, 3, 6, 7), (3, 1, 3, 3)],
+    ),
     # PyTorch refuses padding="same" at stride > 1, so this directional check is the only
     # oracle of this op's gradient that does not depend on how "same" is resolved.
     "conv2d_strided_same_circular": (
-        lambda x, w, b: F.conv2d_forward(x, w, b, stride=(3, 2), padding="same", groups=2,
-                                         padding_mode="circular"),
-        F.conv2d_backward, [(2, 2, 7, 8), (4, 1, 2, 3), (4,)],
+        lambda x, w, b: F.conv2d_forward(
+            x, w, b, stride=(3, 2), padding="same", groups=2, padding_mode="circular"
+        ),
+        F.conv2d_backward,
+        [(2, 2, 7, 8), (4, 1, 2, 3), (4,)],
     ),
-    "max_pool2d": (lambda x: F.max_pool2d_forward(x, 3, 2, 1), F.max_pool2d_backward, [(2, 3, 7, 6)]),
+    "max_pool2d": (
+        lambda x: F.max_pool2d_forward(x, 3, 2, 1),
+        F.max_pool2d_backward,
+        [(2, 3, 7, 6)],
+    ),
     "max_pool2d_dilated_ceil": (
-        lambda x: F.max_pool2d_forward(x, 2, 2, 1, dilation=2, ceil_mode=True), F.max_pool2d_backward,
+        lambda x: F.max_pool2d_forward(x, 2, 2, 1, dilation=2, ceil_mode=True),
+        F.max_pool2d_backward,
         [(2, 3, 8, 7)],
     ),
-    "avg_pool2d": (lambda x: F.avg_pool2d_forward(x, 2, ceil_mode=True), F.avg_pool2d_backward, [(2, 3, 7, 6)]),
+    "avg_pool2d": (
+        lambda x: F.avg_pool2d_forward(x, 2, ceil_mode=True),
+        F.avg_pool2d_backward,
+        [(2, 3, 7, 6)],
+    ),
     "avg_pool2d_padded_exclusive": (
         lambda x: F.avg_pool2d_forward(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
-        F.avg_pool2d_backward, [(2, 3, 7, 6)],
+        F.avg_pool2d_backward,
+        [(2, 3, 7, 6)],
     ),
-    "global_avg_pool2d": (F.global_avg_pool2d_forward, F.global_avg_pool2d_backward, [(2, 3, 4, 5)]),
+    "global_avg_pool2d": (
+        F.global_avg_pool2d_forward,
+        F.global_avg_pool2d_backward,
+        [(2, 3, 4, 5)],
+    ),
     "relu": (F.relu_forward, F.relu_backward, [(3, 4, 5)]),
     "leaky_relu": (F.leaky_relu_forward, F.leaky_relu_backward, [(3, 4, 5)]),
     "sigmoid": (F.sigmoid_forward, F.sigmoid_backward, [(3, 4, 5)]),
     "softmax": (lambda x: F.softmax_forward(x, axis=1), F.softmax_backward, [(3, 4, 5)]),
-    "log_softmax": (lambda x: F.log_softmax_forward(x, axis=0), F.log_softmax_backward, [(3, 4, 5)]),
+    "log_softmax": (
+        lambda x: F.log_softmax_forward(x, axis=0),
+        F.log_softmax_backward,
+        [(3, 4, 5)],
+    ),
     "batch_norm": (
         lambda x, w, b: F.batch_norm_forward(x, None, None, w, b, training=True),
-        F.batch_norm_backward, [(4, 3, 2, 5), (3,), (3,)],
+        F.batch_norm_backward,
+        [(4, 3, 2, 5), (3,), (3,)],
     ),
     "batch_norm_eval": (
         lambda x, w, b: F.batch_norm_forward(x, RUNNING_MEAN, RUNNING_VAR, w, b, training=False),
-        F.batch_norm_backward, [(4, 3, 3, 2), (3,), (3,)],
+        F.batch_norm_backward,
+        [(4, 3, 3, 2), (3,), (3,)],
     ),
     "linear": (F.linear_forward, F.linear_backward, [(5, 4), (3, 4), (3,)]),
-    "cross_entropy": (lambda z: F.cross_entropy_forward(z, TARGET), F.cross_entropy_backward, [(4, 3)]),
+    "cross_entropy": (
+        lambda z: F.cross_entropy_forward(z, TARGET),
+        F.cross_entropy_backward,
+        [(4, 3)],
+    ),
     "dropout": (lambda x: F.dropout_forward(x, 0.5, rng=3), F.dropout_backward, [(6, 7)]),
 }
 
@@ -103,7 +141,11 @@ def _as_tuple(value):
 def _run(name, arrays, grad_seed=0):
     forward, backward, _ = OPS[name]
     out, cache = forward(*arrays)
-    grad = np.random.default_rng(grad_seed).standard_normal(np.shape(out)).astype(np.asarray(out).dtype)
+    grad = (
+        np.random.default_rng(grad_seed)
+        .standard_normal(np.shape(out))
+        .astype(np.asarray(out).dtype)
+    )
     grads = tuple(g for g in _as_tuple(backward(grad, cache)) if g is not None)
     return (np.asarray(out), *grads)
 
@@ -159,7 +201,7 @@ def test_gradients_match_directional_derivatives(name, rng):
     for index, grad in enumerate(grads):
 
         def f(z, index=index):
-            return np.asarray(forward(*arrays[:index], z, *arrays[index + 1:])[0])
+            return np.asarray(forward(*arrays[:index], z, *arrays[index + 1 :])[0])
 
         u = rng.standard_normal(arrays[index].shape)
         numeric = reference.directional_check(f, arrays[index], u, v, eps=1e-5)

@@ -21,12 +21,18 @@ def torch_simple_cnn(num_classes=10, in_channels=1, channels=DIGITS_CHANNELS, ke
     """PyTorch's twin of cnnkit.models.simple_cnn / digits_cnn (same layers, same keys)."""
     layers, previous = [], in_channels
     for out in channels:
-        layers += [torch.nn.Conv2d(previous, out, kernel_size, padding=kernel_size // 2,
-                                   bias=False),
-                   torch.nn.BatchNorm2d(out), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        layers += [
+            torch.nn.Conv2d(previous, out, kernel_size, padding=kernel_size // 2, bias=False),
+            torch.nn.BatchNorm2d(out),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+        ]
         previous = out
-    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-               torch.nn.Linear(previous, num_classes)]
+    layers += [
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(previous, num_classes),
+    ]
     return torch.nn.Sequential(*layers)
 
 
@@ -67,21 +73,22 @@ def test_torch_weights_give_same_logits(digits):
     for start in range(0, 640, 64):  # some training, so no weight is at its initial value
         optimizer.zero_grad()
         loss = torch.nn.functional.cross_entropy(
-            reference(torch.from_numpy(train.x[start:start + 64])),
-            torch.from_numpy(train.y[start:start + 64]))
+            reference(torch.from_numpy(train.x[start : start + 64])),
+            torch.from_numpy(train.y[start : start + 64]),
+        )
         loss.backward()
         optimizer.step()
     reference.eval()
     model = digits_cnn(rng=1)
     model.load_state_dict(to_numpy(reference.state_dict()))
     model.eval()
-    np.testing.assert_allclose(model(test.x), torch_logits(reference, test.x),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model(test.x), torch_logits(reference, test.x), rtol=1e-4, atol=1e-5)
     assert int(model[1].num_batches_tracked) == 10
     reference.train()
     model.train()
-    np.testing.assert_allclose(model(test.x[:50]), torch_logits(reference, test.x[:50]),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        model(test.x[:50]), torch_logits(reference, test.x[:50]), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_cnnkit_weights_load_into_torch(digits, tmp_path):
@@ -92,13 +99,11 @@ def test_cnnkit_weights_load_into_torch(digits, tmp_path):
     reference = torch_simple_cnn(channels=(8, 16))
     reference.load_state_dict(to_torch(model.state_dict()))
     reference.eval()
-    np.testing.assert_allclose(torch_logits(reference, test.x), model(test.x),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(torch_logits(reference, test.x), model(test.x), rtol=1e-4, atol=1e-5)
     path = tmp_path / "model.npz"
     ck.save(model, path)
     with np.load(path) as archive:  # the documented recipe
-        state = {k: torch.from_numpy(archive[k]) for k in archive.files
-                 if not k.startswith("__")}
+        state = {k: torch.from_numpy(archive[k]) for k in archive.files if not k.startswith("__")}
     fresh = torch_simple_cnn(channels=(8, 16))
     fresh.load_state_dict(state)
     fresh.eval()
@@ -109,12 +114,20 @@ def every_layer():
     """A Sequential using every layer type and non-default constructor arguments."""
     rng = np.random.default_rng(0)
     return nn.Sequential(
-        nn.Conv2d(3, 4, (3, 5), stride=(1, 2), padding=(1, 2), dilation=1, bias=False,
-                  padding_mode="reflect", rng=rng),
+        nn.Conv2d(
+            3,
+            4,
+            (3, 5),
+            stride=(1, 2),
+            padding=(1, 2),
+            dilation=1,
+            bias=False,
+            padding_mode="reflect",
+            rng=rng,
+        ),
         nn.BatchNorm2d(4, eps=1e-3, momentum=0.2),
         nn.LeakyReLU(0.2),
-        nn.Sequential(nn.Conv2d(4, 4, 3, padding="same", groups=2, dilation=2, rng=rng),
-                      nn.ReLU()),
+        nn.Sequential(nn.Conv2d(4, 4, 3, padding="same", groups=2, dilation=2, rng=rng), nn.ReLU()),
         nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
         nn.AvgPool2d(2, stride=1, count_include_pad=False),
         nn.Dropout(0.25),
@@ -132,8 +145,9 @@ def test_round_trip_is_exact(tmp_path, rng):
     model(rng.random((5, 3, 12, 12)).astype(np.float32))  # running statistics move
     model.eval()
     path = tmp_path / "m.npz"
-    assert ck.save(model, path, classes=list("abcdef"), input_shape=(3, 12, 12),
-                   metadata={"note": "hi"}) == str(path)
+    assert ck.save(
+        model, path, classes=list("abcdef"), input_shape=(3, 12, 12), metadata={"note": "hi"}
+    ) == str(path)
     again, metadata = ck.load(path, with_metadata=True)
     assert describe(again) == describe(model)
     assert repr(again) == repr(model)
@@ -164,8 +178,7 @@ def test_round_trip_float64(tmp_path):
 def test_file_layout(tmp_path):
     """The file is a plain .npz: PyTorch keys plus a JSON description, nothing pickled."""
     path = tmp_path / "m.npz"
-    ck.save(digits_cnn(rng=0), path, classes=[str(d) for d in range(10)],
-            input_shape=(1, 8, 8))
+    ck.save(digits_cnn(rng=0), path, classes=[str(d) for d in range(10)], input_shape=(1, 8, 8))
     with np.load(path, allow_pickle=False) as archive:
         keys = archive.files
         document = json.loads(archive["__cnnkit__"].tobytes())
@@ -173,9 +186,18 @@ def test_file_layout(tmp_path):
     assert document["format"] == "cnnkit-model" and document["version"] == 1
     assert document["architecture"]["layers"][0] == {
         "type": "Conv2d",
-        "args": {"in_channels": 1, "out_channels": 32, "kernel_size": [3, 3],
-                 "stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1,
-                 "bias": False, "padding_mode": "zeros"}}
+        "args": {
+            "in_channels": 1,
+            "out_channels": 32,
+            "kernel_size": [3, 3],
+            "stride": [1, 1],
+            "padding": [1, 1],
+            "dilation": [1, 1],
+            "groups": 1,
+            "bias": False,
+            "padding_mode": "zeros",
+        },
+    }
     assert document["metadata"]["input_shape"] == [1, 8, 8]
 
 
@@ -218,13 +240,16 @@ def test_unsupported_model_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(metadata={"f": object()}), TypeError, "JSON"),
-    (dict(metadata={"x": float("nan")}), TypeError, "JSON"),
-    (dict(input_shape=(1, 8)), ValueError, "input_shape"),
-    (dict(input_shape=(1, 0, 8)), ValueError, "input_shape"),
-    (dict(classes="abc"), TypeError, "classes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(metadata={"f": object()}), TypeError, "JSON"),
+        (dict(metadata={"x": float("nan")}), TypeError, "JSON"),
+        (dict(input_shape=(1, 8)), ValueError, "input_shape"),
+        (dict(input_shape=(1, 0, 8)), ValueError, "input_shape"),
+        (dict(classes="abc"), TypeError, "classes"),
+    ],
+)
 def test_save_bad_arguments(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         ck.save(nn.Sequential(nn.ReLU()), tmp_path / "m.npz", **kwargs)
@@ -297,15 +322,20 @@ def _rewrite(path, change):
     np.savez(path, **arrays)
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda a, d: d.update(format="something-else"), "format"),
-    (lambda a, d: d.update(version=99), "version 99"),
-    (lambda a, d: a.update({"0.weight": np.zeros((4, 1, 5, 5), np.float32)}), "shape"),
-    (lambda a, d: a.pop("1.running_var"), "missing keys"),
-    (lambda a, d: d["architecture"]["layers"].__setitem__(0, {"type": "Evil", "args": {}}),
-     "unknown layer type 'Evil'"),
-    (lambda a, d: d["architecture"]["layers"][0]["args"].update(stride=0), "Conv2d"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda a, d: d.update(format="something-else"), "format"),
+        (lambda a, d: d.update(version=99), "version 99"),
+        (lambda a, d: a.update({"0.weight": np.zeros((4, 1, 5, 5), np.float32)}), "shape"),
+        (lambda a, d: a.pop("1.running_var"), "missing keys"),
+        (
+            lambda a, d: d["architecture"]["layers"].__setitem__(0, {"type": "Evil", "args": {}}),
+            "unknown layer type 'Evil'",
+        ),
+        (lambda a, d: d["architecture"]["layers"][0]["args"].update(stride=0), "Conv2d"),
+    ],
+)
 def test_tampered_file(saved, change, match):
     _rewrite(saved, change)
     with pytest.raises(ValueError, match=match):
@@ -340,12 +370,15 @@ def test_load_bad_arguments(saved):
 # -- crafted files, pictures, permissions (issue 9 items 8, 15, 19) ------------------------
 
 
-@pytest.mark.parametrize("layer, args", [
-    (0, {"out_channels": 1_000_000_000}),
-    (0, {"in_channels": 1_000_000, "out_channels": 1_000_000}),
-    (1, {"num_features": 2_000_000_000}),
-    (-1, {"in_features": 1_000_000_000}),
-])
+@pytest.mark.parametrize(
+    "layer, args",
+    [
+        (0, {"out_channels": 1_000_000_000}),
+        (0, {"in_channels": 1_000_000, "out_channels": 1_000_000}),
+        (1, {"num_features": 2_000_000_000}),
+        (-1, {"in_features": 1_000_000_000}),
+    ],
+)
 def test_crafted_architecture_is_refused_before_building(saved, layer, args):
     """Sizes the stored arrays do not have are refused without allocating them."""
     import tracemalloc
@@ -366,8 +399,7 @@ def test_crafted_architecture_is_refused_before_building(saved, layer, args):
 
 
 def test_crafted_argument_type_is_refused(saved):
-    _rewrite(saved, lambda a, d: d["architecture"]["layers"][0]["args"].update(
-        out_channels="many"))
+    _rewrite(saved, lambda a, d: d["architecture"]["layers"][0]["args"].update(out_channels="many"))
     with pytest.raises(ValueError, match="out_channels must be an int"):
         ck.load(saved)
 
@@ -378,12 +410,19 @@ def test_stray_arrays_are_refused(saved):
         ck.load(saved)
 
 
-@pytest.mark.parametrize("make, kind", [
-    (lambda p: __import__("PIL.Image").Image.new("L", (4, 4)).save(p, format="PNG"),
-     "a PNG image"),
-    (lambda p: __import__("PIL.Image").Image.new("RGB", (4, 4)).save(p, format="JPEG"),
-     "a JPEG image"),
-])
+@pytest.mark.parametrize(
+    "make, kind",
+    [
+        (
+            lambda p: __import__("PIL.Image").Image.new("L", (4, 4)).save(p, format="PNG"),
+            "a PNG image",
+        ),
+        (
+            lambda p: __import__("PIL.Image").Image.new("RGB", (4, 4)).save(p, format="JPEG"),
+            "a JPEG image",
+        ),
+    ],
+)
 def test_picture_as_model_says_so(tmp_path, make, kind):
     """Swapped arguments (a picture where the model goes): no advice about pickles."""
     path = tmp_path / "photo.npz"
@@ -429,17 +468,20 @@ def test_save_after_forward_records_input_shape(tmp_path):
     assert read_metadata(tmp_path / "m.npz") == {"input_shape": [1, 8, 8]}
     _, metadata = load_model(tmp_path / "m.npz")
     assert metadata["classes"] == [str(k) for k in range(10)]  # from the output size
-    assert metadata["preprocessing"] == {"background": None, "crop": False,
-                                         "resize": "bilinear"}
+    assert metadata["preprocessing"] == {"background": None, "crop": False, "resize": "bilinear"}
 
 
 def test_explicit_arguments_win_over_recorded_metadata(tmp_path):
     model = digits_cnn(channels=(4,), rng=0)
     model.metadata.update(classes=list("abcdefghij"), input_shape=[1, 8, 8], note="fit")
-    ck.save(model, tmp_path / "m.npz", classes=[str(k) for k in range(10)],
-            metadata={"note": "mine"})
+    ck.save(
+        model, tmp_path / "m.npz", classes=[str(k) for k in range(10)], metadata={"note": "mine"}
+    )
     assert read_metadata(tmp_path / "m.npz") == {
-        "classes": [str(k) for k in range(10)], "input_shape": [1, 8, 8], "note": "mine"}
+        "classes": [str(k) for k in range(10)],
+        "input_shape": [1, 8, 8],
+        "note": "mine",
+    }
 
 
 def test_load_model_needs_an_input_shape(tmp_path):
@@ -457,17 +499,24 @@ def test_load_model_reads_older_metadata(tmp_path):
     """Files that kept background/crop at the top level still prepare as before."""
     from cnnkit.serialization import load_model
 
-    ck.save(digits_cnn(channels=(4,), rng=0), tmp_path / "m.npz", input_shape=(1, 8, 8),
-            metadata={"background": "dark", "crop": True})
+    ck.save(
+        digits_cnn(channels=(4,), rng=0),
+        tmp_path / "m.npz",
+        input_shape=(1, 8, 8),
+        metadata={"background": "dark", "crop": True},
+    )
     _, metadata = load_model(tmp_path / "m.npz")
     assert metadata["preprocessing"] == {"background": "dark", "crop": True, "resize": "box"}
 
 
-@pytest.mark.parametrize("meta, match", [
-    ({"input_shape": [1, 8]}, "input_shape"),
-    ({"input_shape": [1, 8, 8], "classes": "abc"}, "class names"),
-    ({"input_shape": [1, 8, 8], "preprocessing": {"background": "grey"}}, "preprocessing"),
-])
+@pytest.mark.parametrize(
+    "meta, match",
+    [
+        ({"input_shape": [1, 8]}, "input_shape"),
+        ({"input_shape": [1, 8, 8], "classes": "abc"}, "class names"),
+        ({"input_shape": [1, 8, 8], "preprocessing": {"background": "grey"}}, "preprocessing"),
+    ],
+)
 def test_load_model_bad_metadata(tmp_path, meta, match):
     from cnnkit.serialization import load_model
 

@@ -87,8 +87,10 @@ def test_tour_printed_numbers_are_right(tour):
     matrix = block("matrix  shape (6, 6)")
     kernel = block("kernel (")
     stride3 = block("conv2d(matrix, kernel, stride=3)")
-    naive = [[(matrix[3 * i:3 * i + 3, 3 * j:3 * j + 3] * kernel).sum() for j in range(2)]
-             for i in range(2)]
+    naive = [
+        [(matrix[3 * i : 3 * i + 3, 3 * j : 3 * j + 3] * kernel).sum() for j in range(2)]
+        for i in range(2)
+    ]
     np.testing.assert_array_equal(stride3, naive)
 
 
@@ -117,8 +119,17 @@ def test_tour_covers_the_walkthrough(tour):
     """Image, channels, Sobel, stride and padding, ReLU, max pooling, animations."""
     folder, _, _, _ = tour
     names = os.listdir(folder)
-    for part in ["image", "channels", "sobel_top", "sobel_directions", "stride_padding",
-                 "relu", "max_pool.png", "conv_stride1.gif", "max_pool.gif"]:
+    for part in [
+        "image",
+        "channels",
+        "sobel_top",
+        "sobel_directions",
+        "stride_padding",
+        "relu",
+        "max_pool.png",
+        "conv_stride1.gif",
+        "max_pool.gif",
+    ]:
         assert any(part in name for name in names), part
 
 

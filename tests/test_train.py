@@ -32,16 +32,28 @@ def small_pair():
     """A cnnkit model and the equivalent torch model (conv, batchnorm, relu, pool, linear)
     with the same float64 weights."""
     model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1, rng=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1, rng=2), nn.BatchNorm2d(6), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(6 * 2 * 2, 10, rng=3),
+        nn.Conv2d(1, 4, 3, padding=1, rng=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1, rng=2),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(6 * 2 * 2, 10, rng=3),
     ).astype(np.float64)
     reference = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
         torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 6, 3, padding=1),
+        torch.nn.BatchNorm2d(6),
+        torch.nn.ReLU(),
         torch.nn.AvgPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(6 * 2 * 2, 10),
+        torch.nn.Flatten(),
+        torch.nn.Linear(6 * 2 * 2, 10),
     ).double()
     # Give BatchNorm non-trivial affine parameters so their gradients matter from step 1.
     rng = np.random.default_rng(0)
@@ -55,14 +67,16 @@ def small_pair():
 def torch_optimizer(params, config):
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
 
 
 CONFIGS = {
     "adam": TrainConfig(optimizer="adam", lr=1e-2, weight_decay=1e-3, batch_size=32, seed=7),
-    "sgd-momentum": TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3,
-                                batch_size=32, seed=7),
+    "sgd-momentum": TrainConfig(
+        optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3, batch_size=32, seed=7
+    ),
 }
 
 
@@ -86,8 +100,9 @@ def test_loss_trajectory_matches_torch(name, digits):
         model.backward(criterion.backward())
         optimizer.step()
         reference_optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(x)),
-                                                 torch.from_numpy(y))
+        loss = torch.nn.functional.cross_entropy(
+            reference(torch.from_numpy(x)), torch.from_numpy(y)
+        )
         loss.backward()
         reference_optimizer.step()
         theirs.append(loss.item())
@@ -105,8 +120,9 @@ def test_fit_matches_torch_loop(name, digits):
     train, test = digits
     data = Dataset(train.x[:320].astype(np.float64), train.y[:320], train.classes)
     model, reference = small_pair()
-    history = fit(model, data, config, val=Dataset(test.x[:50].astype(np.float64),
-                                                    test.y[:50], test.classes))
+    history = fit(
+        model, data, config, val=Dataset(test.x[:50].astype(np.float64), test.y[:50], test.classes)
+    )
     optimizer = torch_optimizer(reference.parameters(), config)
     gen = seed_generators(config.seed).order  # fit orders batches with this generator
     epoch_losses = []
@@ -115,16 +131,18 @@ def test_fit_matches_torch_loop(name, digits):
         total = 0.0
         for x, y in batches(data, config.batch_size, rng=gen):
             optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(x)),
-                                                     torch.from_numpy(y))
+            loss = torch.nn.functional.cross_entropy(
+                reference(torch.from_numpy(x)), torch.from_numpy(y)
+            )
             loss.backward()
             optimizer.step()
             total += loss.item() * len(y)
         epoch_losses.append(total / len(data))
     np.testing.assert_allclose(history["loss"], epoch_losses, rtol=1e-6)
     for key, value in reference.state_dict().items():
-        np.testing.assert_allclose(model.state_dict()[key], value.numpy(), rtol=1e-6,
-                                   atol=1e-9, err_msg=key)
+        np.testing.assert_allclose(
+            model.state_dict()[key], value.numpy(), rtol=1e-6, atol=1e-9, err_msg=key
+        )
     reference.eval()
     with torch.no_grad():
         logits = reference(torch.from_numpy(test.x[:50].astype(np.float64)))
@@ -161,8 +179,13 @@ def test_fit_deterministic_with_dropout(digits):
     for _ in range(2):
         ck.manual_seed(123)  # something else drew from it before
         ck.manual_seed(123).random(5)
-        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16, rng=0), nn.ReLU(),
-                              nn.Dropout(0.5), nn.Linear(16, 10, rng=1))
+        model = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64, 16, rng=0),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(16, 10, rng=1),
+        )
         fit(model, train, TrainConfig(epochs=1, batch_size=32, seed=0))
         outs.append(model.state_dict())
     for key in outs[0]:
@@ -237,14 +260,20 @@ def test_fit_learns_and_history(digits):
     train, test = _tiny(digits, 400)
     model = simple_cnn(10, channels=(8, 16), rng=0)
     seen = []
-    history = fit(model, train, TrainConfig(epochs=3, batch_size=32), val=test,
-                  callbacks=[lambda epoch, logs: seen.append((epoch, sorted(logs)))])
+    history = fit(
+        model,
+        train,
+        TrainConfig(epochs=3, batch_size=32),
+        val=test,
+        callbacks=[lambda epoch, logs: seen.append((epoch, sorted(logs)))],
+    )
     assert sorted(history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert all(len(v) == 3 for v in history.values())
     assert history["loss"][-1] < history["loss"][0]
     assert history["val_accuracy"][-1] > 0.4  # chance is 0.1
-    assert seen == [(e, ["accuracy", "loss", "time", "val_accuracy", "val_loss"])
-                    for e in (1, 2, 3)]
+    assert seen == [
+        (e, ["accuracy", "loss", "time", "val_accuracy", "val_loss"]) for e in (1, 2, 3)
+    ]
     no_val = fit(simple_cnn(10, channels=(4,), rng=0), train[:64], TrainConfig(epochs=1))
     assert sorted(no_val) == ["accuracy", "loss"]
 
@@ -252,12 +281,20 @@ def test_fit_learns_and_history(digits):
 def test_progress_bar(digits, capsys):
     """progress=True shows a tqdm bar with loss and accuracy on stderr; False shows none."""
     train, _ = _tiny(digits, 64)
-    fit(simple_cnn(10, channels=(4,), rng=0), train, TrainConfig(epochs=1, batch_size=32),
-        progress=True)
+    fit(
+        simple_cnn(10, channels=(4,), rng=0),
+        train,
+        TrainConfig(epochs=1, batch_size=32),
+        progress=True,
+    )
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss=" in err and "acc=" in err
-    fit(simple_cnn(10, channels=(4,), rng=0), train, TrainConfig(epochs=1, batch_size=32),
-        progress=False)
+    fit(
+        simple_cnn(10, channels=(4,), rng=0),
+        train,
+        TrainConfig(epochs=1, batch_size=32),
+        progress=False,
+    )
     assert capsys.readouterr().err == ""
 
 
@@ -274,8 +311,8 @@ def test_evaluate_and_predict_proba_match_torch(digits):
     with torch.no_grad():
         logits = reference(torch.from_numpy(x64))
     np.testing.assert_allclose(
-        loss, torch.nn.functional.cross_entropy(logits, torch.from_numpy(test.y)).item(),
-        rtol=1e-10)
+        loss, torch.nn.functional.cross_entropy(logits, torch.from_numpy(test.y)).item(), rtol=1e-10
+    )
     assert accuracy == (logits.argmax(1).numpy() == test.y).mean()
     proba = predict_proba(model, data)
     np.testing.assert_allclose(proba, torch.softmax(logits, 1).numpy(), rtol=1e-9, atol=1e-12)
@@ -292,18 +329,21 @@ def test_confusion_matrix_matches_sklearn(rng):
         confusion_matrix([0, 1], [0, 4], 4)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(epochs=0), ValueError, "epochs must be >= 1, got 0"),
-    (dict(epochs=1.5), TypeError, "epochs"),
-    (dict(batch_size=-1), ValueError, "batch_size"),
-    (dict(optimizer="rmsprop"), ValueError, "optimizer must be one of 'adam', 'sgd'"),
-    (dict(lr=0), ValueError, "lr must be > 0"),
-    (dict(lr="fast"), TypeError, "lr"),
-    (dict(weight_decay=-1e-4), ValueError, "weight_decay"),
-    (dict(momentum=1.0), ValueError, "momentum"),
-    (dict(seed=None), TypeError, "seed"),
-    (dict(seed=-1), ValueError, "seed must be >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(epochs=0), ValueError, "epochs must be >= 1, got 0"),
+        (dict(epochs=1.5), TypeError, "epochs"),
+        (dict(batch_size=-1), ValueError, "batch_size"),
+        (dict(optimizer="rmsprop"), ValueError, "optimizer must be one of 'adam', 'sgd'"),
+        (dict(lr=0), ValueError, "lr must be > 0"),
+        (dict(lr="fast"), TypeError, "lr"),
+        (dict(weight_decay=-1e-4), ValueError, "weight_decay"),
+        (dict(momentum=1.0), ValueError, "momentum"),
+        (dict(seed=None), TypeError, "seed"),
+        (dict(seed=-1), ValueError, "seed must be >= 0, got -1"),
+    ],
+)
 def test_config_validation(kwargs, error, match):
     with pytest.raises(error, match=match):
         TrainConfig(**kwargs)
@@ -338,12 +378,16 @@ def test_fit_reports_diverging_loss(digits):
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(num_classes=0), ValueError), (dict(num_classes=10, channels=()), ValueError),
-    (dict(num_classes=10, channels=(8, 0)), ValueError),
-    (dict(num_classes=10, kernel_size=2), ValueError),
-    (dict(num_classes=2.0), TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(num_classes=0), ValueError),
+        (dict(num_classes=10, channels=()), ValueError),
+        (dict(num_classes=10, channels=(8, 0)), ValueError),
+        (dict(num_classes=10, kernel_size=2), ValueError),
+        (dict(num_classes=2.0), TypeError),
+    ],
+)
 def test_simple_cnn_bad_arguments(kwargs, error):
     with pytest.raises(error):
         simple_cnn(**kwargs)

@@ -92,9 +92,18 @@ def _write_api(generated: Path) -> None:
             ]
         names = public_names(module_name)
         if names:
-            lines += [f".. currentmodule:: {module_name}", "", ".. autosummary::",
-                      "   :toctree: api", "", *(f"   {name}" for name in names), ""]
-    (generated / "api.rst").write_text("\n".join(lines), encoding="utf-8")  # argparse wraps --help to $COLUMNS; fixed so the page is stable
+            lines += [
+                f".. currentmodule:: {module_name}",
+                "",
+                ".. autosummary::",
+                "   :toctree: api",
+                "",
+                *(f"   {name}" for name in names),
+                "",
+            ]
+    (generated / "api.rst").write_text(
+        "\n".join(lines), encoding="utf-8"
+    )  # argparse wraps --help to $COLUMNS; fixed so the page is stable
 
 
 def _copy_notebooks(generated: Path) -> None:
@@ -145,7 +154,10 @@ def _write_tour(generated: Path) -> None:
 
     out = generated / "tour"
     shutil.rmtree(out, ignore_errors=True)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()) as err,
+    ):
         code = main(["tour", "--out", str(out), "--quiet"])
     if code != 0:
         raise RuntimeError(f"cnnkit tour failed with exit status {code}: {err.getvalue()}")
@@ -173,8 +185,13 @@ def _write_tour(generated: Path) -> None:
         elif kind == "img":
             image = text
         elif kind == "figcaption" and image is not None:
-            lines += [f".. figure:: tour/{image}", "   :width: 100%", "",
-                      "   " + _rst_text(text), ""]
+            lines += [
+                f".. figure:: tour/{image}",
+                "   :width: 100%",
+                "",
+                "   " + _rst_text(text),
+                "",
+            ]
             image = None
     (generated / "tour.rst").write_text("\n".join(lines), encoding="utf-8")
 
@@ -215,7 +232,9 @@ class CnnkitHelp(Directive):
                 os.environ["COLUMNS"] = previous
         result = []
         for title, text in sections:
-            section = nodes.section(ids=[nodes.make_id(title)], names=[nodes.fully_normalize_name(title)])
+            section = nodes.section(
+                ids=[nodes.make_id(title)], names=[nodes.fully_normalize_name(title)]
+            )
             section += nodes.title(text=title)
             block = nodes.literal_block(text, text)
             block["language"] = "text"

@@ -21,8 +21,16 @@ import sys
 __all__ = ["get_parser", "main"]
 
 COMMANDS = (
-    "tour", "filter", "kernels", "animate", "train", "predict", "features", "explore",
-    "convert", "info",
+    "tour",
+    "filter",
+    "kernels",
+    "animate",
+    "train",
+    "predict",
+    "features",
+    "explore",
+    "convert",
+    "info",
 )
 
 

@@ -100,15 +100,21 @@ class Dataset:
 
     def __repr__(self) -> str:
         names = ", ".join(self.classes[:5]) + (", ..." if len(self.classes) > 5 else "")
-        return (f"Dataset({len(self)} images of shape {self.input_shape}, {self.x.dtype}; "
-                f"{self.num_classes} classes: {names})")
+        return (
+            f"Dataset({len(self)} images of shape {self.input_shape}, {self.x.dtype}; "
+            f"{self.num_classes} classes: {names})"
+        )
 
     def __getitem__(self, index) -> Dataset:
         """The samples at `index` (a slice, an integer array or a boolean mask)."""
         if isinstance(index, numbers.Integral):
             index = slice(index, index + 1 if index != -1 else None)
-        return Dataset(self.x[index], self.y[index], list(self.classes),
-                       None if self.preprocessing is None else dict(self.preprocessing))
+        return Dataset(
+            self.x[index],
+            self.y[index],
+            list(self.classes),
+            None if self.preprocessing is None else dict(self.preprocessing),
+        )
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -226,8 +232,12 @@ def load_digits(test_size: float = DEFAULT_TEST_SIZE, seed: int = 0):
     digits = _sk_load_digits()
     x = (digits.images / DIGITS_MAX).astype(np.float32)[:, None]  # (N, 1, 8, 8)
     # Light strokes on black, each digit cropped to its box as the originals were made.
-    data = Dataset(x, digits.target.astype(np.int64), [str(d) for d in range(10)],
-                   preprocessing_metadata("dark", crop=True))
+    data = Dataset(
+        x,
+        digits.target.astype(np.int64),
+        [str(d) for d in range(10)],
+        preprocessing_metadata("dark", crop=True),
+    )
     return split(data, test_size=test_size, seed=seed)
 
 
@@ -291,9 +301,7 @@ def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
         raise FileNotFoundError(f"image folder not found: {root}")
     if not os.path.isdir(root):
         raise ValueError(f"path must be a folder with one sub-folder per class, got file {root}")
-    classes = sorted(
-        e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")
-    )
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if len(classes) < 2:
         found = f"one ({classes[0]!r})" if classes else "none"
         raise ValueError(
@@ -318,12 +326,18 @@ def load_image_folder(path, size=(32, 32), *, gray: bool = False) -> Dataset:
             kept += 1
         if not kept:
             _warn_skipped(skipped, root)
-            raise ValueError(f"class folder {os.path.join(root, name)} holds no readable image"
-                             + (f" ({len(files)} other files)" if files else ""))
+            raise ValueError(
+                f"class folder {os.path.join(root, name)} holds no readable image"
+                + (f" ({len(files)} other files)" if files else "")
+            )
     _warn_skipped(skipped, root)
     x = np.stack(images).transpose(0, 3, 1, 2)  # (N, C, H, W)
-    return Dataset(np.ascontiguousarray(x, np.float32), np.array(labels, np.int64), classes,
-                   preprocessing_metadata(background=None, crop=False))
+    return Dataset(
+        np.ascontiguousarray(x, np.float32),
+        np.array(labels, np.int64),
+        classes,
+        preprocessing_metadata(background=None, crop=False),
+    )
 
 
 #: How many skipped files a warning names.
@@ -337,8 +351,11 @@ def _warn_skipped(skipped: list, root: str) -> None:
     import warnings
 
     names = ", ".join(skipped[:SKIPPED_SHOWN]) + (", ..." if len(skipped) > SKIPPED_SHOWN else "")
-    warnings.warn(f"skipped {len(skipped)} files in {root} that are not readable images: "
-                  f"{names}", UserWarning, stacklevel=3)
+    warnings.warn(
+        f"skipped {len(skipped)} files in {root} that are not readable images: {names}",
+        UserWarning,
+        stacklevel=3,
+    )
     skipped.clear()
 
 

@@ -327,8 +327,10 @@ def _load_url(url: str, timeout: float = DOWNLOAD_TIMEOUT) -> np.ndarray:
                 if len(data) > limit:
                     too_big = f"it sent more than the {limit}-byte limit"
     except _DownloadTooSlow:
-        raise ValueError(f"could not download {url!r}: not finished after {timeout:g} s "
-                         "(the whole download's limit)") from None
+        raise ValueError(
+            f"could not download {url!r}: not finished after {timeout:g} s "
+            "(the whole download's limit)"
+        ) from None
     except urllib.error.HTTPError as exc:
         raise ValueError(f"could not download {url!r}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -387,7 +389,9 @@ def _decode(file, label: str) -> np.ndarray:
         except UnidentifiedImageError:
             raise ValueError(f"cannot read {label}: not a recognised image file") from None
         except PermissionError as exc:
-            raise ValueError(f"cannot read {label}: {exc.strerror or 'permission denied'}") from None
+            raise ValueError(
+                f"cannot read {label}: {exc.strerror or 'permission denied'}"
+            ) from None
         except Exception as exc:  # noqa: BLE001
             # Pillow reports truncated and corrupt data as OSError, SyntaxError, EOFError,
             # ValueError, struct.error, zlib.error ... depending on the format and the damage.

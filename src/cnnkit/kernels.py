@@ -176,9 +176,7 @@ def _lookup(name) -> tuple[np.ndarray, str]:
     if key not in _BANK:
         close = difflib.get_close_matches(key, _BANK, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
-            f"unknown kernel name {name!r}{hint}; available: {', '.join(available())}"
-        )
+        raise ValueError(f"unknown kernel name {name!r}{hint}; available: {', '.join(available())}")
     return _BANK[key]
 
 

@@ -10,11 +10,18 @@ equivalent of ``simple_cnn(num_classes, in_channels, channels)``::
 
     layers, previous = [], in_channels
     for out in channels:
-        layers += [torch.nn.Conv2d(previous, out, 3, padding=1, bias=False),
-                   torch.nn.BatchNorm2d(out), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        layers += [
+            torch.nn.Conv2d(previous, out, 3, padding=1, bias=False),
+            torch.nn.BatchNorm2d(out),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+        ]
         previous = out
-    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-               torch.nn.Linear(previous, num_classes)]
+    layers += [
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(previous, num_classes),
+    ]
     twin = torch.nn.Sequential(*layers)
     twin.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
 """
@@ -35,8 +42,15 @@ DIGITS_CHANNELS = (32, 64, 128)
 DIGITS_INPUT_SHAPE = (1, 8, 8)
 
 
-def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, kernel_size=3,
-               input_size=None, rng=None):
+def simple_cnn(
+    num_classes: int,
+    in_channels: int = 1,
+    channels=(32, 64),
+    *,
+    kernel_size=3,
+    input_size=None,
+    rng=None,
+):
     """Build ``[Conv2d - BatchNorm2d - ReLU - MaxPool2d] * len(channels)``, GAP, Linear.
 
     Parameters
@@ -89,8 +103,10 @@ def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, ker
         raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
     if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or not channels:
         raise ValueError(f"channels must be a non-empty sequence of ints, got {channels!r}")
-    if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and int(c) >= 1
-               for c in channels):
+    if not all(
+        isinstance(c, numbers.Integral) and not isinstance(c, bool) and int(c) >= 1
+        for c in channels
+    ):
         raise ValueError(f"channels must hold ints >= 1, got {channels!r}")
     if input_size is not None:
         h, w = check_positive("input_size", input_size)
@@ -99,8 +115,9 @@ def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, ker
     layers, previous = [], in_channels
     for out in channels:
         layers += [
-            nn.Conv2d(previous, int(out), kernel_size, padding=kernel_size // 2, bias=False,
-                      rng=rng),
+            nn.Conv2d(
+                previous, int(out), kernel_size, padding=kernel_size // 2, bias=False, rng=rng
+            ),
             nn.BatchNorm2d(int(out)),
             nn.ReLU(),
             nn.MaxPool2d(2),
@@ -112,8 +129,7 @@ def simple_cnn(num_classes: int, in_channels: int = 1, channels=(32, 64), *, ker
     return nn.Sequential(*layers)
 
 
-def digits_cnn(num_classes: int = 10, *, in_channels: int = 1, channels=DIGITS_CHANNELS,
-               rng=None):
+def digits_cnn(num_classes: int = 10, *, in_channels: int = 1, channels=DIGITS_CHANNELS, rng=None):
     """The default CNN for scikit-learn's 8x8 digits (:func:`cnnkit.data.load_digits`).
 
     Three blocks of 3x3 convolution (32, 64, 128 channels), batch normalisation, ReLU and

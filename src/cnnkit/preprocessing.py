@@ -75,8 +75,7 @@ def preprocessing_metadata(background=None, crop=False) -> dict:
         raise ValueError(f"background must be 'dark', 'light' or None, got {background!r}")
     if not isinstance(crop, (bool, np.bool_)):
         raise TypeError(f"crop must be a bool, got {crop!r}")
-    return {"background": background, "crop": bool(crop),
-            "resize": "box" if crop else "bilinear"}
+    return {"background": background, "crop": bool(crop), "resize": "box" if crop else "bilinear"}
 
 
 def recipe_of(metadata: dict) -> dict:
@@ -108,12 +107,16 @@ def recipe_of(metadata: dict) -> dict:
     """
     recipe = metadata.get("preprocessing")
     if recipe is None:
-        recipe = {"background": metadata.get("background"),
-                  "crop": bool(metadata.get("crop", False))}
+        recipe = {
+            "background": metadata.get("background"),
+            "crop": bool(metadata.get("crop", False)),
+        }
     if not isinstance(recipe, dict):
         raise ValueError(f"metadata['preprocessing'] must be a dict, got {recipe!r}"[:200])
-    return {**recipe, **preprocessing_metadata(recipe.get("background"),
-                                               bool(recipe.get("crop", False)))}
+    return {
+        **recipe,
+        **preprocessing_metadata(recipe.get("background"), bool(recipe.get("crop", False))),
+    }
 
 
 def _reduce(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -146,8 +149,11 @@ def _resize(image: np.ndarray, size: tuple[int, int], *, box: bool = False) -> n
         return image.astype(np.float32, copy=True)
     method = Image.Resampling.BOX if box else Image.Resampling.BILINEAR
     channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(image[:, :, c], np.float32), mode="F")
-                   .resize((w, h), method))
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[:, :, c], np.float32), mode="F").resize(
+                (w, h), method
+            )
+        )
         for c in range(image.shape[2])
     ]
     return np.clip(np.stack(channels, axis=2), 0.0, 1.0).astype(np.float32)  # (h, w, C)
@@ -254,7 +260,7 @@ def prepare_image(image, input_shape, *, invert="auto", background=None, crop=Fa
     >>> import numpy as np
     >>> from cnnkit.preprocessing import prepare_image
     >>> paper = np.ones((40, 30))
-    >>> paper[10:30, 12:18] = 0.0          # a dark stroke on white paper
+    >>> paper[10:30, 12:18] = 0.0  # a dark stroke on white paper
     >>> x = prepare_image(paper, (1, 8, 8), background="dark", crop=True)
     >>> x.shape, float(x[0, 0, 0]), float(x.max())
     ((1, 8, 8), 0.0, 1.0)
@@ -319,10 +325,12 @@ def prepare(image, metadata, *, invert="auto", crop=None) -> np.ndarray:
     --------
     >>> import numpy as np
     >>> from cnnkit.preprocessing import prepare, preprocessing_metadata
-    >>> metadata = {"input_shape": [1, 8, 8],
-    ...             "preprocessing": preprocessing_metadata("dark", crop=True)}
+    >>> metadata = {
+    ...     "input_shape": [1, 8, 8],
+    ...     "preprocessing": preprocessing_metadata("dark", crop=True),
+    ... }
     >>> paper = np.ones((400, 300, 3), np.float32)
-    >>> paper[100:300, 120:180] = 0.0      # dark ink on white paper
+    >>> paper[100:300, 120:180] = 0.0  # dark ink on white paper
     >>> x = prepare(paper, metadata)
     >>> x.shape, x.dtype, float(x[0, 0, 0, 0]), float(x.max())
     ((1, 1, 8, 8), dtype('float32'), 0.0, 1.0)
@@ -337,6 +345,5 @@ def prepare(image, metadata, *, invert="auto", crop=None) -> np.ndarray:
         raise TypeError(f"crop must be a bool or None, got {crop!r}")
     if crop is None:
         crop = recipe["crop"]
-    x = prepare_image(image, shape, invert=invert, background=recipe["background"],
-                      crop=bool(crop))
+    x = prepare_image(image, shape, invert=invert, background=recipe["background"], crop=bool(crop))
     return x[None]  # (1, C, H, W)

@@ -59,8 +59,19 @@ _META_KEY = "__cnnkit__"
 # Layers save() can describe: constructor arguments are read back from the attributes
 # of the same names (as PyTorch layers store them).
 _LAYERS = (
-    "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU", "LeakyReLU", "Sigmoid",
-    "Softmax", "Dropout", "BatchNorm2d", "Flatten", "Linear", "Sequential",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "GlobalAvgPool2d",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Softmax",
+    "Dropout",
+    "BatchNorm2d",
+    "Flatten",
+    "Linear",
+    "Sequential",
 )
 
 
@@ -96,8 +107,9 @@ def _constructor_args(layer) -> dict:
                 f"cannot save {name}: it has no attribute {parameter.name!r} holding its "
                 f"constructor argument"
             )
-        args[parameter.name] = _json_value(getattr(layer, parameter.name),
-                                           f"{name}.{parameter.name}")
+        args[parameter.name] = _json_value(
+            getattr(layer, parameter.name), f"{name}.{parameter.name}"
+        )
     return args
 
 
@@ -292,8 +304,13 @@ def save(model, path, *, classes=None, input_shape=None, metadata=None) -> str:
         meta["classes"] = list(classes)
     if input_shape is not None:
         shape = list(input_shape)
-        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
-                   for s in shape) or len(shape) != 3:
+        if (
+            not all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
+                for s in shape
+            )
+            or len(shape) != 3
+        ):
             raise ValueError(f"input_shape must be (C, H, W) positive ints, got {input_shape!r}")
         meta["input_shape"] = [int(s) for s in shape]
     document = {
@@ -441,8 +458,13 @@ def _state_shapes(name: str, args: dict, where: str) -> dict | None:
         return {"weight": (out, inp), **({"bias": (out,)} if args.get("bias", True) else {})}
     if name == "BatchNorm2d":
         c = (_size(args, "num_features", where),)
-        return {"weight": c, "bias": c, "running_mean": c, "running_var": c,
-                "num_batches_tracked": ()}
+        return {
+            "weight": c,
+            "bias": c,
+            "running_mean": c,
+            "running_var": c,
+            "num_batches_tracked": (),
+        }
     if name in _LAYERS:  # the other layers of this module hold no arrays
         return {}
     return None
@@ -575,11 +597,17 @@ def _complete(model, metadata: dict, path: str, strict: bool) -> dict:
     meta = dict(metadata)
     shape = meta.get("input_shape", getattr(model, "last_input_shape", None))
     if shape is not None:
-        if (not isinstance(shape, (list, tuple)) or len(shape) != 3
-                or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
-                           and int(s) >= 1 for s in shape)):
-            raise ValueError(f"{path} records an invalid input_shape {shape!r}; expected "
-                             "[C, H, W] positive ints")
+        if (
+            not isinstance(shape, (list, tuple))
+            or len(shape) != 3
+            or not all(
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) and int(s) >= 1
+                for s in shape
+            )
+        ):
+            raise ValueError(
+                f"{path} records an invalid input_shape {shape!r}; expected [C, H, W] positive ints"
+            )
         shape = [int(s) for s in shape]
     elif strict:
         raise ValueError(
@@ -591,8 +619,9 @@ def _complete(model, metadata: dict, path: str, strict: bool) -> dict:
     classes = meta.get("classes")
     if classes is None and shape is not None:
         classes = [str(k) for k in range(_class_count(model, shape))]
-    if classes is not None and (not isinstance(classes, (list, tuple))
-                                or not all(isinstance(c, str) for c in classes)):
+    if classes is not None and (
+        not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes)
+    ):
         raise ValueError(f"{path} records invalid class names {classes!r}"[:200])
     meta["classes"] = None if classes is None else list(classes)
     try:
@@ -642,7 +671,7 @@ def load_model(path, *, strict: bool = True):
     >>> import cnnkit as ck
     >>> from cnnkit.serialization import load_model
     >>> model = ck.nn.Sequential(ck.nn.Flatten(), ck.nn.Linear(4, 2, rng=0))
-    >>> _ = model(np.zeros((1, 1, 2, 2), np.float32))   # the input shape is now known
+    >>> _ = model(np.zeros((1, 1, 2, 2), np.float32))  # the input shape is now known
     >>> folder = tempfile.TemporaryDirectory()
     >>> path = os.path.join(folder.name, "model.npz")
     >>> _ = ck.save(model, path)

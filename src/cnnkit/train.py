@@ -104,8 +104,9 @@ def seed_generators(seed: int) -> SeedGenerators:
     seed = to_int("seed", seed)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    return SeedGenerators(*(np.random.default_rng(s)
-                            for s in np.random.SeedSequence(seed).spawn(3)))
+    return SeedGenerators(
+        *(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    )
 
 
 @dataclass
@@ -203,7 +204,9 @@ def make_optimizer(params, config: TrainConfig):
     --------
     >>> from cnnkit import nn
     >>> from cnnkit.train import TrainConfig, make_optimizer
-    >>> optimizer = make_optimizer(nn.Linear(2, 1, rng=0).parameters(), TrainConfig(optimizer="sgd"))
+    >>> optimizer = make_optimizer(
+    ...     nn.Linear(2, 1, rng=0).parameters(), TrainConfig(optimizer="sgd")
+    ... )
     >>> type(optimizer).__name__, optimizer.momentum
     ('SGD', 0.9)
     """
@@ -211,8 +214,9 @@ def make_optimizer(params, config: TrainConfig):
 
     if config.optimizer == "adam":
         return optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                     weight_decay=config.weight_decay)
+    return optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
 
 
 def _check_model(model) -> None:
@@ -220,8 +224,7 @@ def _check_model(model) -> None:
     for attribute in ("forward", "backward", "parameters", "train", "eval"):
         if not callable(getattr(model, attribute, None)):
             raise TypeError(
-                f"model must be a cnnkit.nn.Module, got {type(model).__name__} "
-                f"(no {attribute}())"
+                f"model must be a cnnkit.nn.Module, got {type(model).__name__} (no {attribute}())"
             )
 
 
@@ -244,8 +247,15 @@ def _progress_enabled(progress) -> bool:
     return bool(progress)
 
 
-def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset | None = None,
-        callbacks=(), *, progress=None) -> dict:
+def fit(
+    model,
+    train: Dataset,
+    config: TrainConfig | None = None,
+    val: Dataset | None = None,
+    callbacks=(),
+    *,
+    progress=None,
+) -> dict:
     """Train `model` on `train` with cross-entropy loss; return the history.
 
     Each epoch visits every training image once, in batches of
@@ -348,8 +358,9 @@ def fit(model, train: Dataset, config: TrainConfig | None = None, val: Dataset |
                     seen += len(y)
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(loss=f"{total_loss / seen:.4f}",
-                                        acc=f"{correct / seen:.3f}")
+                        bar.set_postfix(
+                            loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}"
+                        )
             finally:
                 if bar is not None:
                     bar.close()
@@ -394,8 +405,11 @@ def _record(model, train: Dataset) -> None:
     metadata = getattr(model, "metadata", None)
     if not isinstance(metadata, dict):
         return  # a duck-typed model keeps no metadata
-    metadata.update(classes=list(train.classes), input_shape=list(train.input_shape),
-                    preprocessing=dict(train.preprocessing or preprocessing_metadata()))
+    metadata.update(
+        classes=list(train.classes),
+        input_shape=list(train.input_shape),
+        preprocessing=dict(train.preprocessing or preprocessing_metadata()),
+    )
 
 
 def _progress_bar(total: int, description: str, show: bool):

@@ -135,9 +135,7 @@ def output_file(suffixes: tuple[str, ...]):
             raise argparse.ArgumentTypeError("must not be empty")
         path = Path(text)
         if path.suffix.lower() not in suffixes:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} must end in {', '.join(suffixes)}"
-            )
+            raise argparse.ArgumentTypeError(f"{text!r} must end in {', '.join(suffixes)}")
         if path.is_dir():
             raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
         return path
@@ -158,8 +156,9 @@ def output_folder(text: str) -> Path:
 
 def add_force(parser: argparse.ArgumentParser, what: str) -> None:
     """Add ``--force``: replace `what` when it exists."""
-    parser.add_argument("--force", action="store_true",
-                        help=f"replace {what} if it exists (otherwise refused)")
+    parser.add_argument(
+        "--force", action="store_true", help=f"replace {what} if it exists (otherwise refused)"
+    )
 
 
 def check_new(paths, option: str, force: bool) -> None:
@@ -169,8 +168,9 @@ def check_new(paths, option: str, force: bool) -> None:
     existing = [str(p) for p in paths if Path(p).exists()]
     if existing:
         shown = ", ".join(existing[:3]) + (" ..." if len(existing) > 3 else "")
-        raise UsageError(option, f"{shown} already exists; pass --force to replace it, "
-                                 "or choose another name")
+        raise UsageError(
+            option, f"{shown} already exists; pass --force to replace it, or choose another name"
+        )
 
 
 def check_writable(path, option: str) -> None:
@@ -196,8 +196,9 @@ def check_writable(path, option: str) -> None:
         with open(probe, "xb"):
             pass
     except OSError as error:
-        raise UsageError(option, f"cannot write {path}: {error.strerror or error} "
-                                 f"(in {folder})") from None
+        raise UsageError(
+            option, f"cannot write {path}: {error.strerror or error} (in {folder})"
+        ) from None
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
@@ -205,8 +206,9 @@ def check_writable(path, option: str) -> None:
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     """Add ``-q/--quiet``."""
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bars or progress messages")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars or progress messages"
+    )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -223,8 +225,9 @@ def check_not_input(output, inputs) -> None:
             continue
         source = Path(source)
         if source.is_file() and _same_file(output, source):
-            raise ValueError(f"refusing to overwrite the input file {str(source)!r}; "
-                             "choose another output path")
+            raise ValueError(
+                f"refusing to overwrite the input file {str(source)!r}; choose another output path"
+            )
 
 
 @contextlib.contextmanager
@@ -266,8 +269,9 @@ def save_image(picture, path) -> Path:
     pixels = np.rint(scaled, out=scaled).astype(np.uint8)  # (H, W[, 3])
     del scaled
     with atomic_path(path) as temporary:
-        Image.fromarray(pixels).save(temporary, format=Image.registered_extensions()[
-            path.suffix.lower()])
+        Image.fromarray(pixels).save(
+            temporary, format=Image.registered_extensions()[path.suffix.lower()]
+        )
     return path
 
 
@@ -276,8 +280,9 @@ def progress(iterable=None, *, total=None, desc=None, quiet=False, unit="it"):
     from tqdm import tqdm
 
     disabled = quiet or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disabled, leave=False,
-                file=sys.stderr)
+    return tqdm(
+        iterable, total=total, desc=desc, unit=unit, disable=disabled, leave=False, file=sys.stderr
+    )
 
 
 # -- how a picture becomes a model's input (predict, features) ----------------------------
@@ -287,18 +292,25 @@ INVERT_CHOICES = {"auto": "auto", "yes": True, "no": False}
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--invert`` and ``--no-crop`` (``cnnkit predict`` and ``cnnkit features``)."""
-    parser.add_argument("--invert", choices=tuple(INVERT_CHOICES), default="auto",
-                        help="invert the picture (1 - value) first: auto "
-                             "inverts a light-background picture for a model trained on "
-                             "light-on-dark images such as the digits (default auto)")
-    parser.add_argument("--no-crop", action="store_true",
-                        help="for models that crop to the drawing (the digits), resize the "
-                             "whole picture instead")
+    parser.add_argument(
+        "--invert",
+        choices=tuple(INVERT_CHOICES),
+        default="auto",
+        help="invert the picture (1 - value) first: auto "
+        "inverts a light-background picture for a model trained on "
+        "light-on-dark images such as the digits (default auto)",
+    )
+    parser.add_argument(
+        "--no-crop",
+        action="store_true",
+        help="for models that crop to the drawing (the digits), resize the whole picture instead",
+    )
 
 
 def prepare(picture, metadata, args):
     """A loaded picture as the (1, C, H, W) input the model expects, as the options say."""
     from cnnkit.preprocessing import prepare as prepare_input
 
-    return prepare_input(picture, metadata, invert=INVERT_CHOICES[args.invert],
-                         crop=False if args.no_crop else None)
+    return prepare_input(
+        picture, metadata, invert=INVERT_CHOICES[args.invert], crop=False if args.no_crop else None
+    )

@@ -46,35 +46,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnkit filter``."""
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("source", metavar="SOURCE",
-                        help="an image file (also a large .tif/.tiff or a .zarr array), an "
-                             "http(s) URL or a bundled sample name (chelsea, astronaut, "
-                             "camera, coffee, ...)")
-    parser.add_argument("-k", "--kernel", required=True, metavar="NAME",
-                        help="a kernel name from `cnnkit kernels`, e.g. sobel_top")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.png",
-                        type=filter_output(IMAGE_SUFFIXES),
-                        help=f"the picture to write ({', '.join(IMAGE_SUFFIXES)}); or, "
-                             "streaming, the response values (.zarr, .tif, .tiff)")
-    parser.add_argument("--stride", type=int_or_pair(1), default=1, metavar="S",
-                        help="step between windows: an int or H,W (default 1)")
-    parser.add_argument("--padding", type=padding_value, default=0, metavar="P",
-                        help="border added on each side: an int, H,W, same or valid "
-                             "(default 0)")
-    parser.add_argument("--padding-mode", default="zeros",
-                        choices=("zeros", "reflect", "replicate", "circular"),
-                        help="what the border holds (default zeros)")
-    parser.add_argument("--gray", action="store_true",
-                        help="filter the luminance instead of each colour channel")
-    parser.add_argument("--display", default="auto", choices=DISPLAY_CHOICES,
-                        help="how the response becomes a picture in [0, 1] (default auto: "
-                             "clip for kernels summing to 1, robust for kernels summing to "
-                             "0; see below)")
-    parser.add_argument("--chunks", type=int_or_pair(16), default=None, metavar="N",
-                        help="stream the image through Dask in blocks of N (or H,W) pixels "
-                             "and write the float32 response to a .zarr or .tif; done "
-                             "anyway for a .zarr or a TIFF over "
-                             f"{LARGE_IMAGE_BYTES // 2**20} MiB (blocks of {DEFAULT_CHUNK})")
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="an image file (also a large .tif/.tiff or a .zarr array), an "
+        "http(s) URL or a bundled sample name (chelsea, astronaut, "
+        "camera, coffee, ...)",
+    )
+    parser.add_argument(
+        "-k",
+        "--kernel",
+        required=True,
+        metavar="NAME",
+        help="a kernel name from `cnnkit kernels`, e.g. sobel_top",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.png",
+        type=filter_output(IMAGE_SUFFIXES),
+        help=f"the picture to write ({', '.join(IMAGE_SUFFIXES)}); or, "
+        "streaming, the response values (.zarr, .tif, .tiff)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=int_or_pair(1),
+        default=1,
+        metavar="S",
+        help="step between windows: an int or H,W (default 1)",
+    )
+    parser.add_argument(
+        "--padding",
+        type=padding_value,
+        default=0,
+        metavar="P",
+        help="border added on each side: an int, H,W, same or valid (default 0)",
+    )
+    parser.add_argument(
+        "--padding-mode",
+        default="zeros",
+        choices=("zeros", "reflect", "replicate", "circular"),
+        help="what the border holds (default zeros)",
+    )
+    parser.add_argument(
+        "--gray", action="store_true", help="filter the luminance instead of each colour channel"
+    )
+    parser.add_argument(
+        "--display",
+        default="auto",
+        choices=DISPLAY_CHOICES,
+        help="how the response becomes a picture in [0, 1] (default auto: "
+        "clip for kernels summing to 1, robust for kernels summing to "
+        "0; see below)",
+    )
+    parser.add_argument(
+        "--chunks",
+        type=int_or_pair(16),
+        default=None,
+        metavar="N",
+        help="stream the image through Dask in blocks of N (or H,W) pixels "
+        "and write the float32 response to a .zarr or .tif; done "
+        "anyway for a .zarr or a TIFF over "
+        f"{LARGE_IMAGE_BYTES // 2**20} MiB (blocks of {DEFAULT_CHUNK})",
+    )
     add_quiet(parser)
 
 
@@ -105,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
         return run_filter(args, kernel)
     image = load_image(args.source, gray=args.gray)
     shape = image.shape
-    response = filter2d(image, kernel, stride=args.stride, padding=args.padding,
-                        padding_mode=args.padding_mode)
+    response = filter2d(
+        image, kernel, stride=args.stride, padding=args.padding, padding_mode=args.padding_mode
+    )
     del image  # memory follows the image: at most two image-sized arrays alive at once
     low, high, response_shape = float(response.min()), float(response.max()), response.shape
     mode = display_mode(kernel, args.display)
@@ -114,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     del response
     save_image(np.asarray(picture), args.output)
     if not args.quiet:
-        print(f"wrote {args.output}: {args.kernel} on {shape} -> response "
-              f"{response_shape}, values {low:.3g} to {high:.3g}, shown as {mode}")
+        print(
+            f"wrote {args.output}: {args.kernel} on {shape} -> response "
+            f"{response_shape}, values {low:.3g} to {high:.3g}, shown as {mode}"
+        )
     return 0

@@ -9,8 +9,12 @@ HELP = "list the named kernels with what each responds to, or show one"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnkit kernels``."""
-    parser.add_argument("name", nargs="?", metavar="NAME",
-                        help="print this kernel's values (default: list every kernel)")
+    parser.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help="print this kernel's values (default: list every kernel)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

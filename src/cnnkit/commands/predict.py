@@ -40,27 +40,54 @@ examples:
   cnnkit predict digits.npz seven.png three.jpg --top 3
   cnnkit predict digits.npz scans/ --csv labels.csv --scheduler tcp://10.0.0.5:8786"""
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnkit predict``."""
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("model", metavar="MODEL", help="a model file written by cnnkit train")
-    parser.add_argument("images", metavar="IMAGE", nargs="+",
-                        help="picture files, folders of them, http(s) URLs or bundled "
-                             "sample names")
-    parser.add_argument("--top", type=positive_int, default=3, metavar="K",
-                        help="how many classes to print per image (default 3)")
+    parser.add_argument(
+        "images",
+        metavar="IMAGE",
+        nargs="+",
+        help="picture files, folders of them, http(s) URLs or bundled sample names",
+    )
+    parser.add_argument(
+        "--top",
+        type=positive_int,
+        default=3,
+        metavar="K",
+        help="how many classes to print per image (default 3)",
+    )
     add_image_options(parser)
     dask = parser.add_argument_group("many images (Dask)")
-    dask.add_argument("--csv", type=output_file((".csv",)), default=None, metavar="OUT.csv",
-                      help="write source,label,probability,error for every image")
-    dask.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                      help="run on an existing Dask cluster (e.g. tcp://host:8786) instead "
-                           "of local processes")
-    dask.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                      help="local worker processes (default: one per CPU)")
-    dask.add_argument("--batch-size", type=positive_int, default=64, metavar="B",
-                      help="images per task (default 64)")
+    dask.add_argument(
+        "--csv",
+        type=output_file((".csv",)),
+        default=None,
+        metavar="OUT.csv",
+        help="write source,label,probability,error for every image",
+    )
+    dask.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run on an existing Dask cluster (e.g. tcp://host:8786) instead of local processes",
+    )
+    dask.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="local worker processes (default: one per CPU)",
+    )
+    dask.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=64,
+        metavar="B",
+        help="images per task (default 64)",
+    )
     add_quiet(parser)
 
 
@@ -94,14 +121,17 @@ def run(args: argparse.Namespace) -> int:
             continue
         p = predict_proba(model, x)[0]  # (K,)
         if len(classes) != len(p):
-            raise ValueError(f"{args.model} names {len(classes)} classes but the model has "
-                             f"{len(p)} outputs")
+            raise ValueError(
+                f"{args.model} names {len(classes)} classes but the model has {len(p)} outputs"
+            )
         best = np.argsort(-p, kind="stable")[:top]
         ranked = ", ".join(f"{classes[k]} ({p[k]:.1%})" for k in best)
         print(f"{source}: {ranked}", flush=True)
     if failed and len(args.images) > 1:
-        print(f"cnnkit predict: error: {failed} of {len(args.images)} images could not be "
-              "read", file=sys.stderr)
+        print(
+            f"cnnkit predict: error: {failed} of {len(args.images)} images could not be read",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 

@@ -54,7 +54,8 @@ def _channels(text: str) -> tuple[int, ...]:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected channels separated by commas (like 32,64), got {text!r}") from None
+            f"expected channels separated by commas (like 32,64), got {text!r}"
+        ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"channels must be >= 1, got {text!r}")
     return values
@@ -96,39 +97,88 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--data", default="digits", metavar="digits|DIR",
-                        help="'digits' or a folder with one sub-folder of images per class "
-                             "(default digits; a folder named digits: ./digits)")
-    parser.add_argument("-o", "--output", required=True, metavar="MODEL.npz",
-                        type=output_file((".npz",)), help="the model file to write")
-    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
-                        help=f"passes over the training images (default {defaults.epochs})")
-    parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help=f"images per optimiser step (default {DEFAULT_BATCH_SIZE}; for "
-                             "a folder with few images, smaller, so that each epoch takes "
-                             f"at least {MIN_STEPS} steps)")
-    parser.add_argument("--lr", type=_finite_float(0, strict=True), default=defaults.lr,
-                        help=f"learning rate (default {defaults.lr:g})")
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default=defaults.optimizer,
-                        help=f"adam, or sgd with momentum {defaults.momentum:g} "
-                             f"(default {defaults.optimizer})")
-    parser.add_argument("--weight-decay", type=_finite_float(0, strict=False),
-                        default=defaults.weight_decay,
-                        help=f"L2 penalty (default {defaults.weight_decay:g})")
-    parser.add_argument("--seed", type=nonnegative_int, default=defaults.seed,
-                        help="seeds the initial weights and the batch order; the same seed "
-                             f"gives the same model (default {defaults.seed})")
-    parser.add_argument("--channels", type=_channels, default=DIGITS_CHANNELS,
-                        metavar="C1,C2,...",
-                        help="output channels of each convolution block (default "
-                             f"{','.join(map(str, DIGITS_CHANNELS))}; a folder's model gets "
-                             "at most one block per halving of --size)")
-    parser.add_argument("--size", type=int_or_pair(1, MAX_SIZE), default=None, metavar="H,W",
-                        help="with --data DIR: resize every picture to this (default 32)")
-    parser.add_argument("--gray", action="store_true",
-                        help="with --data DIR: train on one luminance channel instead of RGB")
-    parser.add_argument("--test-size", type=_fraction, default=0.2, metavar="FRACTION",
-                        help="fraction of each class held out for testing (default 0.2)")
+    parser.add_argument(
+        "--data",
+        default="digits",
+        metavar="digits|DIR",
+        help="'digits' or a folder with one sub-folder of images per class "
+        "(default digits; a folder named digits: ./digits)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="MODEL.npz",
+        type=output_file((".npz",)),
+        help="the model file to write",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=defaults.epochs,
+        help=f"passes over the training images (default {defaults.epochs})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help=f"images per optimiser step (default {DEFAULT_BATCH_SIZE}; for "
+        "a folder with few images, smaller, so that each epoch takes "
+        f"at least {MIN_STEPS} steps)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=_finite_float(0, strict=True),
+        default=defaults.lr,
+        help=f"learning rate (default {defaults.lr:g})",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=("adam", "sgd"),
+        default=defaults.optimizer,
+        help=f"adam, or sgd with momentum {defaults.momentum:g} (default {defaults.optimizer})",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=_finite_float(0, strict=False),
+        default=defaults.weight_decay,
+        help=f"L2 penalty (default {defaults.weight_decay:g})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=defaults.seed,
+        help="seeds the initial weights and the batch order; the same seed "
+        f"gives the same model (default {defaults.seed})",
+    )
+    parser.add_argument(
+        "--channels",
+        type=_channels,
+        default=DIGITS_CHANNELS,
+        metavar="C1,C2,...",
+        help="output channels of each convolution block (default "
+        f"{','.join(map(str, DIGITS_CHANNELS))}; a folder's model gets "
+        "at most one block per halving of --size)",
+    )
+    parser.add_argument(
+        "--size",
+        type=int_or_pair(1, MAX_SIZE),
+        default=None,
+        metavar="H,W",
+        help="with --data DIR: resize every picture to this (default 32)",
+    )
+    parser.add_argument(
+        "--gray",
+        action="store_true",
+        help="with --data DIR: train on one luminance channel instead of RGB",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=_fraction,
+        default=0.2,
+        metavar="FRACTION",
+        help="fraction of each class held out for testing (default 0.2)",
+    )
     add_force(parser, "MODEL.npz")
     add_quiet(parser)
 
@@ -137,8 +187,10 @@ def sidecar_paths(model_path) -> tuple[Path, Path]:
     """The training-curve and confusion-matrix pictures written next to `model_path`."""
     model_path = Path(model_path)
     stem = model_path.stem
-    return (model_path.with_name(f"{stem}_history.png"),
-            model_path.with_name(f"{stem}_confusion.png"))
+    return (
+        model_path.with_name(f"{stem}_history.png"),
+        model_path.with_name(f"{stem}_confusion.png"),
+    )
 
 
 def _load_data(args):
@@ -159,11 +211,13 @@ def _check_arguments(args) -> None:
     if args.data == "digits":
         for option, given in (("--size", args.size is not None), ("--gray", args.gray)):
             if given:
-                raise UsageError(option, "applies only to --data DIR; the digits are "
-                                         "always 8x8 and gray")
+                raise UsageError(
+                    option, "applies only to --data DIR; the digits are always 8x8 and gray"
+                )
     elif not Path(args.data).exists():
-        raise UsageError("--data", f"must be 'digits' or an image folder; {args.data!r} "
-                                   "does not exist")
+        raise UsageError(
+            "--data", f"must be 'digits' or an image folder; {args.data!r} does not exist"
+        )
 
 
 def _check_outputs(outputs, args) -> None:
@@ -181,9 +235,13 @@ def _check_outputs(outputs, args) -> None:
 
 def _print_epoch(total: int):
     def callback(epoch, logs):
-        print(f"epoch {epoch:>{len(str(total))}}/{total}  loss {logs['loss']:.4f}  "
-              f"accuracy {logs['accuracy']:.2%}  test loss {logs['val_loss']:.4f}  "
-              f"test accuracy {logs['val_accuracy']:.2%}  ({logs['time']:.1f} s)", flush=True)
+        print(
+            f"epoch {epoch:>{len(str(total))}}/{total}  loss {logs['loss']:.4f}  "
+            f"accuracy {logs['accuracy']:.2%}  test loss {logs['val_loss']:.4f}  "
+            f"test accuracy {logs['val_accuracy']:.2%}  ({logs['time']:.1f} s)",
+            flush=True,
+        )
+
     return callback
 
 
@@ -205,9 +263,14 @@ def run(args: argparse.Namespace) -> int:
     )
 
     _check_arguments(args)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         optimizer=args.optimizer, weight_decay=args.weight_decay,
-                         seed=args.seed)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+    )
     history_png, confusion_png = sidecar_paths(args.output)
     _check_outputs([args.output, history_png, confusion_png], args)
     check_new([args.output], "-o/--output", args.force)
@@ -215,17 +278,30 @@ def run(args: argparse.Namespace) -> int:
         check_writable(path, "-o/--output")
     train, test, meta = _load_data(args)
     c, h, w = train.input_shape
-    model = simple_cnn(train.num_classes, c, args.channels, input_size=(h, w),
-                       rng=seed_generators(config.seed).weights)
+    model = simple_cnn(
+        train.num_classes,
+        c,
+        args.channels,
+        input_size=(h, w),
+        rng=seed_generators(config.seed).weights,
+    )
     if not args.quiet:
         n_params = sum(p.data.size for p in model.parameters())
-        print(f"training on {len(train)} images {train.input_shape} of {train.num_classes} "
-              f"classes ({meta['data']}), testing on {len(test)}; {n_params} parameters; "
-              f"{config.optimizer} lr {config.lr:g}, batch {config.batch_size_for(len(train))}, "
-              f"{config.epochs} epochs, seed {config.seed}", flush=True)
-    history = fit(model, train, config, val=test,
-                  callbacks=() if args.quiet else (_print_epoch(config.epochs),),
-                  progress=False if args.quiet else None)
+        print(
+            f"training on {len(train)} images {train.input_shape} of {train.num_classes} "
+            f"classes ({meta['data']}), testing on {len(test)}; {n_params} parameters; "
+            f"{config.optimizer} lr {config.lr:g}, batch {config.batch_size_for(len(train))}, "
+            f"{config.epochs} epochs, seed {config.seed}",
+            flush=True,
+        )
+    history = fit(
+        model,
+        train,
+        config,
+        val=test,
+        callbacks=() if args.quiet else (_print_epoch(config.epochs),),
+        progress=False if args.quiet else None,
+    )
     loss, accuracy = evaluate(model, test)
     predictions = predict(model, test)
     matrix = confusion_matrix(test.y, predictions, test.num_classes)
@@ -236,8 +312,10 @@ def run(args: argparse.Namespace) -> int:
     confusion_fig = plot.show_confusion_matrix(matrix, labels=test.classes)
     metadata = {
         **meta,
-        "train_config": {**{k: getattr(config, k) for k in config.__dataclass_fields__},
-                         "batch_size": config.batch_size_for(len(train))},
+        "train_config": {
+            **{k: getattr(config, k) for k in config.__dataclass_fields__},
+            "batch_size": config.batch_size_for(len(train)),
+        },
         "test_accuracy": accuracy,
         "test_loss": loss,
         "history": history,
@@ -246,8 +324,7 @@ def run(args: argparse.Namespace) -> int:
     save(model, args.output, metadata=metadata)  # fit recorded classes, shape, preparation
     save_figure(history_fig, history_png)
     save_figure(confusion_fig, confusion_png)
-    print(f"test accuracy: {accuracy:.2%} ({correct}/{len(test)} images), "
-          f"test loss {loss:.4f}")
+    print(f"test accuracy: {accuracy:.2%} ({correct}/{len(test)} images), test loss {loss:.4f}")
     if not args.quiet:
         print(f"wrote {args.output}, {history_png}, {confusion_png}")
     return 0

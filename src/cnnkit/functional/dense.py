@@ -38,7 +38,9 @@ def linear_forward(x, weight, bias=None):
     weight = as_float_array("weight", weight)
     bias = as_float_array("bias", bias, allow_none=True)
     if weight.ndim != 2:
-        raise ValueError(f"weight must have shape (out_features, in_features), got shape {weight.shape}")
+        raise ValueError(
+            f"weight must have shape (out_features, in_features), got shape {weight.shape}"
+        )
     if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"x must have {weight.shape[1]} features in its last axis for weight of shape "

@@ -36,12 +36,16 @@ def cross_entropy_forward(logits, target):
     logits = as_float_array("logits", logits)
     check_ndim("logits", logits, (2,), "(N, K)")
     if not isinstance(target, np.ndarray):
-        raise TypeError(f"target must be a numpy.ndarray of class indices, got {type(target).__name__}")
+        raise TypeError(
+            f"target must be a numpy.ndarray of class indices, got {type(target).__name__}"
+        )
     if not np.issubdtype(target.dtype, np.integer) or target.dtype == np.bool_:
         raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
     n, k = logits.shape
     if target.shape != (n,):
-        raise ValueError(f"target must have shape ({n},) for logits of shape {logits.shape}, got shape {target.shape}")
+        raise ValueError(
+            f"target must have shape ({n},) for logits of shape {logits.shape}, got shape {target.shape}"
+        )
     if n == 0:
         raise ValueError("logits must hold at least one row, got shape (0, K)")
     if target.min() < 0 or target.max() >= k:

@@ -87,5 +87,7 @@ class Flatten(Module):
         shape = self._last_cache()
         grad_output = as_float_array("grad_output", grad_output)
         if grad_output.size != int(np.prod(shape)):
-            raise ValueError(f"grad_output must have {int(np.prod(shape))} elements, got shape {grad_output.shape}")
+            raise ValueError(
+                f"grad_output must have {int(np.prod(shape))} elements, got shape {grad_output.shape}"
+            )
         return grad_output.reshape(shape)

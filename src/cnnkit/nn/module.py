@@ -96,9 +96,11 @@ class Module:
     ...     def __init__(self):
     ...         super().__init__()
     ...         self.factor = Parameter(np.array(2.0))
+    ...
     ...     def forward(self, x):
     ...         self._x = x
     ...         return self.factor.data * x
+    ...
     ...     def backward(self, grad_output):
     ...         grad = np.sum(grad_output * self._x)
     ...         self.factor.grad = grad if self.factor.grad is None else self.factor.grad + grad
@@ -127,7 +129,9 @@ class Module:
 
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
-            raise RuntimeError(f"call Module.__init__() in {type(self).__name__}.__init__ before assigning {name}")
+            raise RuntimeError(
+                f"call Module.__init__() in {type(self).__name__}.__init__ before assigning {name}"
+            )
         for registry in (self._parameters, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -136,7 +140,9 @@ class Module:
             self._modules[name] = value
         elif name in self._buffers:
             if not isinstance(value, np.ndarray):
-                raise TypeError(f"buffer {name} must be a numpy.ndarray, got {type(value).__name__}")
+                raise TypeError(
+                    f"buffer {name} must be a numpy.ndarray, got {type(value).__name__}"
+                )
             self._buffers[name] = value
         object.__setattr__(self, name, value)
 
@@ -214,7 +220,9 @@ class Module:
             for parameter in module._parameters.values():
                 if parameter is not None:
                     parameter.data = parameter.data.astype(dtype)
-                    parameter.grad = None if parameter.grad is None else parameter.grad.astype(dtype)
+                    parameter.grad = (
+                        None if parameter.grad is None else parameter.grad.astype(dtype)
+                    )
             for name, buffer in list(module._buffers.items()):
                 if buffer.dtype.kind == "f":
                     setattr(module, name, buffer.astype(dtype))
@@ -263,7 +271,9 @@ class Module:
                     f"state_dict[{key!r}] has shape {value.shape}, expected {current.shape}"
                 )
             if not np.can_cast(value.dtype, current.dtype, casting="same_kind"):
-                raise TypeError(f"state_dict[{key!r}] has dtype {value.dtype}, expected {current.dtype}")
+                raise TypeError(
+                    f"state_dict[{key!r}] has dtype {value.dtype}, expected {current.dtype}"
+                )
             current[...] = value
 
     def extra_repr(self) -> str:
@@ -314,7 +324,9 @@ class Sequential(Module):
     --------
     >>> import numpy as np
     >>> from cnnkit import nn
-    >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2, rng=0))
+    >>> model = nn.Sequential(
+    ...     nn.Conv2d(1, 4, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2, rng=0)
+    ... )
     >>> model(np.ones((5, 1, 4, 4))).shape
     (5, 2)
     >>> list(model.state_dict())
@@ -325,7 +337,9 @@ class Sequential(Module):
         super().__init__()
         for index, layer in enumerate(layers):
             if not isinstance(layer, Module):
-                raise TypeError(f"layer {index} must be a cnnkit.nn.Module, got {type(layer).__name__}")
+                raise TypeError(
+                    f"layer {index} must be a cnnkit.nn.Module, got {type(layer).__name__}"
+                )
             setattr(self, str(index), layer)
         refuse_shared_modules(self)
 

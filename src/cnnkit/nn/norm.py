@@ -113,7 +113,9 @@ class LocalResponseNorm(Module):
         self.k = check_real("k", k)
 
     def forward(self, x):
-        out, self._cache = F.local_response_norm_forward(x, self.size, self.alpha, self.beta, self.k)
+        out, self._cache = F.local_response_norm_forward(
+            x, self.size, self.alpha, self.beta, self.k
+        )
         return out
 
     def backward(self, grad_output):

@@ -176,8 +176,10 @@ def _input_values(values, input_size, rng, high):
     if values is None:
         shape = check_positive("input_size", input_size)
         if max(shape) > MAX_GRID_SIDE:
-            raise ValueError(f"input_size must be at most {MAX_GRID_SIDE} to be drawn "
-                             f"legibly, got {input_size!r}")
+            raise ValueError(
+                f"input_size must be at most {MAX_GRID_SIDE} to be drawn "
+                f"legibly, got {input_size!r}"
+            )
         return rng.integers(0, high, size=shape).astype(np.float64)
     values = as_float_array("values", values)
     check_ndim("values", values, (2,), "(H, W)")
