@@ -160,3 +160,52 @@ def test_blocks_match_torch_and_each_other(shape, training, rng, threads):
     ck.set_num_threads(1 if threads == 2 else 2)
     for a, b_ in zip(result, run()):
         np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("grad_channels_last", [True, False])
+@pytest.mark.parametrize("training", [True, False])
+def test_channels_last_input_matches_torch_and_keeps_its_layout(
+    training, grad_channels_last, rng, threads
+):
+    """A convolution's channels-last output is normalised in place of its layout: the
+    output and the input gradient keep it, the numbers equal PyTorch's, and one and two
+    threads agree bit for bit."""
+    import cnnkit as ck
+
+    n, c, h, w = 4, 6, 5, 7
+    x = np.ascontiguousarray((rng.standard_normal((n, h, w, c)) * 3 + 2).astype(np.float32))
+    x = x.transpose(0, 3, 1, 2)  # (N, C, H, W) view of channels-last memory
+    g = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    if grad_channels_last:
+        g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    rm, rv = rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
+    wt, b = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    expected = torch_batch_norm(
+        np.ascontiguousarray(x),
+        rm.copy(),
+        rv.copy(),
+        wt,
+        b,
+        training,
+        0.3,
+        1e-3,
+        np.ascontiguousarray(g),
+    )
+
+    def run():
+        mean, var = rm.copy(), rv.copy()
+        out, cache = F.batch_norm_forward(
+            x, mean, var, wt, b, training=training, momentum=0.3, eps=1e-3
+        )
+        return (out, *F.batch_norm_backward(g, cache), mean, var)
+
+    result = run()
+    out, dx = result[0], result[1]
+    assert out.shape == dx.shape == x.shape
+    assert out.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert dx.transpose(0, 2, 3, 1).flags.c_contiguous
+    for mine, theirs in zip(result, expected):
+        np.testing.assert_allclose(mine, theirs, rtol=2e-4, atol=2e-4)
+    ck.set_num_threads(1 if threads == 2 else 2)
+    for a, b_ in zip(result, run()):
+        np.testing.assert_array_equal(a, b_)

@@ -295,3 +295,44 @@ def test_pooling_is_the_same_for_any_thread_count(case, budget, rng, monkeypatch
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+def _channels_last(a):
+    """`a` (N, C, H, W) as a view of channels-last memory (a convolution's output layout)."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("grad_channels_last", [True, False])
+@pytest.mark.parametrize("budget", [600, 5000])
+@pytest.mark.parametrize("case", MAX_CASES[:8])
+def test_channels_last_pooling_matches_torch_and_keeps_its_layout(
+    case, budget, grad_channels_last, rng, monkeypatch, threads
+):
+    """Channels-last inputs, with gradients in either layout: PyTorch's results, and the
+    output and input gradient keep the input's layout (as PyTorch's channels_last)."""
+    from cnnkit import _threads
+
+    monkeypatch.setattr(_threads, "BLOCK_BYTES", budget)
+    n, c, h, w, kernel, stride, padding, dilation, ceil_mode = case
+    x = _channels_last(reference.tie_free(rng, (n, c, h, w)))
+    (out, idx), cache = F.max_pool2d_forward(
+        x, kernel, stride, padding, dilation, ceil_mode, return_indices=True
+    )
+    g = rng.standard_normal(out.shape)
+    expected, expected_idx, expected_grad = torch_max(
+        np.ascontiguousarray(x), kernel, stride, padding, dilation, ceil_mode, g
+    )
+    grad_x = F.max_pool2d_backward(_channels_last(g) if grad_channels_last else g, cache)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(idx, expected_idx)
+    np.testing.assert_allclose(grad_x, expected_grad, rtol=1e-12, atol=1e-12)
+    for result in (out, grad_x):
+        assert result.transpose(0, 2, 3, 1).flags.c_contiguous
+    if dilation == 1:
+        out, cache = F.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, False)
+        xt = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+        expected = TF.avg_pool2d(xt, kernel, stride, padding, ceil_mode, False)
+        expected.backward(torch.tensor(g))
+        grad_x = F.avg_pool2d_backward(_channels_last(g) if grad_channels_last else g, cache)
+        np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(grad_x, xt.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -24,7 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cnnkit._validation import to_int
 
-__all__ = ["BLOCK_BYTES", "blocks", "get_num_threads", "parallel", "set_num_threads"]
+__all__ = [
+    "BLOCK_BYTES",
+    "blocks",
+    "elementwise",
+    "get_num_threads",
+    "memory_order",
+    "parallel",
+    "set_num_threads",
+]
 
 ENV_VARIABLE = "CNNKIT_NUM_THREADS"
 
@@ -211,7 +219,7 @@ def blocks(
     return [(start, min(start + step, count)) for start in range(0, count, step)]
 
 
-def _memory_order(a) -> tuple[int, ...]:
+def memory_order(a) -> tuple[int, ...]:
     """`a`'s axes longer than 1, outermost first in memory."""
     return tuple(
         sorted(
@@ -244,8 +252,8 @@ def elementwise(update, *arrays) -> None:
     array([[ 0.,  2.,  4.],
            [ 6.,  8., 10.]])
     """
-    order = _memory_order(arrays[0])
-    same_layout = all(a.shape == arrays[0].shape and _memory_order(a) == order for a in arrays)
+    order = memory_order(arrays[0])
+    same_layout = all(a.shape == arrays[0].shape and memory_order(a) == order for a in arrays)
     flats = [_memory_order_flat(a, order) for a in arrays] if same_layout else [None]
     if any(f is None for f in flats) or arrays[0].size == 0:
         update(*arrays)

@@ -41,6 +41,37 @@ def _per_channel(name, value, channels):
     return value
 
 
+def _channel_view(a: np.ndarray) -> np.ndarray:
+    """An (N, C, H, W) array as the (A, C, B, 1) view its memory order allows, without a copy.
+
+    Channel-major memory stays (N, C, H, W); channels-last memory (a convolution's output)
+    is seen as (N*H*W, C, 1, 1), so the blocks are runs of whole pixels and the output can
+    keep the input's layout (as PyTorch's channels_last does).
+    """
+    if a.flags.c_contiguous:
+        return a
+    n, c, h, w = a.shape
+    rows = a.transpose(0, 2, 3, 1)
+    if rows.flags.c_contiguous:
+        return rows.reshape(n * h * w, c, 1, 1)
+    return a
+
+
+def _as_input_shape(view: np.ndarray, shape) -> np.ndarray:
+    """An array laid out as :func:`_channel_view` gave, back in the input's `shape`."""
+    if view.size == 0 or len(shape) == 2 or view.shape == tuple(shape):
+        return view.reshape(shape)
+    n, c, h, w = shape
+    return view.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+
+def _as_view_of(a: np.ndarray, view_shape) -> np.ndarray:
+    """`a`, of the input's shape, as the input's :func:`_channel_view` (a copy if laid out otherwise)."""
+    if a.ndim == 2 or a.shape == tuple(view_shape):
+        return a.reshape(view_shape)
+    return a.transpose(0, 2, 3, 1).reshape(view_shape)
+
+
 def _blocks(shape, itemsize):
     """Blocks ``(n0, n1, c0, c1, h0, h1)`` of an (N, C, H, W) array, about ``BLOCK_BYTES`` each.
 
@@ -181,6 +212,7 @@ def batch_norm_forward(
         if buffer is not None and training and not buffer.flags.writeable:
             raise ValueError(f"{name} must be writeable: it is updated in place when training")
     x4 = x if x.ndim == 4 else x[:, :, None, None]  # (N, C, H, W); (N, C) as (N, C, 1, 1)
+    x4 = _channel_view(x4)  # (N*H*W, C, 1, 1) for channels-last memory
     blocks = _blocks(x4.shape, x.itemsize)
     count = x.size // channels if channels else 0
     if training:
@@ -219,7 +251,7 @@ def batch_norm_forward(
 
     _threads.parallel(normalise, blocks)
     cache = _BatchNormCache(x4, x.shape, mean, inv_std, weight, bias is not None, bool(training))
-    return out4.reshape(x.shape), cache
+    return _as_input_shape(out4, x.shape), cache
 
 
 def batch_norm_backward(grad_output, cache):
@@ -257,7 +289,8 @@ def batch_norm_backward(grad_output, cache):
     (array([-1.]), array([1.]))
     """
     x4, mean, inv_std = cache.x, cache.mean, cache.inv_std
-    grad = check_grad(grad_output, cache.shape, inv_std.dtype).reshape(x4.shape)  # (N, C, H, W)
+    grad = check_grad(grad_output, cache.shape, inv_std.dtype)
+    grad = _as_view_of(grad, x4.shape)  # laid out as the input's view
     channels = x4.shape[1]
     count = x4.size // channels
     blocks = _blocks(x4.shape, max(x4.itemsize, grad.itemsize))
@@ -297,7 +330,7 @@ def batch_norm_backward(grad_output, cache):
             np.multiply(_part(grad, block), _column(scale, block), out=_part(grad_x, block))
 
     _threads.parallel(input_grad, blocks)
-    return grad_x.reshape(cache.shape), grad_weight, grad_bias
+    return _as_input_shape(grad_x, cache.shape), grad_weight, grad_bias
 
 
 def batch_norm(

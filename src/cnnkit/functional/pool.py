@@ -169,7 +169,7 @@ def _band(xb, g: _PoolGeometry, block, fill):
     source = xb[n0:n1, c0:c1]
     if not padded:
         return source[:, :, r0:r1]
-    band = scratch("pool.band", (n1 - n0, c1 - c0, r1 - r0, g.padded[1]), source.dtype)
+    band = scratch("pool.band", (n1 - n0, c1 - c0, r1 - r0, g.padded[1]), source.dtype, source)
     band.fill(fill)
     s0, s1 = max(r0, 0), min(r1, h)
     cols = min(w, g.padded[1] - pw)
@@ -184,7 +184,7 @@ def _gradient_band(dx, g: _PoolGeometry, block):
     target = dx[n0:n1, c0:c1]
     if not padded:
         return target[:, :, r0:r1]
-    dband = scratch("pool.dband", (n1 - n0, c1 - c0, r1 - r0, g.padded[1]), target.dtype)
+    dband = scratch("pool.dband", (n1 - n0, c1 - c0, r1 - r0, g.padded[1]), target.dtype, target)
     dband.fill(0)
     return dband
 
@@ -283,14 +283,14 @@ def _winners(band, out, g: _PoolGeometry):
     """
     kh, kw = g.kernel
     rows = out.shape[2]
-    claimed = np.isnan(out, out=scratch("pool.claimed", out.shape, bool))
+    claimed = np.isnan(out, out=scratch("pool.claimed", out.shape, bool, out))
     last_nan = None
     if claimed.any():
         last_nan = np.full_like(out, -1, dtype=np.int64)
         for offset in range(kh * kw):
             nan = np.isnan(g.tap(band, *divmod(offset, kw), rows))
             np.copyto(last_nan, offset, where=nan)
-    winner = scratch("pool.winner", out.shape, bool)
+    winner = scratch("pool.winner", out.shape, bool, out)
     for offset in range(kh * kw):
         np.equal(g.tap(band, *divmod(offset, kw), rows), out, out=winner)
         np.greater(winner, claimed, out=winner)  # equal and not yet claimed
@@ -337,7 +337,7 @@ def max_pool2d_backward(grad_output, cache):
            [0., 0.]])
     """
     g: _PoolGeometry = cache.geometry
-    grad = _check_grad(grad_output, g, cache.rank, cache.out.dtype)
+    grad = _laid_out_as(_check_grad(grad_output, g, cache.rank, cache.out.dtype), cache.out)
     kw = g.kernel[1]
     dx = np.empty_like(cache.x)
     disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(g.stride, g.dilation, g.kernel))
@@ -349,8 +349,11 @@ def max_pool2d_backward(grad_output, cache):
             band = _band(cache.x, g, block, -np.inf)
             dband = _gradient_band(dx, g, block)
             grad_block = grad[n0:n1, c0:c1, h0:h1]
-            routed = None if disjoint else scratch("pool.routed", grad_block.shape, dx.dtype)
-            for offset, winner in _winners(band, cache.out[n0:n1, c0:c1, h0:h1], g):
+            out_block = cache.out[n0:n1, c0:c1, h0:h1]
+            routed = (
+                None if disjoint else scratch("pool.routed", out_block.shape, dx.dtype, out_block)
+            )
+            for offset, winner in _winners(band, out_block, g):
                 target = g.tap(dband, *divmod(offset, kw), h1 - h0)
                 if disjoint:  # each input element is seen by one window and offset at most
                     np.multiply(grad_block, winner, out=target)
@@ -361,6 +364,15 @@ def max_pool2d_backward(grad_output, cache):
 
     _threads.parallel(run, _units(g, dx.itemsize))
     return from_batch(dx, cache.rank)
+
+
+def _laid_out_as(a: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """`a`, or a copy of it in `like`'s memory order (mixed orders make every pass slow)."""
+    if _threads.memory_order(a) == _threads.memory_order(like):
+        return a
+    copy = np.empty_like(like, dtype=a.dtype)
+    np.copyto(copy, a)
+    return copy
 
 
 def _check_grad(grad_output, g: _PoolGeometry, rank, dtype) -> np.ndarray:
@@ -519,7 +531,7 @@ def avg_pool2d_backward(grad_output, cache):
             n0, n1, c0, c1, h0, h1 = block
             dband = _gradient_band(dx, g, block)
             grad_block = grad[n0:n1, c0:c1, h0:h1]
-            share = scratch("pool.share", grad_block.shape, dx.dtype)
+            share = scratch("pool.share", grad_block.shape, dx.dtype, grad_block)
             np.divide(grad_block, cache.divisor[h0:h1], out=share)
             for offset in range(kh * kw):
                 g.tap(dband, *divmod(offset, kw), h1 - h0)[...] += share
