@@ -54,8 +54,31 @@ def synchronous():
         yield
 
 
-def chunked(array, chunks):
-    return da.from_array(array, chunks=chunks + (-1,) * (array.ndim - 2))
+class Stored:
+    """An array-like read region by region (as a Zarr, HDF5 or TIFF array is), not NumPy."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+        self.reads = []
+
+    def __getitem__(self, index):
+        self.reads.append(index)
+        return self.array[index].copy()
+
+
+SOURCES = ("in memory", "stored")
+
+
+def chunked(array, chunks, source="in memory"):
+    """`array` in dask blocks: a NumPy array's blocks, or regions of a stored array-like."""
+    chunks = chunks + (-1,) * (array.ndim - 2)
+    return da.from_array(Stored(array) if source == "stored" else array, chunks=chunks)
+
+
+def assert_path(lazy, source):
+    """Stored arrays go through the read-your-own-region graph, others through overlap."""
+    assert lazy.name.startswith(("filter2d-", "conv2d-")) == (source == "stored"), lazy.name
 
 
 def assert_same(lazy, expected):
@@ -78,7 +101,8 @@ def assert_same(lazy, expected):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("chunks", CHUNKINGS.values(), ids=CHUNKINGS.keys())
 @pytest.mark.parametrize("channels", [0, 3])
-def test_filter2d_equals_in_memory(mode, chunks, channels, rng):
+@pytest.mark.parametrize("source", SOURCES)
+def test_filter2d_equals_in_memory(mode, chunks, channels, source, rng):
     """Every chunking, padding mode, kernel shape, stride and padding: the in-memory result."""
     shape = (13, 17, channels) if channels else (13, 17)
     image = rng.random(shape, dtype=np.float32)
@@ -86,8 +110,13 @@ def test_filter2d_equals_in_memory(mode, chunks, channels, rng):
         kernel = rng.standard_normal(kernel_shape).astype(np.float32)
         expected = ck.filter2d(image, kernel, stride=stride, padding=padding, padding_mode=mode)
         lazy = ckd.filter2d(
-            chunked(image, chunks), kernel, stride=stride, padding=padding, padding_mode=mode
+            chunked(image, chunks, source),
+            kernel,
+            stride=stride,
+            padding=padding,
+            padding_mode=mode,
         )
+        assert_path(lazy, source)
         assert lazy.shape == expected.shape, (kernel_shape, stride, padding)
         assert_same(lazy, expected)
 
@@ -95,7 +124,8 @@ def test_filter2d_equals_in_memory(mode, chunks, channels, rng):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("chunks", [(5, 4), (2, 3)])
-def test_conv2d_equals_in_memory(mode, chunks, rng):
+@pytest.mark.parametrize("source", SOURCES)
+def test_conv2d_equals_in_memory(mode, chunks, source, rng):
     """A batch of multi-channel maps with dilation, groups and bias, chunked over N, H and W."""
     x = rng.standard_normal((3, 4, 11, 10)).astype(np.float32)
     for (kh, kw), stride, padding, dilation, groups in [
@@ -112,20 +142,28 @@ def test_conv2d_equals_in_memory(mode, chunks, rng):
             stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode
         )
         expected = F.conv2d(x, weight, bias, **options)
-        lazy = ckd.conv2d(da.from_array(x, chunks=(2, 2, *chunks)), weight, bias, **options)
+        stored = Stored(x) if source == "stored" else x
+        lazy = ckd.conv2d(da.from_array(stored, chunks=(2, 2, *chunks)), weight, bias, **options)
+        assert_path(lazy, source)
         assert lazy.chunks[0] == (2, 1)  # the batch keeps its blocks
         assert_same(lazy, expected)
 
 
 @pytest.mark.parametrize("rank", [2, 3])
-def test_conv2d_single_sample_and_matrix(rank, rng):
+@pytest.mark.parametrize("source", SOURCES)
+def test_conv2d_single_sample_and_matrix(rank, source, rng):
     """(C, H, W) and (H, W) inputs give the ranks the in-memory conv2d gives."""
     x = rng.standard_normal((2, 13, 11)[3 - rank :]).astype(np.float64)
     weight = rng.standard_normal((3, 2, 3, 3) if rank == 3 else (3, 3))
     expected = F.conv2d(x, weight, stride=2, padding=1, padding_mode="reflect")
     lazy = ckd.conv2d(
-        da.from_array(x, chunks=4), weight, stride=2, padding=1, padding_mode="reflect"
+        da.from_array(Stored(x) if source == "stored" else x, chunks=4),
+        weight,
+        stride=2,
+        padding=1,
+        padding_mode="reflect",
     )
+    assert_path(lazy, source)
     assert_same(lazy, expected)
 
 
@@ -161,6 +199,60 @@ def test_seams_see_the_whole_image():
     np.testing.assert_array_equal(reflected[0, 1:], image[1, :-1])
 
 
+def test_stored_blocks_are_read_with_thin_halos_only():
+    """From a store, a task reads at most one block and gets only thin edges of others.
+
+    That is what bounds the memory of a worker by a few blocks, whatever the image size:
+    no task ever waits with a neighbour's whole block.
+    """
+    image = np.random.default_rng(1).random((64, 80), dtype=np.float32)
+    stored = Stored(image)
+    lazy = ckd.filter2d(
+        da.from_array(stored, chunks=16), np.ones((5, 5), np.float32), padding="same"
+    )
+    assert_path(lazy, "stored")
+    graph = dict(lazy.__dask_graph__())
+    donors = [key for key in graph if isinstance(key, tuple) and "-halo-" in key[0]]
+    assert len(donors) == 4 * 5
+    halo = 2  # rows and columns each side of a 5 x 5 window
+    for pieces in dask.get(graph, donors):
+        for piece in pieces.values():
+            assert min(piece.shape) <= halo and max(piece.shape) <= 16 + halo
+    stored.reads.clear()
+    np.testing.assert_array_equal(
+        lazy.compute(), ck.filter2d(image, np.ones((5, 5), np.float32), padding="same")
+    )
+    assert len(stored.reads) == 2 * 4 * 5  # each block twice: by its donor and by itself
+    assert all(s.stop - s.start <= 16 for index in stored.reads for s in index)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_zarr_and_tiled_tiff_are_filtered_from_the_store(mode, tmp_path):
+    """da.from_zarr and read_image (integer TIFF tiles, luminance) use the store path."""
+    import tifffile
+    import zarr
+
+    rng = np.random.default_rng(2)
+    kernel = rng.standard_normal((5, 4)).astype(np.float32)
+    options = dict(stride=(2, 1), padding="same", padding_mode=mode)
+    pixels = rng.random((50, 70), dtype=np.float32)
+    stored = zarr.open_array(
+        str(tmp_path / "in.zarr"), mode="w", shape=pixels.shape, chunks=(16, 24), dtype="f4"
+    )
+    stored[:] = pixels
+    lazy = ckd.filter2d(da.from_zarr(str(tmp_path / "in.zarr")), kernel, **options)
+    assert_path(lazy, "stored")
+    assert_same(lazy, ck.filter2d(pixels, kernel, **options))
+
+    rgb = (rng.random((70, 90, 3)) * 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "in.tif", rgb, tile=(32, 32))
+    gray = ckd.read_image(tmp_path / "in.tif", chunks=(32, 40), gray=True)
+    lazy = ckd.filter2d(gray, kernel, **options)
+    assert_path(lazy, "stored")
+    in_memory = ck.images.rgb_to_gray(rgb.astype(np.float32) / np.float32(65535))
+    assert_same(lazy, ck.filter2d(in_memory, kernel, **options))
+
+
 def test_output_blocks_follow_input_blocks_with_same_padding():
     """'same' padding at stride 1 gives output blocks equal to the input's (Zarr-ready)."""
     image = da.zeros((100, 90), chunks=(32, 40), dtype=np.float32)
@@ -189,12 +281,14 @@ def test_axis_plan_covers_every_output_once():
             assert min(plan.padded_chunks) >= max(plan.depth)
 
 
-def test_dtypes_follow_the_in_memory_op(rng):
+@pytest.mark.parametrize("source", SOURCES)
+def test_dtypes_follow_the_in_memory_op(source, rng):
     """uint8 images are filtered in float32; a float64 kernel promotes, as in memory."""
     image = (rng.random((10, 12, 3)) * 255).astype(np.uint8)
     for kernel in (np.ones((3, 3), np.float32), ck.kernels.get("sobel_top")):
         expected = ck.filter2d(image, kernel, padding=1)
-        lazy = ckd.filter2d(chunked(image, (4, 5)), kernel, padding=1)
+        lazy = ckd.filter2d(chunked(image, (4, 5), source), kernel, padding=1)
+        assert_path(lazy, source)
         assert lazy.dtype == expected.dtype
         assert_same(lazy, expected)
     # a NumPy image is accepted as one block
@@ -380,18 +474,22 @@ def test_cli_filter_streams_tiff_to_zarr_and_zarr_to_tiff(scan, tmp_path, capsys
 
 
 def test_cli_filter_streaming_refusals(scan, tmp_path, capsys):
-    """Streaming refuses pictures, --display and its own input, with one line and exit 1."""
+    """Streaming refuses a picture output and --display as usage errors (exit 2, naming
+    the option, before any work), and its own input (exit 1), each with one line."""
     source, _ = scan
     zarr_input = tmp_path / "in.zarr"
     ckd.write_image(ckd.read_image(source), zarr_input)
     cases = [
-        (["-o", str(tmp_path / "x.png"), "--chunks", "32"], "not .png"),
-        (["-o", str(tmp_path / "x.zarr"), "--display", "abs"], "--display"),
+        (source, ["-o", str(tmp_path / "x.png"), "--chunks", "32"], "-o/--output", "not .png"),
+        (zarr_input, ["-o", str(tmp_path / "x.png")], "-o/--output", "not .png"),
+        (source, ["-o", str(tmp_path / "x.zarr"), "--display", "abs"], "--display", ""),
+        (zarr_input, ["-o", str(tmp_path / "x.tif"), "--display", "clip"], "--display", ""),
     ]
-    for extra, message in cases:
-        assert main(["filter", str(source), "-k", "sobel_top", *extra]) == 1
+    for image, extra, option, message in cases:
+        assert main(["filter", str(image), "-k", "sobel_top", *extra]) == 2
         err = capsys.readouterr().err
-        assert message in err and len(err.strip().splitlines()) == 1
+        assert f"error: argument {option}: " in err and message in err
+        assert len(err.strip().splitlines()) == 1
     assert main(["filter", str(zarr_input), "-k", "sobel_top", "-o", str(zarr_input)]) == 1
     assert "refusing to overwrite" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "scan.tif"]

@@ -11,7 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from cnnkit.commands._common import atomic_path, check_not_input, progress
+from cnnkit.commands._common import UsageError, atomic_path, check_not_input, progress
 
 __all__ = [
     "filter_output",
@@ -82,16 +82,18 @@ def run_filter(args: argparse.Namespace, kernel) -> int:
     from cnnkit import dask as ckd
 
     source = Path(str(args.source))
+    # usage errors (exit 2), before any work
     if args.output.suffix.lower() not in STREAM_OUTPUTS:
-        raise ValueError(
+        raise UsageError(
+            "-o/--output",
             f"a streamed filter writes the response values to "
             f"{', '.join(STREAM_OUTPUTS)}, not {args.output.suffix}; "
-            "choose such an output"
+            "choose such an output",
         )
     if args.display != "auto":
-        raise ValueError(
-            "--display does not apply when streaming: the response values "
-            "are written as they are (float32)"
+        raise UsageError(
+            "--display",
+            "does not apply when streaming: the response values are written as they are (float32)",
         )
     check_not_input(args.output, [source])
     if source.resolve() == args.output.resolve():
@@ -100,8 +102,8 @@ def run_filter(args: argparse.Namespace, kernel) -> int:
         )
     chunks = args.chunks if args.chunks is not None else DEFAULT_CHUNK
     chunks = chunks if isinstance(chunks, tuple) else (chunks, chunks)
-    image = ckd.read_image(source, gray=args.gray)
-    image = image.rechunk(chunks + (-1,) * (image.ndim - 2))
+    # the blocks are read from the file as they are (no rechunking), each with its halo
+    image = ckd.read_image(source, chunks={0: chunks[0], 1: chunks[1]}, gray=args.gray)
     # float32 in, float32 out: the named kernels are float64, which would double the bytes
     response = ckd.filter2d(
         image,

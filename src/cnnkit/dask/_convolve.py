@@ -1,5 +1,11 @@
 """Convolution and filtering of dask arrays: the in-memory op on overlapping blocks.
 
+Two graphs give the same blocks. An image read from a store (Zarr, TIFF, HDF5: any
+array-like under ``da.from_array``/``da.from_zarr``/:func:`cnnkit.dask.read_image`) is
+cut by ``_from_store`` at the end of this module: each output block reads its own
+region and takes thin edges from its neighbours, so memory stays at a few blocks per
+worker. Any other dask array goes through ``map_overlap``'s machinery, as follows.
+
 The image is padded once, at its true edges, with the in-memory op's own padding rule;
 each block then gets an explicit halo from its neighbours (``boundary="none"``: no block
 ever pads its own edge) and the block function is the in-memory op itself with no
@@ -15,6 +21,8 @@ starts on the stride grid (its offset). ``left`` is the top padding when that is
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 
 import dask.array as da
@@ -88,6 +96,7 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros"):
     >>> bool(np.allclose(lazy.compute(scheduler="synchronous"), in_memory, atol=1e-6))
     True
     """
+    stored = _stored_source(image)
     image = _as_float_dask("image", image)
     if image.ndim not in (2, 3):
         raise ValueError(
@@ -113,8 +122,18 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros"):
             channels,
             padding_mode,
         )[3]
-        image = image.rechunk({2: -1})
     dtype = np.result_type(image.dtype, kernel.dtype)
+    if stored is not None:
+        return _from_store(
+            stored,
+            image,
+            geometry,
+            dtype,
+            functools.partial(_filter2d, kernel=kernel, stride=geometry.stride),
+            "filter2d",
+        )
+    if image.ndim == 3:
+        image = image.rechunk({2: -1})
     return _blockwise(
         image, (0, 1), geometry, dtype, _filter_block, kernel=kernel, stride=geometry.stride
     )
@@ -165,12 +184,24 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     >>> bool(np.allclose(lazy.compute(scheduler="synchronous"), expected, atol=1e-5))
     True
     """
+    stored = _stored_source(x)
     x = _as_float_dask("x", x)
     _, weight, bias, geometry, rank = validate(
         _stand_in(x), weight, bias, stride, padding, dilation, groups, padding_mode
     )
-    batch = x.reshape((1,) * (4 - rank) + x.shape).rechunk({1: -1})  # (N, C, H, W)
     dtype = np.result_type(x.dtype, weight.dtype, *([bias.dtype] if bias is not None else []))
+    if stored is not None:
+        function = functools.partial(
+            _conv_region,
+            rank=rank,
+            weight=weight,
+            bias=bias,
+            stride=geometry.stride,
+            dilation=geometry.dilation,
+            groups=geometry.groups,
+        )
+        return _from_store(stored, x, geometry, dtype, function, "conv2d")
+    batch = x.reshape((1,) * (4 - rank) + x.shape).rechunk({1: -1})  # (N, C, H, W)
     out = _blockwise(
         batch,
         (2, 3),
@@ -257,11 +288,25 @@ def _blockwise(x, axes, geometry, dtype, block_function, **options):
 class _Plan:
     """How one axis is cut: padded blocks, their halo, output blocks and window offsets."""
 
-    def __init__(self, padded_chunks, depth, out_chunks, offsets):
+    def __init__(self, padded_chunks, depth, out_chunks, offsets, bounds, starts):
         self.padded_chunks = padded_chunks
         self.depth = depth  # (before, after)
         self.out_chunks = out_chunks
         self.offsets = offsets  # rows to skip at each block's start to reach its first window
+        self.bounds = bounds  # the blocks' edges in padded rows: len(blocks) + 1 of them
+        self.starts = starts  # each block's first window, and the number of windows last
+
+    def parts(self, k, reach, stride):
+        """Padded rows of block `k`'s windows, as (rows from block k - 1, its own rows,
+        rows from block k + 1); an empty part is None."""
+        first = self.starts[k] * stride
+        end = (self.starts[k + 1] - 1) * stride + reach
+        low, high = self.bounds[k], self.bounds[k + 1]
+        return (
+            (first, low) if first < low else None,
+            (max(first, low), min(end, high)),
+            (high, end) if end > high else None,
+        )
 
 
 def _axis_plan(chunks, pads, reach, stride) -> _Plan:
@@ -297,6 +342,8 @@ def _axis_plan(chunks, pads, reach, stride) -> _Plan:
         (halo_before, halo_after),
         tuple(np.diff(starts).tolist()),
         offsets,
+        tuple(bounds),
+        tuple(starts),
     )
 
 
@@ -323,3 +370,239 @@ def _conv_block(block, *, weight, bias, stride, dilation, groups, axes, offsets,
         dilation=dilation,
         groups=groups,
     )
+
+
+# -- Images read straight from their store ----------------------------------------------
+#
+# When the dask array is nothing but reads of an array-like (``da.from_zarr``,
+# ``da.from_array`` of a Zarr, HDF5 or TIFF array, :func:`cnnkit.dask.read_image`), each
+# output block is one task that reads its own rows and columns from the store and gets
+# the few rows and columns of halo it needs from its neighbours from small "donor" tasks
+# (one per block, which read that block and keep only the edges the neighbours need). No
+# task waits with a neighbour's whole block in memory, so a worker holds about one block
+# read, one assembled with its halo and one result at a time, whatever the image size;
+# each stored block is read twice (once by its donor task, once by its own).
+
+_GETTERS = ("getter", "getter_nofancy", "getter_inline")
+
+
+def _stored_source(x):
+    """The array-like whose regions `x`'s blocks are, or None if `x` is anything more."""
+    if not isinstance(x, da.Array):
+        return None
+    from dask.blockwise import Blockwise
+
+    layers = x.dask.layers
+    top = layers.get(x.name)
+    function = getattr(getattr(top, "task", None), "func", None)
+    if not isinstance(top, Blockwise) or getattr(function, "__name__", None) not in _GETTERS:
+        return None
+    if len(layers) == 2:  # from_array's default: the array-like under its own key
+        values = list(layers.get(f"original-{x.name}", {}).values())
+        stored = values[0] if len(values) == 1 else None
+    elif len(layers) == 1:  # inline_array=True: the array-like is the getter's argument
+        stored = top.indices[0][0] if top.indices and top.indices[0][1] is None else None
+    else:
+        return None
+    if (
+        stored is None
+        or isinstance(stored, np.ndarray)  # in memory already: the overlap path is as good
+        or not all(hasattr(stored, name) for name in ("shape", "dtype", "__getitem__"))
+        or tuple(stored.shape) != x.shape
+        or np.dtype(stored.dtype) != x.dtype
+    ):
+        return None
+    return stored
+
+
+class _Reader:
+    """Reads boxes of the padded image from the store: the padding made by its mode."""
+
+    def __init__(self, shape, axes, pads, mode, dtype):
+        self.shape = shape
+        self.pads = dict(zip(axes, pads))  # axis: (before, after)
+        self.mode = mode
+        self.dtype = dtype
+
+    def _rows(self, axis, low, high):
+        """Source rows of padded rows [low, high) (-1: a zero) along `axis`."""
+        rows = np.arange(low, high) - self.pads[axis][0]
+        size = self.shape[axis]
+        if self.mode == "zeros":
+            return np.where((rows >= 0) & (rows < size), rows, -1)
+        if self.mode == "reflect":
+            rows = np.abs(rows)
+            return np.where(rows >= size, 2 * (size - 1) - rows, rows)
+        if self.mode == "replicate":
+            return np.clip(rows, 0, size - 1)
+        return rows % size  # circular
+
+    def __call__(self, source, box):
+        """`box` ((low, high) per axis; padded rows on the padded axes) as an array."""
+        shape = tuple(high - low for low, high in box)
+        reads, places, takes = [], [], {}
+        for axis, (low, high) in enumerate(box):
+            if axis not in self.pads:
+                reads.append([slice(low, high)])
+                places.append(slice(None))
+                continue
+            rows = self._rows(axis, low, high)
+            valid = np.flatnonzero(rows >= 0)
+            if valid.size == 0:
+                return np.zeros(shape, self.dtype)
+            wanted = rows[valid]
+            first = int(wanted[0])
+            if np.array_equal(wanted, np.arange(first, first + wanted.size)):
+                reads.append([slice(first, first + wanted.size)])
+                places.append(slice(int(valid[0]), int(valid[-1]) + 1))
+            else:  # reflected or wrapped rows: read the runs needed, then pick
+                unique = np.unique(wanted)
+                cuts = np.flatnonzero(np.diff(unique) != 1) + 1
+                reads.append([slice(int(r[0]), int(r[-1]) + 1) for r in np.split(unique, cuts)])
+                places.append(slice(None))
+                takes[axis] = np.searchsorted(unique, rows)
+        region = self._read(source, reads)
+        for axis, positions in takes.items():
+            region = np.take(region, positions, axis=axis)
+        if region.shape == shape:
+            return region
+        padded = np.zeros(shape, self.dtype)
+        padded[tuple(places)] = region
+        return padded
+
+    def _read(self, source, reads):
+        """The runs of every axis read and joined (one read in the common case)."""
+
+        def join(axis, index):
+            if axis == len(reads):
+                block = np.asarray(source[tuple(index)])
+                return block if block.dtype == self.dtype else block.astype(self.dtype)
+            parts = [join(axis + 1, (*index, run)) for run in reads[axis]]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
+
+        return join(0, ())
+
+
+def _from_store(stored, x, geometry, dtype, function, label):
+    """The response of `function` over blocks read from `stored` (see above)."""
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    rank = x.ndim
+    axes = (0, 1) if label == "filter2d" else (rank - 2, rank - 1)
+    top, bottom, left, right = geometry.pads
+    pads = ((top, bottom), (left, right))
+    reaches = [d * (k - 1) + 1 for k, d in zip(geometry.kernel, geometry.dilation)]
+    plans = []
+    for axis, (before, after), reach, stride in zip(axes, pads, reaches, geometry.stride):
+        padded = tuple(c for c in ((before,) + x.chunks[axis] + (after,)) if c)
+        plans.append(_axis_plan(padded, (before, after), reach, stride))
+    work = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    reader = _Reader(x.shape, axes, pads, geometry.padding_mode, work)
+    # the blocks of the other axes: a batch keeps its blocks, channels are one block
+    batched = label == "conv2d" and rank == 4
+    others = {axis: ((0, size),) for axis, size in enumerate(x.shape) if axis not in axes}
+    out_chunks = {axis: (size,) for axis, size in enumerate(x.shape) if axis not in axes}
+    if batched:
+        edges = np.cumsum((0,) + x.chunks[0]).tolist()
+        others[0] = tuple(itertools.pairwise(edges))
+        out_chunks[0] = x.chunks[0]
+    if label == "conv2d" and rank > 2:
+        out_chunks[rank - 3] = (geometry.out_channels,)
+    for axis, plan in zip(axes, plans):
+        out_chunks[axis] = plan.out_chunks
+    parts = [
+        [plan.parts(k, reach, stride) for k in range(len(plan.out_chunks))]
+        for plan, reach, stride in zip(plans, reaches, geometry.stride)
+    ]
+
+    token = tokenize(x.name, label, geometry, function)
+    name, donors, source = f"{label}-{token}", f"{label}-halo-{token}", f"{label}-source-{token}"
+    graph = {source: stored}
+    grid = [range(len(out_chunks[axis])) for axis in range(rank)]
+    wants = {}  # donor block: {direction: box}
+    for index in itertools.product(*grid):
+        box = [others[axis][index[axis]] if axis not in axes else None for axis in range(rank)]
+        own = list(box)
+        for axis, row_parts in zip(axes, parts):
+            own[axis] = row_parts[index[axis]][1]
+        pieces = []
+        for direction in itertools.product((-1, 0, 1), repeat=2):
+            if direction == (0, 0):
+                continue
+            piece, donor = list(box), list(index)
+            for axis, step, row_parts in zip(axes, direction, parts):
+                piece[axis] = row_parts[index[axis]][step + 1]
+                donor[axis] += step
+            if any(p is None for p in piece):
+                continue
+            wants.setdefault(tuple(donor), {})[direction] = tuple(piece)
+            pieces.append(((donors, *donor), direction))
+        key = (name, *index)
+        graph[key] = (
+            _assemble,
+            source,
+            reader,
+            tuple(own),
+            [key for key, _ in pieces],
+            [d for _, d in pieces],
+            tuple(axes),
+            function,
+        )
+    for donor, boxes in wants.items():
+        key = (donors, *donor)
+        graph[key] = (_donate, source, reader, boxes)
+    meta = np.empty((0,) * rank, dtype=dtype)
+    chunks = tuple(out_chunks[axis] for axis in range(rank))
+    return da.Array(HighLevelGraph.from_collections(name, graph), name, chunks, meta=meta)
+
+
+def _donate(source, reader, boxes):
+    """The edges of one block its neighbours need: {direction: array}, read at once."""
+    low = [min(box[axis][0] for box in boxes.values()) for axis in range(len(reader.shape))]
+    high = [max(box[axis][1] for box in boxes.values()) for axis in range(len(reader.shape))]
+    region = reader(source, tuple(zip(low, high)))
+    return {
+        direction: region[tuple(slice(b[0] - lo, b[1] - lo) for b, lo in zip(box, low))].copy()
+        for direction, box in boxes.items()
+    }
+
+
+def _assemble(source, reader, own, donations, directions, axes, function):
+    """Read a block's own rows, add the neighbours' edges around them and apply `function`."""
+    block = reader(source, own)
+    before = [0, 0]
+    shape = list(block.shape)
+    extents = {}
+    for donated, direction in zip(donations, directions):
+        piece = donated[direction]
+        for n, (axis, step) in enumerate(zip(axes, direction)):
+            if step:
+                extents[n, step] = piece.shape[axis]
+    for n, axis in enumerate(axes):
+        before[n] = extents.get((n, -1), 0)
+        shape[axis] += before[n] + extents.get((n, 1), 0)
+    if tuple(shape) == block.shape:
+        return function(block)
+    region = np.empty(shape, block.dtype)
+    own_shape = block.shape
+
+    def place(piece, direction):
+        index = [slice(None)] * len(shape)
+        for n, (axis, step) in enumerate(zip(axes, direction)):
+            start = {-1: 0, 0: before[n], 1: before[n] + own_shape[axis]}[step]
+            index[axis] = slice(start, start + piece.shape[axis])
+        region[tuple(index)] = piece
+
+    place(block, (0, 0))
+    del block
+    for donated, direction in zip(donations, directions):
+        place(donated[direction], direction)
+    return function(region)
+
+
+def _conv_region(region, *, rank, weight, bias, stride, dilation, groups):
+    """The in-memory conv2d on one region of an (N, C, H, W), (C, H, W) or (H, W) input."""
+    batch = region.reshape((1,) * (4 - rank) + region.shape)
+    out = _conv2d(batch, weight, bias, stride=stride, dilation=dilation, groups=groups)
+    return out[(0,) * (4 - rank)]

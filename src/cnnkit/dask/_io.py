@@ -79,25 +79,38 @@ def read_image(path, chunks=None, *, gray=False):
         raise FileNotFoundError(f"no such file: {str(path)!r}")
     suffix = path.suffix.lower()
     if suffix in TIFF_SUFFIXES:
-        image = _read_tiff(path, chunks)
+        stored = _TiffRegions(path)
+        stored_chunks = stored.tile
     elif suffix in ZARR_SUFFIXES:
-        image = _read_zarr(path, chunks)
+        stored = _open_zarr(path)
+        stored_chunks = tuple(stored.chunks)[:2]
     else:
         return _read_picture(path, chunks, gray)
-    if image.ndim not in (2, 3):
+    if stored.ndim not in (2, 3):
         raise ValueError(
             f"cannot read {str(path)!r} as an image: its array has shape "
-            f"{image.shape}, not (H, W) or (H, W, C)"
+            f"{stored.shape}, not (H, W) or (H, W, C)"
         )
-    image = _to_unit_float(image)
-    if gray and image.ndim == 3:
-        if image.shape[2] != 3:
-            raise ValueError(
-                f"cannot take the luminance of {str(path)!r}: it has "
-                f"{image.shape[2]} channels, not 3"
-            )
-        image = image.rechunk({2: -1}).map_blocks(_luminance, drop_axis=2, dtype=np.float32)
-    return image
+    if gray and stored.ndim == 3 and stored.shape[2] != 3:
+        raise ValueError(
+            f"cannot take the luminance of {str(path)!r}: it has {stored.shape[2]} channels, not 3"
+        )
+    pixels = _Pixels(stored, gray=gray)
+    if pixels.plain:  # float32 as stored: dask reads the store itself
+        pixels = stored
+    if chunks is None and suffix in ZARR_SUFFIXES:  # the stored chunks, channels together
+        chunks = stored_chunks + pixels.shape[2:]
+    elif chunks is None:  # whole tiles, about dask's chunk size, channels together
+        previous = None if stored_chunks is None else stored_chunks + pixels.shape[2:]
+        chunks = da.core.normalize_chunks(
+            "auto", pixels.shape, dtype=np.float32, previous_chunks=previous
+        )
+        chunks = chunks[:2] + pixels.shape[2:]
+    # one array-like read region by region: cnnkit.dask.filter2d reads its blocks with
+    # their halos straight from it
+    return da.from_array(
+        pixels, chunks=chunks, asarray=True, lock=False, name=f"read-{_token(path, gray)}"
+    )
 
 
 def write_image(array, path, *, overwrite=True):
@@ -241,27 +254,45 @@ class _TiffRegions:
             return zarr.open(tif.series[0].aszarr(), mode="r")[index]
 
 
-def _read_tiff(path: Path, chunks):
-    regions = _TiffRegions(path)
-    if chunks is None:
-        chunks = "auto"
-        previous = None
-        if regions.tile is not None:
-            previous = regions.tile + regions.shape[2:]
-        chunks = da.core.normalize_chunks(
-            chunks, regions.shape, dtype=np.float32, previous_chunks=previous
-        )
-    return da.from_array(
-        regions, chunks=chunks, asarray=True, lock=False, name=f"read-tiff-{_token(path)}"
-    )
+def _open_zarr(path: Path):
+    import zarr
 
-
-def _read_zarr(path: Path, chunks):
     try:
-        image = da.from_zarr(str(path))
+        stored = zarr.open_array(str(path), mode="r")
     except Exception as error:  # noqa: BLE001 - zarr reports a bad store in many ways
         raise ValueError(f"cannot read {str(path)!r} as a Zarr array: {error}") from None
-    return image if chunks is None else image.rechunk(chunks)
+    if not (
+        np.issubdtype(stored.dtype, np.integer)
+        or np.issubdtype(stored.dtype, np.floating)
+        or stored.dtype == np.bool_
+    ):
+        raise ValueError(f"cannot read {str(path)!r} as an image: its dtype is {stored.dtype}")
+    return stored
+
+
+class _Pixels:
+    """A stored image's regions as float32 in [0, 1], or their luminance: picklable."""
+
+    def __init__(self, stored, *, gray: bool):
+        self.stored = stored
+        self.gray = bool(gray) and stored.ndim == 3
+        dtype = np.dtype(stored.dtype)
+        self.scale = np.float32(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
+        self.shape = tuple(stored.shape[:2]) if self.gray else tuple(stored.shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float32)
+        self.plain = dtype == np.float32 and not self.gray
+
+    def __getitem__(self, index):
+        if self.gray:
+            index = (*index, slice(None)) if isinstance(index, tuple) else (index, slice(None))
+        block = np.asarray(self.stored[index])
+        block = block.astype(np.float32) / self.scale if self.scale else block.astype(np.float32)
+        if self.gray:
+            from cnnkit.images import rgb_to_gray
+
+            block = rgb_to_gray(block)
+        return block
 
 
 def _read_picture(path: Path, chunks, gray: bool):
@@ -293,30 +324,8 @@ def _picture_shape(path: Path, gray: bool) -> tuple:
     return (height, width) if gray else (height, width, 3)
 
 
-def _to_unit_float(image):
-    """Integers scaled by their type's maximum, floats as float32."""
-    if np.issubdtype(image.dtype, np.integer):
-        scale = np.float32(np.iinfo(image.dtype).max)
-        return image.map_blocks(_scaled, scale, dtype=np.float32)
-    if image.dtype == np.bool_:
-        return image.astype(np.float32)
-    if np.issubdtype(image.dtype, np.floating):
-        return image.astype(np.float32)
-    raise ValueError(f"cannot read an image of dtype {image.dtype}")
-
-
-def _scaled(block, scale):
-    return block.astype(np.float32) / scale
-
-
-def _luminance(block):
-    from cnnkit.images import rgb_to_gray
-
-    return rgb_to_gray(block)
-
-
-def _token(path: Path) -> str:
+def _token(path: Path, *options) -> str:
     from dask.base import tokenize
 
     stat = path.stat()
-    return tokenize(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return tokenize(str(path.resolve()), stat.st_mtime_ns, stat.st_size, *options)
