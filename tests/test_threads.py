@@ -100,6 +100,23 @@ def test_parallel_keeps_order_and_uses_the_pool(restore_threads, count):
     assert len(names) == count
 
 
+def test_small_jobs_run_on_the_calling_thread_and_large_ones_on_the_pool(restore_threads):
+    """Under BLOCK_BYTES of work the items run inline; from BLOCK_BYTES on, as without it."""
+    ck.set_num_threads(2)
+    for total, expected in ((_threads.BLOCK_BYTES - 1, 1), (_threads.BLOCK_BYTES, 2)):
+        names = set()
+        barrier = threading.Barrier(expected)
+
+        def work(k, names=names, barrier=barrier):
+            names.add(threading.current_thread().name)
+            if k < expected:
+                barrier.wait(timeout=10)  # only passes when `expected` threads take part
+            return -k
+
+        assert _threads.parallel(work, range(6), total_bytes=total) == [-k for k in range(6)]
+        assert len(names) == expected
+
+
 def test_parallel_raises_the_blocks_error(restore_threads):
     ck.set_num_threads(2)
 

@@ -174,11 +174,13 @@ class _Job:
             _local.inside = was_inside
 
 
-def parallel(work, items) -> list:
+def parallel(work, items, *, total_bytes: int | None = None) -> list:
     """``[work(item) for item in items]``, the items spread over the pool's threads.
 
     The calling thread takes blocks too. A call from inside a block (nested) runs on its
-    own thread. The first exception a block raises is raised here, once all blocks have
+    own thread, and so does a job whose `total_bytes` (the memory all its items touch)
+    is under ``BLOCK_BYTES``: handing so little work to another thread costs more than
+    it saves. The first exception a block raises is raised here, once all blocks have
     stopped.
 
     Examples
@@ -188,7 +190,8 @@ def parallel(work, items) -> list:
     """
     items = list(items)
     threads = min(get_num_threads(), len(items))
-    if threads <= 1 or getattr(_local, "inside", False):
+    small = total_bytes is not None and total_bytes < BLOCK_BYTES
+    if threads <= 1 or small or getattr(_local, "inside", False):
         return [work(item) for item in items]
     job = _Job(work, items)
     pool = _pool(threads - 1)

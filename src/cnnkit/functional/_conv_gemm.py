@@ -33,7 +33,7 @@ def _im2col(xp, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
         window = geo.window(xp, g, i, j, n0, n1, h0, h1)  # (n, h, Wo, C)
         cols[..., i, j, :] = window.reshape((*window.shape[:3], g.groups, cg))
 
-    parallel(gather, range(kh * kw))
+    parallel(gather, range(kh * kw), total_bytes=cols.nbytes)
     return cols.reshape(-1, g.groups, kh * kw * cg)  # (M, G, K)
 
 
@@ -148,7 +148,7 @@ def _shifted_rows(flat, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
     def shift(j):  # each kernel column fills its own slot: columns run on the thread pool
         shifted[:, j] = flat[start + j * dw : start + j * dw + length]
 
-    parallel(shift, range(kw))
+    parallel(shift, range(kw), total_bytes=shifted.nbytes)
     return shifted
 
 
