@@ -255,6 +255,9 @@ def elementwise(update, *arrays) -> None:
     array([[ 0.,  2.,  4.],
            [ 6.,  8., 10.]])
     """
+    if arrays[0].size * sum(a.itemsize for a in arrays) <= BLOCK_BYTES:
+        update(*arrays)  # one block: no need to find the memory order
+        return
     order = memory_order(arrays[0])
     same_layout = all(a.shape == arrays[0].shape and memory_order(a) == order for a in arrays)
     flats = [_memory_order_flat(a, order) for a in arrays] if same_layout else [None]

@@ -20,20 +20,6 @@ from cnnkit.nn.module import Parameter
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
-def _elementwise(update, *arrays: np.ndarray) -> None:
-    """Run ``update(*blocks)`` over matching flat blocks of same-shaped `arrays`.
-
-    Arrays that are not all C-contiguous (no flat view to write through) form one block.
-    """
-    if not all(a.flags.c_contiguous for a in arrays):
-        update(*arrays)
-        return
-    flat = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
-    itemsize = max(a.itemsize for a in arrays)
-    spans = _threads.blocks(flat[0].size, itemsize * len(arrays))
-    _threads.parallel(lambda span: update(*(f[span[0] : span[1]] for f in flat)), spans)
-
-
 class Optimizer:
     """Base class: holds the parameters and their per-parameter state.
 
@@ -137,7 +123,7 @@ class SGD(Optimizer):
         buffer = state.get("momentum_buffer", p.data)  # p.data: a stand-in, not written
 
         def update(data, grad, buffer):
-            step = scratch("sgd.step", grad.shape, data.dtype)
+            step = scratch("sgd.step", grad.shape, data.dtype, data)
             if weight_decay:  # g = grad + weight_decay * p
                 np.multiply(data, weight_decay, out=step)
                 np.add(grad, step, out=step)
@@ -152,7 +138,7 @@ class SGD(Optimizer):
             np.multiply(grad, lr, out=step)  # p -= lr * g
             data -= step
 
-        _elementwise(update, p.data, grad, buffer)
+        _threads.elementwise(update, p.data, grad, buffer)
 
 
 class Adam(Optimizer):
@@ -211,9 +197,9 @@ class Adam(Optimizer):
         correction2 = math.sqrt(1 - beta2**step)
 
         def update(data, grad, exp_avg, exp_avg_sq):
-            temp = scratch("adam.temp", grad.shape, data.dtype)
+            temp = scratch("adam.temp", grad.shape, data.dtype, data)
             if weight_decay:  # g = grad + weight_decay * p
-                decayed = scratch("adam.grad", grad.shape, data.dtype)
+                decayed = scratch("adam.grad", grad.shape, data.dtype, data)
                 np.multiply(data, weight_decay, out=decayed)
                 grad = np.add(grad, decayed, out=decayed)
             np.subtract(grad, exp_avg, out=temp)  # m += (1 - b1) * (g - m)
@@ -230,4 +216,4 @@ class Adam(Optimizer):
             temp *= step_size
             data -= temp
 
-        _elementwise(update, p.data, grad, state["exp_avg"], state["exp_avg_sq"])
+        _threads.elementwise(update, p.data, grad, state["exp_avg"], state["exp_avg_sq"])

@@ -92,7 +92,7 @@ def relu_backward(grad_output, cache):
     grad_x = np.empty_like(grad)
 
     def update(grad, out, grad_x):
-        positive = np.greater(out, 0, out=scratch("relu.positive", out.shape, bool))
+        positive = np.greater(out, 0, out=scratch("relu.positive", out.shape, bool, out))
         np.multiply(grad, positive, out=grad_x)
 
     _threads.elementwise(update, grad, out, grad_x)
