@@ -147,6 +147,21 @@ def test_filter_auto_display_clips_blurs(picture, tmp_path):
     assert np.abs(read_png(out).astype(np.float64) - expected).max() <= 1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_auto_display_reads_built_kernels_by_their_exact_sum(dtype):
+    """Built kernels miss 0 or 1 by their entries' rounding (a float32 LoG by ~4e-9):
+    auto still reads an edge detector as one and a blur as one; other sums stretch."""
+    from cnnkit.commands.filter import display_mode
+
+    log = ck.kernels.laplacian_of_gaussian(9, 1.4, dtype=dtype)
+    assert display_mode(log) == "robust"
+    assert display_mode(ck.kernels.box(5, dtype=dtype)) == "clip"
+    assert display_mode(ck.kernels.gaussian(7, 2.0, dtype=dtype)) == "clip"
+    assert display_mode(2 * ck.kernels.box(3, dtype=dtype)) == "minmax"
+    assert display_mode(log + dtype(1e-3)) == "minmax"
+    assert display_mode(np.array([[1, 2], [3, 4]])) == "minmax"
+
+
 @pytest.mark.slow
 def test_filter_edges_on_a_photo_are_readable(tmp_path):
     """sobel_top on the cat: robust scaling puts the 99.5th percentile at white, not the max.

@@ -107,7 +107,7 @@ def test_small_jobs_run_on_the_calling_thread_and_large_ones_on_the_pool(restore
         names = set()
         barrier = threading.Barrier(expected)
 
-        def work(k, names=names, barrier=barrier):
+        def work(k, names=names, barrier=barrier, expected=expected):
             names.add(threading.current_thread().name)
             if k < expected:
                 barrier.wait(timeout=10)  # only passes when `expected` threads take part

@@ -117,10 +117,16 @@ def display_mode(kernel, requested: str = "auto") -> str:
     """The ``to_display`` mode for `kernel`: `requested`, or auto's choice by the kernel's sum."""
     if requested != "auto":
         return requested
-    total, scale = float(kernel.sum()), max(float(abs(kernel).sum()), 1.0)
-    if abs(total) <= 1e-9 * scale:
+    import numpy as np
+
+    total = float(kernel.sum(dtype=np.float64))
+    scale = max(float(np.abs(kernel).sum(dtype=np.float64)), 1.0)
+    # a float32 kernel built to sum to 0 or 1 misses by its entries' rounding
+    eps = np.finfo(kernel.dtype).eps if kernel.dtype.kind == "f" else np.finfo(np.float64).eps
+    tolerance = 4 * kernel.size * eps * scale
+    if abs(total) <= tolerance:
         return "robust"  # an edge detector: |response|, robust to a few extreme pixels
-    if abs(total - 1.0) <= 1e-6 * scale:
+    if abs(total - 1.0) <= tolerance:
         return "clip"  # a weighted mean: the response is an image already
     return "minmax"
 
