@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnkit._random import get_rng
-from cnnkit._validation import check_positive, to_int
+from cnnkit._validation import check_positive, check_positive_int, to_int
 
 __all__ = [
     "Dataset",
@@ -395,9 +395,7 @@ def batches(data: Dataset, batch_size: int, shuffle: bool = True, rng=None, *, d
     """
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a cnnkit.data.Dataset, got {type(data).__name__}")
-    batch_size = to_int("batch_size", batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_positive_int("batch_size", batch_size)
     order = get_rng(rng).permutation(len(data)) if shuffle else np.arange(len(data))
     stop = len(data) - len(data) % batch_size if drop_last else len(data)
     for start in range(0, stop, batch_size):

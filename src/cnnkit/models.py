@@ -31,7 +31,7 @@ from __future__ import annotations
 import numbers
 
 from cnnkit._random import get_rng
-from cnnkit._validation import check_positive, to_int
+from cnnkit._validation import check_positive, check_positive_int, to_int
 
 __all__ = ["simple_cnn", "digits_cnn", "DIGITS_CHANNELS", "DIGITS_INPUT_SHAPE"]
 
@@ -92,13 +92,9 @@ def simple_cnn(
     """
     from cnnkit import nn
 
-    num_classes = to_int("num_classes", num_classes)
-    in_channels = to_int("in_channels", in_channels)
+    num_classes = check_positive_int("num_classes", num_classes)
+    in_channels = check_positive_int("in_channels", in_channels)
     kernel_size = to_int("kernel_size", kernel_size)
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    if in_channels < 1:
-        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
     if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or not channels:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnkit._validation import check_choice, check_real, to_int
+from cnnkit._validation import check_choice, check_positive_int, check_real, to_int
 from cnnkit.data import Dataset, batches
 
 __all__ = [
@@ -155,10 +155,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if name == "batch_size" and self.batch_size is None:
                 continue
-            value = to_int(name, getattr(self, name))
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-            setattr(self, name, value)
+            setattr(self, name, check_positive_int(name, getattr(self, name)))
         self.seed = to_int("seed", self.seed)
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
@@ -469,19 +466,11 @@ def evaluate(model, data: Dataset, *, batch_size: int = EVAL_BATCH_SIZE):
 
     _check_model(model)
     _check_data("data", data)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_positive_int("batch_size", batch_size)
     logits = _logits(model, data.x, batch_size)
     loss = float(F.cross_entropy(logits, data.y))
     accuracy = float(np.mean(np.argmax(logits, axis=1) == data.y))
     return loss, accuracy
-
-
-def _check_batch_size(batch_size) -> int:
-    """`batch_size` as an int >= 1."""
-    batch_size = to_int("batch_size", batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return batch_size
 
 
 def _images(x) -> np.ndarray:
@@ -527,7 +516,7 @@ def predict_proba(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
 
     _check_model(model)
     images = _images(x)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_positive_int("batch_size", batch_size)
     return F.softmax(_logits(model, images, batch_size), axis=1)
 
 
