@@ -1,5 +1,5 @@
-"""The depthwise engines (channels-last and planar, plain and interleaved) in blocks and on
-1 or 2 threads, against PyTorch and the im2col strategy, and bitwise across thread counts."""
+"""The depthwise engine (plain and interleaved) in blocks and on 1 or 2 threads, against
+PyTorch and the im2col strategy, and bitwise across thread counts."""
 
 import numpy as np
 import pytest
@@ -9,8 +9,8 @@ import torch.nn.functional as TF
 import cnnkit as ck
 import cnnkit.functional as F
 from cnnkit import _threads
-from cnnkit.functional import _conv_depthwise as depthwise_module
 from cnnkit.functional import conv as conv_module
+from cnnkit.functional._conv_depthwise import _blocks as depthwise_blocks
 
 TORCH_MODES = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
@@ -106,15 +106,13 @@ def test_depthwise_is_the_same_for_any_thread_count(case, rng, monkeypatch):
             np.testing.assert_array_equal(a, b)
 
 
-def test_engine_choice_by_channel_count():
-    """From CHANNELS_LAST_MIN channels the output is channels-last in memory."""
-    many = depthwise_module.CHANNELS_LAST_MIN
-    out = F.conv2d(
-        np.ones((1, many, 5, 5), np.float32), np.ones((many, 1, 3, 3), np.float32), groups=many
-    )
-    assert out.transpose(0, 2, 3, 1).flags.c_contiguous
-    out = F.conv2d(np.ones((1, 2, 5, 5), np.float32), np.ones((2, 1, 3, 3), np.float32), groups=2)
-    assert out.flags.c_contiguous
+def test_output_keeps_the_input_layout():
+    """A channels-first input gives a channels-first output, a channels-last one channels-last."""
+    weight = np.ones((12, 1, 3, 3), np.float32)
+    planar = np.ones((2, 12, 5, 5), np.float32)
+    assert F.conv2d(planar, weight, groups=12).flags.c_contiguous
+    channels_last = np.ones((2, 5, 5, 12), np.float32).transpose(0, 3, 1, 2)
+    assert F.conv2d(channels_last, weight, groups=12).transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 @pytest.mark.parametrize("shape", [(37, 41), (37, 41, 3)])
@@ -147,3 +145,62 @@ def test_zero_taps_still_spread_inf_and_nan(channels, rng, threads):
     expected = TF.conv2d(torch.tensor(x), torch.tensor(weight), padding=1, groups=channels).numpy()
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+# n, c, h, w, kernel, stride, padding, dilation: zero padding, whole planes per block
+PARTITION_CASES = [
+    (3, 10, 8, 7, (3, 3), 2, 0, 1),  # stride 2: the last input row is read by no tap
+    (4, 7, 6, 5, (2, 3), (2, 3), (1, 2), (2, 1)),
+    (2, 5, 9, 11, (2, 2), 3, 1, 1),  # stride 3, kernel 2: a component no tap reads
+    (3, 6, 7, 9, (3, 3), 1, 1, (2, 2)),
+]
+
+
+@pytest.mark.parametrize("case", PARTITION_CASES)
+def test_depthwise_blocks_of_several_planes(case, rng, monkeypatch):
+    """Blocks of several channels and samples, sizes that do not divide C or N, strides,
+    dilations: equal to PyTorch at every budget, and bitwise on 1, 2 and 3 threads."""
+    n, c, h, w, kernel, stride, padding, dilation = case
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((c, 1, *kernel)).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=c)
+    grad = None
+    partitions = set()
+    before = ck.get_num_threads()
+    try:
+        for budget in [1] + [int(2 ** (k / 4)) for k in range(32, 84)]:
+            monkeypatch.setattr(_threads, "BLOCK_BYTES", budget)
+            g = F.conv2d_forward(x, weight, bias, **kwargs)[1].geometry
+            partition = tuple((b.n1 - b.n0, b.c1 - b.c0) for b in depthwise_blocks(g, 4))
+            if partition in partitions:
+                continue
+            partitions.add(partition)
+            results = []
+            for count in (1, 2, 3):
+                ck.set_num_threads(count)
+                out, cache = F.conv2d_forward(x, weight, bias, **kwargs)
+                if grad is None:
+                    grad = rng.standard_normal(out.shape).astype(np.float32)
+                    expected = torch_depthwise(
+                        x.astype(np.float64),
+                        weight.astype(np.float64),
+                        bias.astype(np.float64),
+                        stride,
+                        padding,
+                        dilation,
+                        "zeros",
+                        grad.astype(np.float64),
+                    )
+                results.append((out, *F.conv2d_backward(grad, cache)))
+            for mine, theirs in zip(results[0], expected):
+                np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)
+            for other in results[1:]:
+                for a, b in zip(results[0], other):
+                    np.testing.assert_array_equal(a, b)
+    finally:
+        ck.set_num_threads(before)
+    # the budgets gave bands, blocks of several samples, and several channels per block
+    sizes = {size for partition in partitions for size in partition}
+    assert (1, 1) in sizes and any(nb > 1 for nb, _ in sizes) and any(cb > 1 for _, cb in sizes)
+    assert n < 3 or any(1 < nb < n for nb, _ in sizes)  # some blocks hold part of the batch

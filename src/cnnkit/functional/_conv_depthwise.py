@@ -1,23 +1,40 @@
 """The depthwise engines of conv2d: one input and one output channel per group.
 
-A depthwise convolution does little arithmetic per value read, so it is bound by
-memory traffic, not by a GEMM: it runs tap by tap, ``out += w[tap] * (the input shifted
-by tap)``, over blocks of output rows that stay in the L2 cache, spread over the thread
-pool. Two layouts, chosen by the channel count:
+A depthwise convolution does little arithmetic per value read, so it is bound by memory
+traffic and by NumPy's cost per call, not by one big GEMM. It works on blocks of whole
+planes (several channels and samples; bands of one plane's rows when a plane is large)
+that stay in the cache, spread over the thread pool, and keeps every pass over a block
+a few long contiguous rows:
 
-- channels-last (many channels, CNN layers): a block's padded input is copied
-  channels-last, ``(n, R, Wp, C)``, so each tap multiplies rows of C contiguous values
-  by the tap's C weights (NumPy's fastest loop: both operands contiguous);
-- planar (few channels: images, and the "interleaved" matrix view): each channel's
-  plane, tap by tap with the tap's weight as a scalar.
+- the block's padded input is copied into a buffer laid out (channel, sample, row,
+  column): one row of values per channel. With stride 1 the input seen by tap (i, j) is
+  that row shifted by ``i*Wp + j``, so outputs are computed at every padded position of
+  every sample (the extra columns and rows are dropped when the block is copied out);
+- with a stride (sh, sw) the buffer holds the sh*sw polyphase components of the padded
+  input (rows a, a+sh, ...; columns b, b+sw, ...) one after the other: tap (i, j) reads
+  component (i*dh % sh, j*dw % sw) shifted by (i*dh // sh, j*dw // sw) on its grid, so
+  strided convolutions skip nothing they compute;
+- the kW column shifts are copied side by side, and one small GEMM per channel
+  (kernel rows x kernel columns, times kW x positions) gives every kernel row's sum at
+  once; the kH row sums, shifted by whole rows, add up to the output. That is kW copies,
+  a GEMM and kH-1 additions per block instead of a multiply and an add per tap.
 
-Taps of weight +1 and -1 add or subtract without multiplying (exact). Each block writes
-its own output rows; the weight gradient comes back as one partial sum per block, added
-in block order, so results do not depend on the number of threads. Every temporary is
-block-sized and borrowed from the workspace.
+The input, the output and the gradients stay in the caller's layout (channels-first, or
+the channels-last view of an image); only the block copies change layout.
+
+Backward, block by block: the weight gradient is one dot product per tap and channel
+(the shifted input against the output's gradient, laid out like the output); the
+input's gradient is the forward's adjoint, built the same way from shifted copies of
+the output's gradient, then folded back (components to positions, padding to its source).
+
+Results do not depend on the number of threads: the blocks depend on the shapes only,
+each block writes its own output, the weight gradient's partial sums (float64) are added
+in block order, and row bands of one plane (whose input gradients overlap) run in order.
+BLAS calls are cut into pieces small enough that OpenBLAS runs them on the calling
+thread.
 
 The "interleaved" strategy (one kernel for every channel of a channels-last input, i.e.
-image filtering) is the planar engine on the ``(N, H, W*C)`` matrix view of the input.
+image filtering) is this engine on the ``(N, 1, H, W*C)`` matrix view of the input.
 """
 
 from __future__ import annotations
@@ -26,124 +43,189 @@ import numpy as np
 
 from cnnkit import _threads
 from cnnkit._workspace import scratch
-from cnnkit.functional import _conv_geometry as geo
-from cnnkit.functional._conv_geometry import Geometry
+from cnnkit.functional._conv_geometry import Geometry, fold_band
 from cnnkit.functional._shapes import pad_index
-
-# From this many channels the channels-last layout wins (rows of C contiguous values).
-CHANNELS_LAST_MIN = 8
-
-
-def _channels_last(g: Geometry) -> bool:
-    return g.channels >= CHANNELS_LAST_MIN
 
 
 def channels_last_output(g: Geometry, x: np.ndarray) -> bool:
     """Whether conv2d should hand the depthwise forward an (N, Ho, Wo, C) output in memory
-    (the engine's own layout, or the input's), rather than planar (N, C, Ho, Wo)."""
-    return _channels_last(g) or (g.channels > 1 and x.transpose(0, 2, 3, 1).flags.c_contiguous)
-
-
-def _bands(g: Geometry, itemsize: int) -> list[tuple[int, int, int, int, int, int]]:
-    """Blocks ``(n0, n1, h0, h1, r0, r1)`` of output rows (reading padded rows r0..r1).
-
-    Sized so that a block's padded input, output and one temporary fit in about
-    ``BLOCK_BYTES``; the cut depends on the shapes only.
-    """
-    (sh, _), (_, wp), (_, wo) = g.stride, g.padded, g.out_size
-    bytes_per_row = (sh * wp + 2 * wo) * g.channels * itemsize
-    return list(geo.bands(g, bytes_per_row, _threads.BLOCK_BYTES))
+    (as a channels-last input), rather than planar (N, C, Ho, Wo)."""
+    return g.channels > 1 and x.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 def gradient_layout(grad: np.ndarray, g: Geometry, dtype) -> np.ndarray:
-    """The output's gradient, an (N, Ho, Wo, C) view, in the engine's memory layout."""
-    if not _channels_last(g):  # planar (N, C, Ho, Wo) memory
-        return np.ascontiguousarray(grad.transpose(0, 3, 1, 2), dtype=dtype).transpose(0, 2, 3, 1)
-    if grad.flags.c_contiguous and grad.dtype == dtype:
-        return grad
-    target = np.empty(grad.shape, dtype=dtype)  # (N, Ho, Wo, C) memory
-    return geo.copy_channels_last(target, grad.transpose(0, 3, 1, 2))
+    """The output's gradient, an (N, Ho, Wo, C) view in any memory layout, as `dtype`."""
+    return grad if grad.dtype == dtype else grad.astype(dtype)
 
 
-def _block(name: str, shape, g: Geometry, dtype) -> np.ndarray:
-    """A reused (n, rows, cols, C) buffer in the engine's layout: channels-last memory, or
-    a view of planar (n, C, rows, cols) memory."""
-    n, rows, cols, c = shape
-    if _channels_last(g):
-        return scratch(name, shape, dtype)
-    return scratch(name, (n, c, rows, cols), dtype).transpose(0, 2, 3, 1)
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
-def _padded_band(x, g: Geometry, n0, n1, r0, r1) -> np.ndarray:
-    """Padded rows r0..r1 of samples n0..n1 in a reused buffer: (n, R, Wp, C)."""
-    top, bottom, left, right = g.pads
-    h, w = g.height, g.width
-    band = _block("depthwise.band", (n1 - n0, r1 - r0, g.padded[1], g.channels), g, x.dtype)
-    if g.padding_mode != "zeros":
-        source_rows = pad_index(h, top, bottom, g.padding_mode)[r0:r1]
-        source_cols = pad_index(w, left, right, g.padding_mode)
-        band[...] = (
-            x[n0:n1].take(source_rows, axis=2).take(source_cols, axis=3).transpose(0, 2, 3, 1)
+class _Block:
+    """Samples n0..n1, channels c0..c1 and output rows h0..h1, and where their values lie
+    in the block's buffers (see the module docstring)."""
+
+    def __init__(self, g: Geometry, n0: int, n1: int, c0: int, c1: int, h0: int, h1: int):
+        (kh, kw), (sh, sw), (dh, dw) = g.kernel, g.stride, g.dilation
+        self.n0, self.n1, self.c0, self.c1, self.h0, self.h1 = n0, n1, c0, c1, h0, h1
+        self.stride, self.wo = g.stride, g.out_size[1]
+        self.r0 = h0 * sh  # first padded row read
+        self.band_rows = (h1 - h0 - 1) * sh + (kh - 1) * dh + 1  # padded rows read
+        rq, wq = _ceil_div(self.band_rows, sh), _ceil_div(g.padded[1], sw)
+        self.grid = (rq, wq)  # one component's rows and columns
+        self.size = (n1 - n0) * rq * wq  # values per component and channel; outputs computed
+        # tap (i, j) reads component (i*dh % sh, j*dw % sw), shifted on its grid
+        self.tap_components = [
+            (i * dh % sh) * sw + j * dw % sw for i in range(kh) for j in range(kw)
+        ]
+        self.shifts = [(i * dh // sh) * wq + j * dw // sw for i in range(kh) for j in range(kw)]
+        self.offsets = [  # where each tap reads, in a channel's row of the input buffer
+            component * self.size + shift
+            for component, shift in zip(self.tap_components, self.shifts)
+        ]
+        self.components_count = sh * sw
+        self.components_size = sh * sw * self.size
+        # per row component a: the kernel rows that read it and their shifts (in grid rows);
+        # per column component b: the kernel columns and their shifts (in values)
+        self.kernel_rows = [
+            [(i, i * dh // sh) for i in range(kh) if i * dh % sh == a] for a in range(sh)
+        ]
+        self.kernel_cols = [
+            [(j, j * dw // sw) for j in range(kw) if j * dw % sw == b] for b in range(sw)
+        ]
+        # the last positions (off the output grid) of the last component read past it
+        self.length = self.components_size + max(self.shifts)
+
+    def components(self, buffer: np.ndarray) -> np.ndarray:
+        """The (cb, sh, sw, nb, rows, cols) view of a block buffer of shape (cb, length)."""
+        cb, n = self.c1 - self.c0, self.n1 - self.n0
+        return buffer[:, : self.components_size].reshape(cb, *self.stride, n, *self.grid)
+
+    def outputs(self, values: np.ndarray) -> np.ndarray:
+        """The (nb, cb, rows, Wo) output grid of a (cb, size) block array."""
+        cb, n = self.c1 - self.c0, self.n1 - self.n0
+        return values.reshape(cb, n, *self.grid)[:, :, : self.h1 - self.h0, : self.wo].transpose(
+            1, 0, 2, 3
         )
-        return band
-    s0, s1 = max(r0, top), min(r1, top + h)  # the band's rows that hold input rows
-    band[:, : max(s0 - r0, 0)] = 0
-    band[:, max(s1 - r0, 0) :] = 0
-    band[:, :, :left] = 0
-    band[:, :, left + w :] = 0
-    if s1 > s0:
-        inner = band[:, s0 - r0 : s1 - r0, left : left + w]  # (n, rows, W, C)
-        geo.copy_channels_last(inner, x[n0:n1, :, s0 - top : s1 - top])
-    return band
 
 
-def _taps(weight: np.ndarray, g: Geometry) -> np.ndarray:
-    """The kernel as (kH*kW, C): row t holds every channel's weight for tap t."""
-    (kh, kw), c = g.kernel, g.channels
-    return np.ascontiguousarray(weight.reshape(c, kh * kw).T)  # (C, 1, kH, kW) -> (T, C)
+def _spans(first: int, count: int, step: int, before: int, size: int):
+    """Per component a: (k0, k1, source) — positions k0..k1 of component a of the padded
+    axis (padded index ``first + a + step*k``, k < its count within `count` padded
+    values) hold source values ``source, source + step, ...``; the rest is padding."""
+    spans = []
+    for a in range(step):
+        start = first + a - before  # source index of position k = 0
+        k0 = max(0, _ceil_div(-start, step))
+        k1 = min(_ceil_div(count - a, step), (size - 1 - start) // step + 1)
+        spans.append((k0, k1, start + step * k0) if k1 > k0 else None)
+    return spans
 
 
-def _merge_rows(g: Geometry) -> bool:
-    """Whether the channels-last engine works on (n, rows, Wo*C) views: long inner loops
-    for NumPy. Needs column stride 1, so the input's windows merge like the output."""
-    return _channels_last(g) and g.stride[1] == 1
+def _fill_input(x: np.ndarray, g: Geometry, block: _Block, buffer: np.ndarray) -> None:
+    """Copy the block's padded input into `buffer` (cb, length), component by component."""
+    (sh, sw), (top, bottom, left, right) = g.stride, g.pads
+    h, w = g.height, g.width
+    source = x[block.n0 : block.n1, block.c0 : block.c1]  # (nb, cb, H, W)
+    components = block.components(buffer)
+    if g.padding_mode == "zeros":
+        buffer[:, block.components_size :] = 0  # the tail
+        rows = _spans(block.r0, block.band_rows, sh, top, h)
+        cols = _spans(0, g.padded[1], sw, left, w)
+        for a, row in enumerate(rows):
+            for b, col in enumerate(cols):
+                component = components[:, a, b]  # (cb, nb, rows, cols)
+                if row is None or col is None:
+                    component[...] = 0
+                    continue
+                (k0, k1, r), (m0, m1, c) = row, col
+                part = source[
+                    :, :, r : r + sh * (k1 - k0 - 1) + 1 : sh, c : c + sw * (m1 - m0 - 1) + 1 : sw
+                ]
+                component[:, :, k0:k1, m0:m1] = part.transpose(1, 0, 2, 3)
+                component[:, :, :k0] = 0
+                component[:, :, k1:] = 0
+                component[:, :, k0:k1, :m0] = 0
+                component[:, :, k0:k1, m1:] = 0
+        return
+    buffer.fill(0)
+    rows = pad_index(h, top, bottom, g.padding_mode)[block.r0 : block.r0 + block.band_rows]
+    cols = pad_index(w, left, right, g.padding_mode)
+    for a in range(sh):
+        for b in range(sw):
+            part = source.take(rows[a::sh], axis=2).take(cols[b::sw], axis=3)
+            components[:, a, b, :, : part.shape[2], : part.shape[3]] = part.transpose(1, 0, 2, 3)
 
 
-def _rows(a: np.ndarray, g: Geometry) -> np.ndarray:
-    """An (n, rows, cols, C) view in the engine's working form; see :func:`_merge_rows`."""
-    if not _merge_rows(g):
-        return a
-    n, rows, cols, c = a.shape
-    assert a.strides[3] == a.itemsize and a.strides[2] == c * a.itemsize, "rows must be contiguous"
-    return a.reshape(n, rows, cols * c)  # a view: the strides allow it
+def _fold_input_gradient(
+    dbuffer: np.ndarray, g: Geometry, block: _Block, dx: np.ndarray, assign: bool
+) -> None:
+    """Add the block's padded input gradient (cb, S*size) into dx (N, C, H, W), the
+    adjoint of :func:`_fill_input`; or, with `assign` (whole planes, zero padding: every
+    input position is one position of one component), write it there."""
+    (sh, sw), (top, _, left, _) = g.stride, g.pads
+    h, w = g.height, g.width
+    target = dx[block.n0 : block.n1, block.c0 : block.c1]  # (nb, cb, H, W)
+    components = block.components(dbuffer)
+    if g.padding_mode == "zeros":
+        rows = _spans(block.r0, block.band_rows, sh, top, h)
+        cols = _spans(0, g.padded[1], sw, left, w)
+        for a, row in enumerate(rows):
+            for b, col in enumerate(cols):
+                if row is None or col is None:
+                    continue
+                (k0, k1, r), (m0, m1, c) = row, col
+                part = target[
+                    :, :, r : r + sh * (k1 - k0 - 1) + 1 : sh, c : c + sw * (m1 - m0 - 1) + 1 : sw
+                ]
+                values = components[:, a, b, :, k0:k1, m0:m1].transpose(1, 0, 2, 3)
+                if assign:
+                    part[...] = values
+                else:
+                    part += values
+        if assign:  # input rows below the last one read get no gradient
+            target[:, :, max(0, block.band_rows - top) :] = 0
+        return
+    cb, n = block.c1 - block.c0, block.n1 - block.n0
+    padded = scratch("depthwise.dpadded", (n, cb, block.band_rows, g.padded[1]), dbuffer.dtype)
+    for a in range(sh):
+        for b in range(sw):
+            part = padded[:, :, a::sh, b::sw]
+            part[...] = components[:, a, b, :, : part.shape[2], : part.shape[3]].transpose(
+                1, 0, 2, 3
+            )
+    fold_band(padded.transpose(0, 2, 3, 1), target.transpose(0, 2, 3, 1), g, block.r0)
 
 
-def _plans(taps: np.ndarray, g: Geometry):
-    """Per channel group, per tap, how to multiply-add: ``(kind, weights)``.
-
-    Channels-last: one group, weights along C (tiled to Wo*C when rows merge). Planar:
-    one group per channel, scalar weights. Weights of +1 and -1 become an add or a
-    subtraction (exact, and no multiply); weights of 0 are marked "zero", skipped where
-    the input is finite (0 * inf would be NaN).
-    """
-    if _channels_last(g):
-        groups = [np.tile(taps, (1, g.out_size[1])) if _merge_rows(g) else taps]
-    else:
-        groups = [taps[:, c] for c in range(g.channels)]
-    plans = []
-    for weights in groups:
-        plan: list[tuple[str, int | None]] = []
-        for row in weights:
-            flat = np.ravel(row)
-            uniform = bool((flat == flat[0]).all())
-            if uniform and flat[0] in (1, -1):
-                plan.append(("add" if flat[0] == 1 else "subtract", None))
-            elif uniform and flat[0] == 0:
-                plan.append(("zero", 0))
-            else:
-                plan.append(("multiply", flat[0] if uniform else row))
-        plans.append(plan)
-    return plans
+def _blocks(g: Geometry, itemsize: int) -> list[_Block]:
+    """The blocks, from the shapes only: whole planes (as many channels and samples as
+    fit in ``_threads.BLOCK_BYTES``, in blocks of equal size), or bands of one plane's rows."""
+    (kh, kw), (sh, sw), (dh, _) = g.kernel, g.stride, g.dilation
+    n, c, (ho, _) = g.batch, g.channels, g.out_size
+    wq = _ceil_div(g.padded[1], sw)
+    halo = (kh - 1) * dh // sh + 1  # component rows beyond the output's
+    # per component row: the input's components, kW shifted copies, kH products, a gradient
+    row_bytes = (sh * sw + kh + kw + 1) * wq * itemsize
+    budget = _threads.BLOCK_BYTES
+    planes = budget // ((ho + halo) * row_bytes)
+    if planes >= 1:
+        nb = min(n, planes)
+        nb = _ceil_div(n, _ceil_div(n, nb))  # blocks of equal size
+        cb = min(c, max(1, planes // nb))
+        cb = _ceil_div(c, _ceil_div(c, cb))
+        return [
+            _Block(g, n0, min(n0 + nb, n), c0, min(c0 + cb, c), 0, ho)
+            for c0 in range(0, c, cb)
+            for n0 in range(0, n, nb)
+        ]
+    rows = max(1, budget // row_bytes - halo)
+    return [
+        _Block(g, n0, n0 + 1, c0, c0 + 1, h0, min(h0 + rows, ho))
+        for n0 in range(n)
+        for c0 in range(c)
+        for h0 in range(0, ho, rows)
+    ]
 
 
 def _quietly(work):
@@ -157,109 +239,145 @@ def _quietly(work):
     return run
 
 
-def _finite(band: np.ndarray) -> bool:
-    """Whether every value of a block is finite (a cheap pass while it is in the cache)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        return bool(np.isfinite(np.sum(band)))  # any inf or NaN makes the sum non-finite
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out (cb, M, L) = a (cb, M, K) @ b (cb, K, L), in column chunks small enough that
+    OpenBLAS runs each on the calling thread (its threads would compete with the pool's)."""
+    m, k, length = a.shape[1], a.shape[2], b.shape[2]
+    chunk = max(1, (4096 if m == 1 else 131072) // (m * k))
+    for u0 in range(0, length, chunk):
+        np.matmul(a, b[:, :, u0 : u0 + chunk], out=out[:, :, u0 : u0 + chunk])
 
 
-def _multiply_add(target, source, kind, weights, first: bool) -> None:
-    """target (+)= weights * source, as :func:`_plans` says."""
-    if kind == "add":
-        np.copyto(target, source) if first else np.add(target, source, out=target)
-    elif kind == "subtract":
-        np.negative(source, out=target) if first else np.subtract(target, source, out=target)
+def _sum_rows(target: np.ndarray, parts: list[np.ndarray], first: bool) -> None:
+    """target (+)= the sum of `parts`, in their order."""
+    if first and len(parts) > 1:
+        np.add(parts[0], parts[1], out=target)
+        parts = parts[2:]
     elif first:
-        np.multiply(source, weights, out=target)
-    else:
-        product = scratch("depthwise.product", target.shape, target.dtype)
-        np.multiply(source, weights, out=product)
-        target += product
-
-
-def _channel(a: np.ndarray, g: Geometry, channel: int) -> np.ndarray:
-    """Channel group `channel` of an (n, rows, cols, C) view, in the engine's working form."""
-    return _rows(a, g) if _channels_last(g) else a[..., channel]
+        np.copyto(target, parts[0])
+        parts = parts[1:]
+    for part in parts:
+        np.add(target, part, out=target)
 
 
 def depthwise_forward(x, weight, g: Geometry, out):
-    """out (N, Ho, Wo, C) = sum over taps of w[tap] * shifted input, block by block."""
-    kw = g.kernel[1]
-    plans = _plans(_taps(weight, g), g)
-    has_zeros = any(kind == "zero" for plan in plans for kind, _ in plan)
-    rows_last = _channels_last(g)
+    """out (N, Ho, Wo, C) view = sum over taps of w[tap] * shifted input, block by block.
 
-    def run(block):
-        n0, n1, h0, h1, r0, r1 = block
-        n, rows = n1 - n0, h1 - h0
-        band = _padded_band(x, g, n0, n1, r0, r1)
-        target = out[n0:n1, h0:h1]  # (n, rows, Wo, C) view of out's memory
-        direct = target.flags.c_contiguous or not rows_last
-        acc = target if direct else _block("depthwise.acc", target.shape, g, out.dtype)
-        skip_zeros = has_zeros and _finite(band)
-        for channel, plan in enumerate(plans):
-            acc_view = _channel(acc, g, channel)
-            first = True
-            for tap, (kind, weights) in enumerate(plan):
-                if kind == "zero" and skip_zeros and not (first and tap == len(plan) - 1):
-                    continue
-                window = geo.window(band, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
-                _multiply_add(acc_view, _channel(window, g, channel), kind, weights, first)
-                first = False
-        if not direct:
-            target[...] = acc
+    Per row component: the kernel's columns as kW shifted copies of the input, times the
+    kernel (a small GEMM per channel) gives each kernel row's sum; the rows' sums, shifted,
+    add up to the output.
+    """
+    (kh, kw), c = g.kernel, g.channels
+    kernel = np.ascontiguousarray(weight.reshape(c, kh, kw))
+    out_planes = out.transpose(0, 3, 1, 2)  # (N, C, Ho, Wo)
+    wq = _ceil_div(g.padded[1], g.stride[1])
 
-    _threads.parallel(_quietly(run), _bands(g, x.itemsize))
-    return None
+    def run(block: _Block):
+        cb = block.c1 - block.c0
+        buffer = scratch("depthwise.input", (cb, block.length), x.dtype)
+        _fill_input(x, g, block, buffer)
+        acc = scratch("depthwise.acc", (cb, block.size), out.dtype)
+        first = True
+        for a, rows in enumerate(block.kernel_rows):
+            if not rows:
+                continue
+            span = block.size + rows[-1][1] * wq
+            shifted = scratch("depthwise.shifted", (cb, kw, span), x.dtype)
+            for b, cols in enumerate(block.kernel_cols):
+                for j, shift in cols:
+                    start = (a * g.stride[1] + b) * block.size + shift
+                    shifted[:, j] = buffer[:, start : start + span]
+            products = scratch("depthwise.products", (cb, len(rows), span), x.dtype)
+            weights = kernel[block.c0 : block.c1, [i for i, _ in rows]]  # (cb, rows, kW)
+            _matmul(weights, shifted, products)
+            parts = [
+                products[:, r, shift * wq : shift * wq + block.size]
+                for r, (_, shift) in enumerate(rows)
+            ]
+            _sum_rows(acc, parts, first)
+            first = False
+        out_planes[block.n0 : block.n1, block.c0 : block.c1, block.h0 : block.h1] = block.outputs(
+            acc
+        )
+
+    _threads.parallel(_quietly(run), _blocks(g, x.itemsize))
 
 
 def depthwise_backward(x, weight, g: Geometry, workspace, grad):
-    """dx (N, H, W, C) view and dw (C, 1, kH, kW): taps scattered back, block by block.
+    """dx (N, H, W, C) view and dw (C, 1, kH, kW), block by block.
 
-    ``dw[c, tap] = sum(window_tap * g)`` per channel; ``dx`` gets ``w[tap] * g`` added at
-    each tap's window. Blocks of one sample, whose input gradients meet at the band
-    edges, run in order in one unit; units run in parallel.
+    ``dw[c, tap] = sum(shifted input * grad)`` per channel and tap (a dot product);
+    ``dx``, component by component, sums ``w[tap] * grad`` shifted back by each tap that
+    reads the component (shifted copies of grad times the kernel, as forward). Bands of
+    one plane, whose input gradients meet at the band edges, run in order in one unit;
+    units run in parallel.
     """
-    (kh, kw), c = g.kernel, g.channels
-    plans = _plans(_taps(weight, g), g)
-    rows_last = _channels_last(g)
-    if rows_last:
-        dx = np.empty((g.batch, g.height, g.width, c), dtype=x.dtype)  # channels-last memory
-    else:
-        dx = np.empty((g.batch, c, g.height, g.width), dtype=x.dtype).transpose(0, 2, 3, 1)
-    units: dict[int, list] = {}
-    for block in _bands(g, x.itemsize):
-        units.setdefault(block[0], []).append(block)
+    (kh, kw), c, (ho, _) = g.kernel, g.channels, g.out_size
+    sw, wq = g.stride[1], _ceil_div(g.padded[1], g.stride[1])
+    kernel = np.ascontiguousarray(weight.reshape(c, kh, kw))
+    dx = np.empty((g.batch, c, g.height, g.width), dtype=x.dtype)
+    grad_planes = grad.transpose(0, 3, 1, 2)  # (N, C, Ho, Wo)
+    units: dict[tuple[int, int], list[_Block]] = {}
+    for block in _blocks(g, x.itemsize):
+        units.setdefault((block.n0, block.c0), []).append(block)
 
-    def run(unit):
-        dx[unit[0][0] : unit[-1][1]] = 0
-        dtaps = np.zeros((kh * kw, c))  # float64 partial sums
-        for n0, n1, h0, h1, r0, r1 in unit:
-            n, rows = n1 - n0, h1 - h0
-            band = _padded_band(x, g, n0, n1, r0, r1)
-            dband = _block("depthwise.dband", (n, r1 - r0, g.padded[1], c), g, x.dtype)
-            dband.fill(0)
-            grad_block = grad[n0:n1, h0:h1]  # (n, rows, Wo, C), see gradient_layout
-            for channel, plan in enumerate(plans):
-                grad_view = _channel(grad_block, g, channel)
-                for tap, (kind, weights) in enumerate(plan):
-                    i, j = divmod(tap, kw)
-                    window = _channel(geo.window(band, g, i, j, 0, n, 0, rows), g, channel)
-                    if rows_last:  # (n, rows, Wo*C) or (n, rows, Wo, C) -> (Wo*C,) or (Wo, C)
-                        dot = np.einsum("nr...,nr...->...", window, grad_view)
-                        dtaps[tap] += dot.reshape(-1, c).sum(axis=0)
-                    else:
-                        dtaps[tap, channel] += np.einsum("nrw,nrw->", window, grad_view)
-                    dwindow = _channel(geo.window(dband, g, i, j, 0, n, 0, rows), g, channel)
-                    _multiply_add(dwindow, grad_view, kind, weights, False)
-            geo.fold_band(dband, dx[n0:n1], g, r0)
+    def run(unit: list[_Block]):
+        first = unit[0]
+        cb = first.c1 - first.c0
+        whole = len(unit) == 1 and first.h0 == 0 and first.h1 == ho and g.padding_mode == "zeros"
+        if not whole:
+            dx[first.n0 : first.n1, first.c0 : first.c1] = 0
+        dtaps = np.zeros((kh * kw, cb))  # float64 partial sums
+        for block in unit:
+            buffer = scratch("depthwise.input", (cb, block.length), x.dtype)
+            _fill_input(x, g, block, buffer)
+            # the output's gradient on the output grid, zero off it and for `front` values before
+            front = max(block.shifts)
+            padded_grad = scratch("depthwise.grad", (cb, front + block.size), x.dtype)
+            grad_block = padded_grad[:, front:]
+            padded_grad[:, :front] = 0
+            grid = grad_block.reshape(cb, block.n1 - block.n0, *block.grid)
+            grid[:, :, block.h1 - block.h0 :] = 0
+            grid[:, :, : block.h1 - block.h0, block.wo :] = 0
+            block.outputs(grad_block)[...] = grad_planes[
+                block.n0 : block.n1, block.c0 : block.c1, block.h0 : block.h1
+            ]
+            for tap, offset in enumerate(block.offsets):
+                dtaps[tap] += np.vecdot(buffer[:, offset : offset + block.size], grad_block)
+            # component (a, b) of the padded input's gradient: the kernel taps reading it
+            dbuffer = scratch("depthwise.dinput", (cb, block.components_size), x.dtype)
+            for a, rows in enumerate(block.kernel_rows):
+                for b, cols in enumerate(block.kernel_cols):
+                    component = a * sw + b
+                    target = dbuffer[:, component * block.size : (component + 1) * block.size]
+                    if not rows or not cols:
+                        target.fill(0)
+                        continue
+                    base = rows[-1][1] * wq  # the largest row shift
+                    span = block.size + base
+                    shifted = scratch("depthwise.shifted", (cb, len(cols), span), x.dtype)
+                    for s, (_, shift) in enumerate(cols):
+                        start = front - base - shift
+                        shifted[:, s] = padded_grad[:, start : start + span]
+                    products = scratch("depthwise.products", (cb, len(rows), span), x.dtype)
+                    weights = kernel[block.c0 : block.c1][:, [i for i, _ in rows]][
+                        :, :, [j for j, _ in cols]
+                    ]
+                    _matmul(weights, shifted, products)
+                    parts = [
+                        products[:, r, base - shift * wq : base - shift * wq + block.size]
+                        for r, (_, shift) in enumerate(rows)
+                    ]
+                    _sum_rows(target, parts, True)
+            _fold_input_gradient(dbuffer, g, block, dx, whole)
         return dtaps
 
     dtaps = np.zeros((kh * kw, c))
-    for partial in _threads.parallel(_quietly(run), list(units.values())):
-        dtaps += partial
+    unit_list = list(units.values())
+    for unit, partial in zip(unit_list, _threads.parallel(_quietly(run), unit_list)):
+        dtaps[:, unit[0].c0 : unit[0].c1] += partial
     dweight = dtaps.T.astype(x.dtype).reshape(c, 1, kh, kw)  # (T, C) -> (C, 1, kH, kW)
-    return dx, dweight
+    return dx.transpose(0, 2, 3, 1), dweight
 
 
 # -- interleaved: one kernel for every channel of a channels-last input --------------------

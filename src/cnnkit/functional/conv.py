@@ -19,9 +19,10 @@ padding rules (``_conv_geometry``) and the output's (N, O, Ho, Wo) shape:
   its windows as a (C*kH*kW, rows*Wo) matrix of whole image rows, and one GEMM writes
   (O, N, Ho, Wo).
 - "depthwise" (one input and one output channel per group, which includes the plain
-  (H, W) matrix; ``_conv_depthwise``): tap-by-tap multiply-adds over bands of output
-  rows that stay in the cache, each padded on its own, channels-last from 8 channels
-  (the output too), planar below; spread over the thread pool.
+  (H, W) matrix; ``_conv_depthwise``): blocks of whole planes (or row bands) that stay
+  in the cache, each padded on its own; per channel, kW shifted copies of the block
+  times the kernel in one small GEMM, the kernel rows' sums added up. The output keeps
+  the input's layout (channels-first, or channels-last); spread over the thread pool.
 - "interleaved" (depthwise with one kernel shared by all channels of a channels-last
   input, zero padding, column stride 1: a colour image filtered by
   :func:`cnnkit.filter2d`; ``_conv_depthwise``): the ``(N, H, W, C)`` memory is the
