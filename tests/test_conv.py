@@ -677,3 +677,42 @@ def test_results_identical_for_any_thread_count(strategy, rng, monkeypatch):
     np.testing.assert_allclose(results[1][0], expected, rtol=1e-4, atol=1e-4)
     for mine, theirs in zip(results[1][1:], grads[:2]):
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)
+
+
+# wide enough (>= 4 channels per group) for the strided copy of every window, dilated,
+# grouped, strided and padded in each mode
+WIDE_CASES = [
+    (2, 8, 9, 10, 4, (3, 3), 2, 1, (2, 2), 1, "reflect"),
+    (2, 8, 9, 9, 8, (3, 2), 1, "same", (1, 2), 2, "zeros"),
+    (1, 12, 7, 8, 6, (2, 3), (2, 1), (1, 2), (2, 3), 3, "circular"),
+    (3, 5, 6, 7, 3, (3, 3), (1, 2), 2, 1, 1, "replicate"),
+]
+
+
+@pytest.mark.parametrize(
+    "case, budget",
+    [(case, 1) for case in ALL_CASES + WIDE_CASES] + [(case, 2**30) for case in CASES + WIDE_CASES],
+)
+def test_im2col_on_every_case_matches_torch(case, budget, rng, monkeypatch, threads):
+    """The im2col engine (one strided copy of every window, or a copy per kernel offset
+    for few channels), forced on every case, in chunks of one row or whole (cut in
+    blocks of samples), on 1 or 2 threads: PyTorch's output and gradients."""
+    x, weight, b, kwargs, pads = make_inputs(case, np.float64, rng)
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: "im2col")
+    monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
+    out, cache = F.conv2d_forward(x, weight, b, **kwargs)
+    grad_output = rng.standard_normal(out.shape)
+    expected, grads = torch_conv(
+        x,
+        weight,
+        b,
+        pair(kwargs["stride"]),
+        pads,
+        pair(kwargs["dilation"]),
+        kwargs["groups"],
+        kwargs["padding_mode"],
+        grad_output,
+    )
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    for mine, theirs in zip(F.conv2d_backward(grad_output, cache), grads):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)

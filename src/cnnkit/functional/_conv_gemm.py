@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit._threads import parallel
+from cnnkit._threads import blocks, parallel
 from cnnkit.functional import _conv_geometry as geo
 from cnnkit.functional._conv_geometry import Geometry
 
@@ -22,18 +22,30 @@ from cnnkit.functional._conv_geometry import Geometry
 
 
 def _im2col(xp, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
-    """Windows of rows h0..h1 as a (n*(h1-h0)*Wo, groups, kH, kW, C/groups) matrix."""
+    """Windows of rows h0..h1 as a (n*(h1-h0)*Wo, groups, kH*kW*C/groups) matrix."""
     kh, kw = g.kernel
     _, wo = g.out_size
     cg = g.channels // g.groups
-    cols = np.empty((n1 - n0, h1 - h0, wo, g.groups, kh, kw, cg), dtype=xp.dtype)
+    n, rows = n1 - n0, h1 - h0
+    cols = np.empty((n, rows, wo, g.groups, kh, kw, cg), dtype=xp.dtype)
+    # a window row's kW taps lie side by side in the input when they are not dilated
+    run = kw * cg if g.dilation[1] == 1 and g.groups == 1 else cg
+    if run >= 4:  # one strided copy, its inner loops over runs of contiguous values
+        windows = geo.windows(xp, g, n0, n1, h0, h1)
+        row_bytes = wo * kh * kw * g.channels * xp.itemsize
+        if n > 1:
+            spans = [np.s_[a:b] for a, b in blocks(n, rows * row_bytes)]
+        else:
+            spans = [np.s_[:, a:b] for a, b in blocks(rows, row_bytes)]
+        parallel(lambda s: np.copyto(cols[s], windows[s]), spans, total_bytes=cols.nbytes)
+    else:  # few channels: one copy per kernel offset, each along whole rows of pixels
 
-    def gather(tap):  # each kernel offset fills its own columns: taps run on the thread pool
-        i, j = divmod(tap, kw)
-        window = geo.window(xp, g, i, j, n0, n1, h0, h1)  # (n, h, Wo, C)
-        cols[..., i, j, :] = window.reshape((*window.shape[:3], g.groups, cg))
+        def gather(tap):
+            i, j = divmod(tap, kw)
+            window = geo.window(xp, g, i, j, n0, n1, h0, h1)  # (n, h, Wo, C)
+            cols[..., i, j, :] = window.reshape((*window.shape[:3], g.groups, cg))
 
-    parallel(gather, range(kh * kw), total_bytes=cols.nbytes)
+        parallel(gather, range(kh * kw), total_bytes=cols.nbytes)
     return cols.reshape(-1, g.groups, kh * kw * cg)  # (M, G, K)
 
 

@@ -299,6 +299,21 @@ def window(xp, g: Geometry, i, j, n0, n1, h0, h1):
     return xp[n0:n1, top : top + sh * (h1 - h0 - 1) + 1 : sh, left : left + sw * (wo - 1) + 1 : sw]
 
 
+def windows(xp, g: Geometry, n0, n1, h0, h1):
+    """Every kernel offset's :func:`window` at once, read-only: (n, h1-h0, Wo, G, kH, kW, C/G)."""
+    (sh, sw), (dh, dw), (kh, kw) = g.stride, g.dilation, g.kernel
+    _, wo = g.out_size
+    cg = g.channels // g.groups
+    base = xp[n0:n1, h0 * sh :]
+    sn, sy, sx, sc = base.strides
+    return np.lib.stride_tricks.as_strided(
+        base,
+        (n1 - n0, h1 - h0, wo, g.groups, kh, kw, cg),
+        (sn, sy * sh, sx * sw, sc * cg, sy * dh, sx * dw, sc),
+        writeable=False,
+    )
+
+
 def bands(g: Geometry, bytes_per_row: int, budget: int | None = None):
     """Blocks of output rows within `budget`, with the padded rows each reads."""
     (kh, _), (sh, _), (dh, _) = g.kernel, g.stride, g.dilation
