@@ -8,7 +8,13 @@ The in-memory loop does that in this process; cnnkit.dask.predict does it on a
 dask.distributed LocalCluster of N worker processes with one thread each (started before
 the clock). Reported: images per second, and the efficiency against the ideal
 (single-process throughput x N workers; 1.0 is ideal, the target is >= 1 / 1.2 = 0.83).
-The machine may be shared: compare ratios from one run, not times across runs.
+
+Where the time goes is reported from CPU time, which other load cannot inflate: the
+workers' CPU seconds per image against the in-memory loop's (the Dask path's own cost
+per image), the CPU seconds of this process (scheduler and client) and of the workers,
+and how many cores they had between them (CPU seconds / wall seconds). A machine with
+fewer free cores than workers + 1 cannot reach the ideal whatever the code does. The
+machine may be shared: compare ratios from one run, not times across runs.
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ import shutil
 import tempfile
 import time
 
-import numpy as np
+# one core per process on both sides, as distributed gives its workers: without this the
+# in-memory loop's BLAS would spin threads on the other core
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
 
 
 def make_folder(root, count):
@@ -60,6 +71,18 @@ def in_memory(model_path, files, batch_size=64):
     return labels
 
 
+def worker_cpu() -> float:
+    import psutil
+
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
@@ -77,11 +100,18 @@ def main(argv=None):
         model, folder = make_folder(root, args.images)
         files = ckd.image_files(folder)
         in_memory(model, files[:64])  # warm-up: imports, caches
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), own_cpu()
         expected = in_memory(model, files)
         single = len(files) / (time.perf_counter() - start)
-        print(f"{len(files)} PNG images, digits model, batches of 64")
-        print(f"in-memory loop (1 process): {single:.0f} images/s")
+        single_cpu = (own_cpu() - cpu) / len(files)
+        print(
+            f"{len(files)} PNG images, digits model, batches of 64; {os.cpu_count()} cores, "
+            f"load average {os.getloadavg()[0]:.1f} before the run"
+        )
+        print(
+            f"in-memory loop (1 process): {single:.0f} images/s, "
+            f"{single_cpu * 1e3:.3f} CPU ms per image"
+        )
         for workers in args.workers:
             with (
                 LocalCluster(
@@ -91,17 +121,26 @@ def main(argv=None):
                     silence_logs=logging.ERROR,
                     env={"CNNKIT_NUM_THREADS": "1"},
                 ) as cluster,
-                Client(cluster),
+                Client(cluster) as client,
             ):
                 ckd.predict(model, files[: 64 * workers]).compute()  # warm-up on every worker
+                before_workers, before_own = client.run(worker_cpu), own_cpu()
                 start = time.perf_counter()
                 results = ckd.predict(model, files).compute()
-                rate = len(files) / (time.perf_counter() - start)
+                wall = time.perf_counter() - start
+                spent = client.run(worker_cpu)
+                workers_cpu = sum(spent[w] - before_workers[w] for w in spent)
+                main_cpu = own_cpu() - before_own
+            rate = len(files) / wall
             assert [r["index"] for r in results] == expected
             print(
                 f"cnnkit.dask.predict, {workers} worker(s): {rate:.0f} images/s, "
                 f"efficiency {rate / (single * workers):.2f} of ideal "
-                f"({single * workers:.0f} images/s)"
+                f"({single * workers:.0f} images/s); workers "
+                f"{workers_cpu / len(files) * 1e3:.3f} CPU ms per image "
+                f"({workers_cpu / len(files) / single_cpu:.2f} x in-memory), "
+                f"scheduler + client {main_cpu:.2f} CPU s, cores used "
+                f"{(workers_cpu + main_cpu) / wall:.2f} over {wall:.2f} s"
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -71,8 +72,9 @@ def predict(model, sources, batch_size=DEFAULT_BATCH_SIZE, *, invert="auto", cro
     >>> sorted(results[0]), results[1]["error"].startswith("cannot")
     (['index', 'label', 'probabilities', 'probability', 'source'], True)
     """
-    import dask
     import dask.bag as db
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
     from cnnkit._validation import to_int
 
@@ -84,9 +86,15 @@ def predict(model, sources, batch_size=DEFAULT_BATCH_SIZE, *, invert="auto", cro
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be the path of a saved model, got {type(model).__name__}")
     paths = _as_sources(sources)
-    loaded = dask.delayed(_load_model, pure=True)(os.fspath(model))  # one key: loaded once
-    bag = db.from_sequence(paths, partition_size=batch_size)
-    return bag.map_partitions(_classify, loaded, invert=invert, crop=bool(crop))
+    model = os.fspath(model)
+    token = tokenize(model, paths, batch_size, invert, bool(crop))
+    name, loaded = f"predict-{token}", f"predict-model-{token}"
+    graph = {loaded: (_load_model, model)}  # one key: loaded once, sent to each worker
+    # one task per batch, reading its own files: no separate tasks holding the paths
+    classify = functools.partial(_classify, invert=invert, crop=bool(crop))
+    for number, start in enumerate(range(0, len(paths), batch_size)):
+        graph[name, number] = (classify, paths[start : start + batch_size], loaded)
+    return db.Bag(HighLevelGraph.from_collections(name, graph), name, number + 1)
 
 
 def image_files(folder) -> list[str]:
