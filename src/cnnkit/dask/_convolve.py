@@ -470,6 +470,31 @@ class _Reader:
         padded[tuple(places)] = region
         return padded
 
+    def read_into(self, source, box, out):
+        """Read `box` into the array `out`: straight from a Zarr (v3) store when it needs
+        no padding, which saves a block-sized copy; otherwise through ``__call__``."""
+        plain = all(
+            low - self.pads[axis][0] >= 0 and high - self.pads[axis][0] <= self.shape[axis]
+            for axis, (low, high) in enumerate(box)
+            if axis in self.pads
+        )
+        get = getattr(source, "get_basic_selection", None)
+        if plain and get is not None and np.dtype(source.dtype) == self.dtype:
+            try:
+                from zarr.core.buffer import cpu
+            except ImportError:  # zarr 2: no `out` buffers
+                pass
+            else:
+                index = tuple(
+                    slice(low - self.pads[axis][0], high - self.pads[axis][0])
+                    if axis in self.pads
+                    else slice(low, high)
+                    for axis, (low, high) in enumerate(box)
+                )
+                get(index, out=cpu.NDBuffer.from_numpy_array(out))
+                return
+        out[...] = self(source, box)
+
     def _read(self, source, reads):
         """The runs of every axis read and joined (one read in the common case)."""
 
@@ -570,34 +595,30 @@ def _donate(source, reader, boxes):
 
 def _assemble(source, reader, own, donations, directions, axes, function):
     """Read a block's own rows, add the neighbours' edges around them and apply `function`."""
-    block = reader(source, own)
-    before = [0, 0]
-    shape = list(block.shape)
-    extents = {}
+    if not donations:
+        return function(reader(source, own))
+    own_shape = [high - low for low, high in own]
+    before, after = [0, 0], [0, 0]  # rows and columns from the neighbours, per side
     for donated, direction in zip(donations, directions):
-        piece = donated[direction]
         for n, (axis, step) in enumerate(zip(axes, direction)):
             if step:
-                extents[n, step] = piece.shape[axis]
+                (before if step < 0 else after)[n] = donated[direction].shape[axis]
+    shape = list(own_shape)
     for n, axis in enumerate(axes):
-        before[n] = extents.get((n, -1), 0)
-        shape[axis] += before[n] + extents.get((n, 1), 0)
-    if tuple(shape) == block.shape:
-        return function(block)
-    region = np.empty(shape, block.dtype)
-    own_shape = block.shape
+        shape[axis] += before[n] + after[n]
+    region = np.empty(shape, reader.dtype)
 
-    def place(piece, direction):
+    def view(extent, direction):
         index = [slice(None)] * len(shape)
         for n, (axis, step) in enumerate(zip(axes, direction)):
             start = {-1: 0, 0: before[n], 1: before[n] + own_shape[axis]}[step]
-            index[axis] = slice(start, start + piece.shape[axis])
-        region[tuple(index)] = piece
+            index[axis] = slice(start, start + extent[axis])
+        return region[tuple(index)]
 
-    place(block, (0, 0))
-    del block
+    reader.read_into(source, own, view(own_shape, (0, 0)))
     for donated, direction in zip(donations, directions):
-        place(donated[direction], direction)
+        piece = donated[direction]
+        view(piece.shape, direction)[...] = piece
     return function(region)
 
 
