@@ -285,11 +285,9 @@ def test_fast_strategies_agree_with_im2col(case, strategy, rng, monkeypatch):
             np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("budget", [1, 3000])
-@pytest.mark.parametrize("case", [c for c in CASES if c[9] == 1][:5])
-def test_planar_strategy_in_bands_matches_torch(case, budget, rng, monkeypatch):
-    """The planar path, forced and cut into bands, matches PyTorch forward and backward."""
-    monkeypatch.setattr(conv_module, "_strategy", lambda *args: "planar")
+def assert_forced_strategy_matches_torch(strategy, case, budget, rng, monkeypatch):
+    """`strategy`, forced, with workspaces of `budget` bytes: PyTorch's output and gradients."""
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: strategy)
     monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
     x, weight, b, kwargs, pads = make_inputs(case, np.float64, rng)
     out, cache = F.conv2d_forward(x, weight, b, **kwargs)
@@ -301,13 +299,20 @@ def test_planar_strategy_in_bands_matches_torch(case, budget, rng, monkeypatch):
         pair(kwargs["stride"]),
         pads,
         pair(kwargs["dilation"]),
-        1,
+        kwargs["groups"],
         kwargs["padding_mode"],
         g,
     )
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
     for mine, theirs in zip(F.conv2d_backward(g, cache), grads):
         np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("budget", [1, 3000])
+@pytest.mark.parametrize("case", [c for c in CASES if c[9] == 1][:5])
+def test_planar_strategy_in_bands_matches_torch(case, budget, rng, monkeypatch):
+    """The planar path, forced and cut into bands, matches PyTorch forward and backward."""
+    assert_forced_strategy_matches_torch("planar", case, budget, rng, monkeypatch)
 
 
 @pytest.mark.parametrize("strategy", ["rows", "planar"])
@@ -697,22 +702,4 @@ def test_im2col_on_every_case_matches_torch(case, budget, rng, monkeypatch, thre
     """The im2col engine (one strided copy of every window, or a copy per kernel offset
     for few channels), forced on every case, in chunks of one row or whole (cut in
     blocks of samples), on 1 or 2 threads: PyTorch's output and gradients."""
-    x, weight, b, kwargs, pads = make_inputs(case, np.float64, rng)
-    monkeypatch.setattr(conv_module, "_strategy", lambda *args: "im2col")
-    monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
-    out, cache = F.conv2d_forward(x, weight, b, **kwargs)
-    grad_output = rng.standard_normal(out.shape)
-    expected, grads = torch_conv(
-        x,
-        weight,
-        b,
-        pair(kwargs["stride"]),
-        pads,
-        pair(kwargs["dilation"]),
-        kwargs["groups"],
-        kwargs["padding_mode"],
-        grad_output,
-    )
-    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
-    for mine, theirs in zip(F.conv2d_backward(grad_output, cache), grads):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)
+    assert_forced_strategy_matches_torch("im2col", case, budget, rng, monkeypatch)
