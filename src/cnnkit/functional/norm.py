@@ -100,9 +100,28 @@ def _part(a: np.ndarray, block) -> np.ndarray:
     return a[n0:n1, c0:c1, h0:h1]
 
 
-def _column(v: np.ndarray, block) -> np.ndarray:
-    """A block's channels of a (C,) vector, as (c, 1, 1) to broadcast over (n, c, h, w)."""
-    return v[block[2] : block[3], None, None]
+def _per_channel_operand(v: np.ndarray, shape, blocks) -> np.ndarray:
+    """A (C,) vector as an operand for the blocks of an (N, C, H, W) array.
+
+    NumPy runs ``block * v[:, None, None]`` at about half the speed of an operation
+    between arrays of one shape. When the blocks are whole samples and there are at
+    least two, the vector is spread once over a whole (C, H, W) sample, which the
+    blocks then broadcast along their samples only; otherwise it stays (C, 1, 1).
+    """
+    n, c, h, w = shape
+    column = v[:, None, None]
+    whole_samples = all(b[2:] == (0, c, 0, h) for b in blocks)
+    if h * w == 1 or n < 2 or not whole_samples:
+        return column
+    sample = np.empty((c, h, w), v.dtype)
+    sample[...] = column
+    return sample
+
+
+def _column(operand: np.ndarray, block) -> np.ndarray:
+    """A block's part of :func:`_per_channel_operand`'s operand, to broadcast over (n, c, h, w)."""
+    c0, c1, h0, h1 = block[2:]
+    return operand[c0:c1] if operand.shape[1] == 1 else operand[c0:c1, h0:h1]
 
 
 def _channel_sums(partials, blocks, channels) -> np.ndarray:
@@ -132,7 +151,9 @@ def _batch_statistics(x4, blocks):
         # sums of a block in its own dtype (fast, and short enough to stay accurate)
         mean = np.einsum("nchw->c", part) / np.float64(count)
         centered = scratch("norm.centered", part.shape, part.dtype)
-        np.subtract(part, mean.astype(part.dtype)[:, None, None], out=centered)
+        np.subtract(
+            part, mean.astype(part.dtype)[:, None, None], out=centered
+        )  # a block's own mean
         return count, mean, np.einsum("nchw,nchw->c", centered, centered).astype(np.float64)
 
     channels = x4.shape[1]
@@ -243,6 +264,7 @@ def batch_norm_forward(
     shift = -mean * scale if bias is None else bias - mean * scale
     shift = shift.astype(dtype, copy=False)
     out4 = np.empty(x4.shape, dtype)
+    scale, shift = (_per_channel_operand(v, x4.shape, blocks) for v in (scale, shift))
 
     def normalise(block):
         target = _part(out4, block)
@@ -296,6 +318,7 @@ def batch_norm_backward(grad_output, cache):
     blocks = _blocks(x4.shape, max(x4.itemsize, grad.itemsize))
     grad_sum = grad_xhat_sum = None
     if cache.has_bias or cache.weight is not None or cache.training:
+        mean = _per_channel_operand(mean, x4.shape, blocks)
 
         def sums(block):
             g = _part(grad, block)
@@ -310,11 +333,13 @@ def batch_norm_backward(grad_output, cache):
     grad_bias = grad_sum if cache.has_bias else None
     grad_weight = grad_xhat_sum if cache.weight is not None else None
     scale = inv_std if cache.weight is None else inv_std * cache.weight
+    scale = _per_channel_operand(scale, x4.shape, blocks)
     grad_x = np.empty(x4.shape, grad.dtype)
     if cache.training:
         # dx = w * inv_std * (g - mean(g) - xhat * mean(g * xhat))
-        grad_mean = grad_sum / count
-        correction = inv_std * grad_xhat_sum / count  # per channel, times (x - mean)
+        grad_mean = _per_channel_operand(grad_sum / count, x4.shape, blocks)
+        # per channel, times (x - mean)
+        correction = _per_channel_operand(inv_std * grad_xhat_sum / count, x4.shape, blocks)
 
         def input_grad(block):
             target = _part(grad_x, block)
