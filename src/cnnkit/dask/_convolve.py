@@ -79,6 +79,15 @@ def filter2d(image, kernel, stride=1, padding=0, padding_mode="zeros"):
     --------
     cnnkit.filter2d : The in-memory op each block runs.
 
+    Notes
+    -----
+    When `image` is nothing but reads of a stored array (:func:`read_image`,
+    ``da.from_zarr``, ``da.from_array`` of a Zarr, HDF5 or TIFF array), each output block
+    is computed by one task that reads its own block from the store and gets its halo
+    (a few rows and columns) from small per-block edge tasks: a worker then holds about
+    three blocks at a time, whatever the image size. Other dask arrays are given their
+    halos by Dask's overlap machinery, whose memory grows with the image's width.
+
     Examples
     --------
     >>> import dask
