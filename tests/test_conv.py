@@ -392,14 +392,16 @@ def test_interleaved_only_where_it_applies(rng):
 
 
 def test_strategy_choice(rng):
-    """Few channels go planar, depthwise stays depthwise, wide stride-1 layers go rows."""
-    cases = {
-        "planar": ((2, 3, 32, 32), (16, 3, 3, 3), 1, 1),
-        "depthwise": ((2, 8, 16, 16), (8, 1, 3, 3), 1, 8),
-        "rows": ((2, 32, 16, 16), (32, 32, 3, 3), 1, 1),
-        "im2col": ((2, 32, 16, 16), (32, 32, 3, 3), 2, 1),
-    }
-    for expected, (shape, wshape, stride, groups) in cases.items():
+    """Few channels go planar, depthwise stays depthwise, wide stride-1 layers go rows
+    unless its padded grid wastes over a tenth, strided ones im2col."""
+    cases = [
+        ("planar", (2, 3, 32, 32), (16, 3, 3, 3), 1, 1),
+        ("depthwise", (2, 8, 16, 16), (8, 1, 3, 3), 1, 8),
+        ("rows", (2, 32, 48, 48), (32, 32, 3, 3), 1, 1),  # 50x50 grid for 48x48: 8.5 %
+        ("im2col", (2, 32, 32, 32), (32, 32, 3, 3), 1, 1),  # 34x34 for 32x32: 13 %
+        ("im2col", (2, 32, 16, 16), (32, 32, 3, 3), 2, 1),
+    ]
+    for expected, shape, wshape, stride, groups in cases:
         _, cache = F.conv2d_forward(
             np.ones(shape), np.ones(wshape), stride=stride, padding=1, groups=groups
         )
