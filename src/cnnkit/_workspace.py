@@ -70,8 +70,8 @@ def scratch(name: str, shape, dtype, like: np.ndarray | None = None) -> np.ndarr
     """
     if like is not None:
         order = sorted(range(like.ndim), key=lambda axis: -abs(like.strides[axis]))
-        buffer = scratch(name, tuple(shape[axis] for axis in order), dtype)
-        return buffer.transpose(np.argsort(order))
+        in_order = scratch(name, tuple(shape[axis] for axis in order), dtype)
+        return in_order.transpose(np.argsort(order))
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > MAX_BUFFER_BYTES:

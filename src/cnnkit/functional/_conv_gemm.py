@@ -33,10 +33,11 @@ def _im2col(xp, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
     if run >= 4:  # one strided copy, its inner loops over runs of contiguous values
         windows = geo.windows(xp, g, n0, n1, h0, h1)
         row_bytes = wo * kh * kw * g.channels * xp.itemsize
+        spans: list[tuple[slice, slice]]  # (samples, rows) of each block
         if n > 1:
-            spans = [np.s_[a:b] for a, b in blocks(n, rows * row_bytes)]
+            spans = [(slice(a, b), slice(None)) for a, b in blocks(n, rows * row_bytes)]
         else:
-            spans = [np.s_[:, a:b] for a, b in blocks(rows, row_bytes)]
+            spans = [(slice(None), slice(a, b)) for a, b in blocks(rows, row_bytes)]
         parallel(lambda s: np.copyto(cols[s], windows[s]), spans, total_bytes=cols.nbytes)
     else:  # few channels: one copy per kernel offset, each along whole rows of pixels
 
@@ -49,8 +50,20 @@ def _im2col(xp, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
     return cols.reshape(-1, g.groups, kh * kw * cg)  # (M, G, K)
 
 
+def _col2im_taps(dtaps, dxp, g: Geometry, n0, n1, h0, h1) -> None:
+    """Add each kernel offset's window gradient, (kH*kW, M, C), into `dxp` (N, Hp, Wp, C).
+
+    Kept offset by offset, each window's gradient is contiguous, so each add runs
+    along whole rows of pixels (a (M, kH*kW*C) matrix's would run along C values).
+    """
+    kw = g.kernel[1]
+    for tap, dwindow in enumerate(dtaps):
+        window = geo.window(dxp, g, *divmod(tap, kw), n0, n1, h0, h1)  # (n, h, Wo, C) view
+        window += dwindow.reshape(window.shape)
+
+
 def _col2im(dcols, dxp, g: Geometry, n0, n1, h0, h1) -> None:
-    """Adjoint of :func:`_im2col`: add each window's gradient into `dxp` (N, Hp, Wp, C)."""
+    """Adjoint of :func:`_im2col` for groups: add each window's gradient into `dxp` (N, Hp, Wp, C)."""
     kh, kw = g.kernel
     _, wo = g.out_size
     cg = g.channels // g.groups
@@ -94,6 +107,9 @@ def im2col_backward(flat, weight, g: Geometry, workspace, grad):
     wmat = _weight_matrix(weight, g)  # (G, K, O/G)
     k, og = wmat.shape[1], wmat.shape[2]
     dwmat = np.zeros_like(wmat)
+    o, cg, kh, kw = weight.shape
+    if g.groups == 1:  # per kernel offset: (kH*kW, O, C)
+        wtaps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw, o, cg)
     _, wo = g.out_size
     for n0, n1, h0, h1 in geo.chunks(g, wo * g.groups * k * xp.itemsize):
         cols = workspace  # kept by the forward when it was one chunk, as here
@@ -102,15 +118,14 @@ def im2col_backward(flat, weight, g: Geometry, workspace, grad):
         grad_block = grad[n0:n1, h0:h1].reshape(-1, g.groups, og)  # (M, G, O/G)
         if g.groups == 1:
             dwmat[0] += cols[:, 0].T @ grad_block[:, 0]
-            dcols = grad_block[:, 0] @ wmat[0].T  # (M, K)
+            # (M, O) @ (kH*kW, O, C) -> (kH*kW, M, C): one GEMM per kernel offset
+            _col2im_taps(np.matmul(grad_block[:, 0], wtaps), dxp, g, n0, n1, h0, h1)
         else:
             # (G, K, M) @ (G, M, O/G) -> (G, K, O/G)
             dwmat += np.matmul(cols.transpose(1, 2, 0), grad_block.transpose(1, 0, 2))
             # (G, M, O/G) @ (G, O/G, K) -> (G, M, K) -> (M, G, K)
             dcols = np.matmul(grad_block.transpose(1, 0, 2), wmat.transpose(0, 2, 1))
-            dcols = dcols.transpose(1, 0, 2)
-        _col2im(dcols, dxp, g, n0, n1, h0, h1)
-    o, cg, kh, kw = weight.shape
+            _col2im(dcols.transpose(1, 0, 2), dxp, g, n0, n1, h0, h1)
     # (G, kH*kW*C/G, O/G) -> (G, kH, kW, C/G, O/G) -> (O, C/G, kH, kW)
     dweight = (
         dwmat.reshape(g.groups, kh, kw, cg, og).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
