@@ -15,19 +15,24 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit._threads import blocks, parallel
+from cnnkit._workspace import scratch
 from cnnkit.functional import _conv_geometry as geo
 from cnnkit.functional._conv_geometry import Geometry
 
 # -- im2col: any stride and groups --------------------------------------------------------
 
 
-def _im2col(xp, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
-    """Windows of rows h0..h1 as a (n*(h1-h0)*Wo, groups, kH*kW*C/groups) matrix."""
+def _im2col(xp, g: Geometry, n0, n1, h0, h1, *, kept: bool = False) -> np.ndarray:
+    """Windows of rows h0..h1 as a (n*(h1-h0)*Wo, groups, kH*kW*C/groups) matrix.
+
+    In this thread's reused workspace unless `kept` (returned for the backward pass).
+    """
     kh, kw = g.kernel
     _, wo = g.out_size
     cg = g.channels // g.groups
     n, rows = n1 - n0, h1 - h0
-    cols = np.empty((n, rows, wo, g.groups, kh, kw, cg), dtype=xp.dtype)
+    shape = (n, rows, wo, g.groups, kh, kw, cg)
+    cols = np.empty(shape, xp.dtype) if kept else scratch("im2col.cols", shape, xp.dtype)
     # a window row's kW taps lie side by side in the input when they are not dilated
     run = kw * cg if g.dilation[1] == 1 and g.groups == 1 else cg
     if run >= 4:  # one strided copy, its inner loops over runs of contiguous values
@@ -88,7 +93,7 @@ def im2col_forward(flat, weight, g: Geometry, out):
     _, wo = g.out_size
     blocks = list(geo.chunks(g, wo * g.groups * wmat.shape[1] * flat.itemsize))
     for n0, n1, h0, h1 in blocks:
-        cols = _im2col(xp, g, n0, n1, h0, h1)  # (M, G, K)
+        cols = _im2col(xp, g, n0, n1, h0, h1, kept=len(blocks) == 1)  # (M, G, K)
         out_block = out[n0:n1, h0:h1].reshape(-1, g.out_channels)  # (M, O) view
         if g.groups == 1:
             np.matmul(cols[:, 0], wmat[0], out=out_block)
@@ -119,7 +124,9 @@ def im2col_backward(flat, weight, g: Geometry, workspace, grad):
         if g.groups == 1:
             dwmat[0] += cols[:, 0].T @ grad_block[:, 0]
             # (M, O) @ (kH*kW, O, C) -> (kH*kW, M, C): one GEMM per kernel offset
-            _col2im_taps(np.matmul(grad_block[:, 0], wtaps), dxp, g, n0, n1, h0, h1)
+            dtaps = scratch("im2col.dtaps", (kh * kw, len(grad_block), cg), grad.dtype)
+            np.matmul(grad_block[:, 0], wtaps, out=dtaps)
+            _col2im_taps(dtaps, dxp, g, n0, n1, h0, h1)
         else:
             # (G, K, M) @ (G, M, O/G) -> (G, K, O/G)
             dwmat += np.matmul(cols.transpose(1, 2, 0), grad_block.transpose(1, 0, 2))
@@ -165,12 +172,16 @@ def _block_span(g: Geometry, n0, n1, h0, h1) -> tuple[int, int]:
     return (n0 * hp + h0) * wp, ((n1 - n0 - 1) * hp + (h1 - h0)) * wp
 
 
-def _shifted_rows(flat, g: Geometry, n0, n1, h0, h1) -> np.ndarray:
-    """(count + halo, kW, C): the block's pixels shifted by each kernel column j."""
+def _shifted_rows(flat, g: Geometry, n0, n1, h0, h1, *, kept: bool = False) -> np.ndarray:
+    """(count + halo, kW, C): the block's pixels shifted by each kernel column j.
+
+    In this thread's reused workspace unless `kept` (returned for the backward pass).
+    """
     (_, wp), (kh, kw), (dh, dw) = g.padded, g.kernel, g.dilation
     start, count = _block_span(g, n0, n1, h0, h1)
     length = count + (kh - 1) * dh * wp
-    shifted = np.empty((length, kw, g.channels), dtype=flat.dtype)
+    shape = (length, kw, g.channels)
+    shifted = np.empty(shape, flat.dtype) if kept else scratch("rows.shifted", shape, flat.dtype)
 
     def shift(j):  # each kernel column fills its own slot: columns run on the thread pool
         shifted[:, j] = flat[start + j * dw : start + j * dw + length]
@@ -187,10 +198,11 @@ def rows_forward(flat, weight, g: Geometry, out):
     wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
     blocks = list(_rows_blocks(g, flat.itemsize))
     for n0, n1, h0, h1 in blocks:
-        shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
+        shifted = _shifted_rows(flat, g, n0, n1, h0, h1, kept=len(blocks) == 1)
         _, count = _block_span(g, n0, n1, h0, h1)
-        acc = shifted[:count].reshape(count, kw * c) @ wrows[0]  # (count, O)
-        product = np.empty_like(acc)
+        acc = scratch("rows.acc", (count, o), flat.dtype)
+        np.matmul(shifted[:count].reshape(count, kw * c), wrows[0], out=acc)
+        product = scratch("rows.product", (count, o), flat.dtype)
         for i in range(1, kh):
             offset = i * dh * wp
             np.matmul(
@@ -217,14 +229,16 @@ def rows_backward(flat, weight, g: Geometry, workspace, grad):
         if shifted is None:
             shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
         valid = min(h1, ho) - h0
-        grad_grid = np.zeros((n1 - n0, h1 - h0, wp, o), dtype=flat.dtype)  # 0 off the outputs
+        grad_grid = scratch("rows.grad", (n1 - n0, h1 - h0, wp, o), flat.dtype)
+        grad_grid.fill(0)  # 0 off the outputs
         grad_grid[:, :valid, :wo] = grad[n0:n1, h0 : h0 + valid]
         grad_grid = grad_grid.reshape(count, o)
         for i in range(kh):
             offset = i * dh * wp
             dwrows[i] += shifted[offset : offset + count].reshape(count, kw * c).T @ grad_grid
             # (count, O) @ (kW, O, C) -> (kW, count, C): contiguous per kernel column
-            dshifted = np.matmul(grad_grid, wtaps[i])
+            dshifted = scratch("rows.dshifted", (kw, count, c), flat.dtype)
+            np.matmul(grad_grid, wtaps[i], out=dshifted)
             for j in range(kw):
                 begin = start + offset + j * dw
                 dflat[begin : begin + count] += dshifted[j]

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit._validation import as_float_array, check_grad_shape, output_size
+from cnnkit._workspace import scratch
 from cnnkit.functional import _conv_depthwise as depthwise
 from cnnkit.functional import _conv_gemm as gemm
 from cnnkit.functional import _conv_planar as planar
@@ -244,7 +245,8 @@ def conv2d_backward(grad_output, cache):
     elif channel_major:  # (O, N, Ho, Wo) memory, as the forward wrote it
         grad = np.ascontiguousarray(grad.transpose(3, 0, 1, 2), dtype=dtype).transpose(1, 2, 3, 0)
     else:
-        grad = copy_channels_last(np.empty(grad.shape, dtype=dtype), grad.transpose(0, 3, 1, 2))
+        converted = scratch("conv.grad", grad.shape, dtype)  # used within this call only
+        grad = copy_channels_last(converted, grad.transpose(0, 3, 1, 2))
     dx, dweight = _BACKWARD[cache.strategy](
         cache.source, cache.weight, g, cache.workspace, grad
     )  # (N, H, W, C) view, (O, C/G, kH, kW)
