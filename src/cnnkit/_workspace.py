@@ -68,10 +68,10 @@ def scratch(name: str, shape, dtype, like: np.ndarray | None = None) -> np.ndarr
     >>> scratch("example", (2, 3), np.float32, like=np.empty((3, 2)).T).strides
     (4, 8)
     """
-    if like is not None:
+    if like is not None and not like.flags.c_contiguous:
         order = sorted(range(like.ndim), key=lambda axis: -abs(like.strides[axis]))
         in_order = scratch(name, tuple(shape[axis] for axis in order), dtype)
-        return in_order.transpose(np.argsort(order))
+        return in_order.transpose([order.index(axis) for axis in range(like.ndim)])
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > MAX_BUFFER_BYTES:
