@@ -86,8 +86,9 @@ def _weight_matrix(weight: np.ndarray, g: Geometry) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 3, 4, 2, 1)).reshape(g.groups, kh * kw * cg, -1)
 
 
-def im2col_forward(flat, weight, g: Geometry, out):
-    """One GEMM per chunk of output rows over its gathered windows; returns them if one chunk."""
+def im2col_forward(flat, weight, g: Geometry, out, bias=None):
+    """One GEMM per chunk of output rows over its gathered windows, plus `bias`; returns
+    the windows if one chunk."""
     xp = geo.grid(flat, g)
     wmat = _weight_matrix(weight, g)  # (G, K, O/G)
     _, wo = g.out_size
@@ -101,6 +102,8 @@ def im2col_forward(flat, weight, g: Geometry, out):
             # (G, M, K) @ (G, K, O/G) -> (G, M, O/G) -> (M, G, O/G)
             product = np.matmul(cols.transpose(1, 0, 2), wmat)
             out_block.reshape(-1, g.groups, product.shape[2])[...] = product.transpose(1, 0, 2)
+        if bias is not None:
+            out_block += bias
     return cols if len(blocks) == 1 else None
 
 
@@ -190,8 +193,9 @@ def _shifted_rows(flat, g: Geometry, n0, n1, h0, h1, *, kept: bool = False) -> n
     return shifted
 
 
-def rows_forward(flat, weight, g: Geometry, out):
-    """out (N, Ho, Wo, O): per block, one GEMM per kernel row; returns the shifted rows if one block."""
+def rows_forward(flat, weight, g: Geometry, out, bias=None):
+    """out (N, Ho, Wo, O): per block, one GEMM per kernel row, plus `bias`; returns the
+    shifted rows if one block."""
     (_, wp), (ho, wo), (kh, kw), (dh, _) = g.padded, g.out_size, g.kernel, g.dilation
     o, c = g.out_channels, g.channels
     # (O, C, kH, kW) -> (kH, kW*C, O)
@@ -210,7 +214,11 @@ def rows_forward(flat, weight, g: Geometry, out):
             )
             acc += product
         valid = min(h1, ho) - h0
-        out[n0:n1, h0 : h0 + valid] = acc.reshape(n1 - n0, h1 - h0, wp, o)[:, :valid, :wo]
+        outputs = acc.reshape(n1 - n0, h1 - h0, wp, o)[:, :valid, :wo]
+        if bias is None:
+            out[n0:n1, h0 : h0 + valid] = outputs
+        else:
+            np.add(outputs, bias, out=out[n0:n1, h0 : h0 + valid])
     return shifted if len(blocks) == 1 else None
 
 

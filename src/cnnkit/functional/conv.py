@@ -69,6 +69,7 @@ _FORWARD = {
     "depthwise": depthwise.depthwise_forward,
     "interleaved": depthwise.interleaved_forward,
 }
+_ADDS_BIAS = ("im2col", "rows")  # forwards that take the bias and add it block by block
 _BACKWARD = {
     "im2col": gemm.im2col_backward,
     "rows": gemm.rows_backward,
@@ -190,9 +191,13 @@ def conv2d_forward(
     else:
         source = pad(xb, g, dtype, gemm.rows_tail(g) if strategy == "rows" else 0)
         out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
-    workspace = _FORWARD[strategy](source, weight, g, out)
-    if bias is not None:
-        out += bias.astype(dtype, copy=False)
+    bias = None if bias is None else bias.astype(dtype, copy=False)
+    if strategy in _ADDS_BIAS:  # while each block of the output is in the cache
+        workspace = _FORWARD[strategy](source, weight, g, out, bias)
+    else:
+        workspace = _FORWARD[strategy](source, weight, g, out)
+        if bias is not None:
+            out += bias
     cache = _ConvCache(g, rank, strategy, source, weight, bias is not None, workspace)
     return from_batch(out.transpose(0, 3, 1, 2), rank), cache  # (N, O, Ho, Wo)
 
