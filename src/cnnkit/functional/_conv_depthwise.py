@@ -268,6 +268,15 @@ def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b[:, :, u0 : u0 + chunk], out=out[:, :, u0 : u0 + chunk])
 
 
+def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dot products along the last axis. float32 goes to BLAS (OpenBLAS runs sdot on the
+    calling thread); float64 does not (its ddot starts OpenBLAS's own threads on long rows,
+    which would compete with the pool's)."""
+    if a.dtype == np.float32:
+        return np.vecdot(a, b)
+    return np.einsum("...q,...q->...", a, b)
+
+
 def _sum_rows(target: np.ndarray, parts: list[np.ndarray], first: bool) -> None:
     """target (+)= the sum of `parts`, in their order."""
     if first and len(parts) > 1:
@@ -365,7 +374,7 @@ def depthwise_backward(x, weight, g: Geometry, workspace, grad):
             for a, rows in enumerate(block.kernel_rows):
                 for b, cols in enumerate(block.kernel_cols):
                     if rows and cols:  # the taps reading component (a, b): (cb, rows, cols)
-                        dots = np.vecdot(block.windows(buffer, a, b), grad_block[:, None, None])
+                        dots = _dots(block.windows(buffer, a, b), grad_block[:, None, None])
                         taps = [[i * kw + j for j, _ in cols] for i, _ in rows]
                         dtaps[np.array(taps)] += dots.transpose(1, 2, 0)
             # component (a, b) of the padded input's gradient: the kernel taps reading it
