@@ -513,3 +513,38 @@ def test_predict_argument_errors(tmp_path):
             ckd.predict(model, **arguments)
     with pytest.raises(TypeError, match="model"):
         ckd.predict(object(), [tmp_path / "a.png"])
+
+
+def test_predict_tasks_group_batches_in_input_order(tmp_path):
+    """Tasks take several batches when there are many; results stay in input order and
+    equal those of one model call over everything, bad files included."""
+    from PIL import Image
+
+    from cnnkit.models import digits_cnn
+
+    rng = np.random.default_rng(5)
+    model = ck.save(
+        digits_cnn(rng=0),
+        tmp_path / "digits.npz",
+        input_shape=(1, 8, 8),
+        classes=[str(k) for k in range(10)],
+    )
+    sources = []
+    for k in range(70):
+        path = tmp_path / f"{k:02d}.png"
+        if k % 23 == 5:
+            path.write_bytes(b"not a picture")
+        else:
+            Image.fromarray((rng.random((12, 10)) * 255).astype(np.uint8)).save(path)
+        sources.append(str(path))
+    grouped = ckd.predict(model, sources, batch_size=2)
+    assert grouped.npartitions == 12  # 35 batches, 3 to a task, at least 16 tasks not possible
+    assert ckd.predict(model, sources[:20], batch_size=2).npartitions == 10  # one batch a task
+    results = grouped.compute()
+    assert [r["source"] for r in results] == sources
+    assert sum("error" in r for r in results) == 3
+    at_once = ckd.predict(model, sources, batch_size=70).compute()  # one model call
+    for row, expected in zip(results, at_once, strict=True):
+        assert row.keys() == expected.keys() and row.get("label") == expected.get("label")
+        if "probabilities" in row:  # another batch size may sum in another order
+            np.testing.assert_allclose(row["probabilities"], expected["probabilities"], 1e-5)

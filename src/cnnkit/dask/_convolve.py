@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections.abc import Mapping
 
 import dask.array as da
 import numpy as np
@@ -401,7 +402,9 @@ def _stored_source(x):
         return None
     from dask.blockwise import Blockwise
 
-    layers = x.dask.layers
+    layers = getattr(x.dask, "layers", None)  # a graph of another kind: the overlap path
+    if not isinstance(layers, Mapping):
+        return None
     top = layers.get(x.name)
     function = getattr(getattr(top, "task", None), "func", None)
     if not isinstance(top, Blockwise) or getattr(function, "__name__", None) not in _GETTERS:

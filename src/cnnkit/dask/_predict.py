@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 
 import numpy as np
 
 __all__ = ["predict", "image_files"]
 
-#: Images per task when none is given: one model call per batch.
+#: Images per model call when none is given.
 DEFAULT_BATCH_SIZE = 64
+
+#: A task classifies up to this many batches (Dask's cost per task is a few ms) ...
+TASK_BATCHES = 4
+
+#: ... while the run keeps at least this many tasks to share among the workers.
+MIN_TASKS = 16
 
 
 def predict(model, sources, batch_size=DEFAULT_BATCH_SIZE, *, invert="auto", crop=True):
@@ -25,8 +32,10 @@ def predict(model, sources, batch_size=DEFAULT_BATCH_SIZE, *, invert="auto", cro
     sources : str, os.PathLike or iterable of them
         Image files, or a folder: every file under it (hidden ones excepted), sorted.
     batch_size : int, default 64
-        Images per task: each task reads its files on the worker, prepares them and
-        runs the model once on the batch.
+        Images per model call. Each task reads its files on the worker, prepares them
+        and runs the model once per batch; a task takes up to four batches (fewer when
+        that would leave under 16 tasks), which spreads Dask's cost per task over more
+        images.
     invert : bool or "auto", default "auto"
         Whether to invert the pictures' brightness (auto: when their background does
         not match the model's training data).
@@ -90,10 +99,15 @@ def predict(model, sources, batch_size=DEFAULT_BATCH_SIZE, *, invert="auto", cro
     token = tokenize(model, paths, batch_size, invert, bool(crop))
     name, loaded = f"predict-{token}", f"predict-model-{token}"
     graph = {loaded: (_load_model, model)}  # one key: loaded once, sent to each worker
-    # one task per batch, reading its own files: no separate tasks holding the paths
-    classify = functools.partial(_classify, invert=invert, crop=bool(crop))
-    for number, start in enumerate(range(0, len(paths), batch_size)):
-        graph[name, number] = (classify, paths[start : start + batch_size], loaded)
+    # tasks that read their own files (no separate tasks holding the paths), of up to
+    # TASK_BATCHES batches while that leaves at least MIN_TASKS tasks
+    batches = math.ceil(len(paths) / batch_size)
+    per_task = batch_size * min(TASK_BATCHES, max(1, math.ceil(batches / MIN_TASKS)))
+    classify = functools.partial(
+        _classify_batches, batch_size=batch_size, invert=invert, crop=bool(crop)
+    )
+    for number, start in enumerate(range(0, len(paths), per_task)):
+        graph[name, number] = (classify, paths[start : start + per_task], loaded)
     return db.Bag(HighLevelGraph.from_collections(name, graph), name, number + 1)
 
 
@@ -163,6 +177,15 @@ def _prepare(picture, metadata, invert, crop) -> np.ndarray:
     from cnnkit.preprocessing import prepare
 
     return prepare(picture, metadata, invert=invert, crop=None if crop else False)[0]
+
+
+def _classify_batches(sources, loaded, *, batch_size, invert, crop) -> list[dict]:
+    """:func:`_classify` on `sources` batch by batch: one task's results, in order."""
+    return [
+        row
+        for start in range(0, len(sources), batch_size)
+        for row in _classify(sources[start : start + batch_size], loaded, invert=invert, crop=crop)
+    ]
 
 
 def _classify(sources, loaded, *, invert, crop) -> list[dict]:
