@@ -194,22 +194,35 @@ def pad(x: np.ndarray, g: Geometry, dtype, tail: int = 0) -> np.ndarray:
     return storage
 
 
+def _channels_per_copy(plane_bytes: int, channels: int) -> int:
+    """How many channels one transposing copy reads at a time (measured on x86 servers).
+
+    Each channel read is a stream through its own plane. Small planes make few enough
+    streams to read all at once; planes a multiple of 4 KiB apart map to the same cache
+    sets, and large planes to many pages, where eight at a time is several times faster.
+    """
+    if plane_bytes % 4096 == 0 or plane_bytes > 65536:
+        return 8
+    return channels if plane_bytes <= 16384 else 16
+
+
 def copy_channels_last(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     """target (N, H, W, C) = source (N, C, H, W); returns target.
 
     From channels-first memory a plain transposing copy reads one value per cache line;
-    eight channels at a time it reads whole lines and is about four times faster. Blocks
+    a few channels at a time (:func:`_channels_per_copy`) it reads whole lines. Blocks
     of rows are copied on the thread pool.
     """
     n, c, h, w = source.shape
+    step = _channels_per_copy(source.strides[1], c)
 
     def copy(rows):
         (r0, r1), part = rows, source[:, :, rows[0] : rows[1]]
         if source.strides[1] <= source.strides[3]:  # already channels-last, or nearly
             target[:, r0:r1] = part.transpose(0, 2, 3, 1)
             return
-        for c0 in range(0, c, 8):
-            target[:, r0:r1, :, c0 : c0 + 8] = part[:, c0 : c0 + 8].transpose(0, 2, 3, 1)
+        for c0 in range(0, c, step):
+            target[:, r0:r1, :, c0 : c0 + step] = part[:, c0 : c0 + step].transpose(0, 2, 3, 1)
 
     parallel(copy, blocks(h, n * w * c * source.itemsize))
     return target
