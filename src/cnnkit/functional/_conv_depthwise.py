@@ -289,8 +289,9 @@ def _sum_rows(target: np.ndarray, parts: list[np.ndarray], first: bool) -> None:
         np.add(target, part, out=target)
 
 
-def depthwise_forward(x, weight, g: Geometry, out):
-    """out (N, Ho, Wo, C) view = sum over taps of w[tap] * shifted input, block by block.
+def depthwise_forward(x, weight, g: Geometry, out, bias=None):
+    """out (N, Ho, Wo, C) view = sum over taps of w[tap] * shifted input (+ bias), block by
+    block.
 
     Per row component: the kernel's columns as kW shifted copies of the input, times the
     kernel (a small GEMM per channel) gives each kernel row's sum; the rows' sums, shifted,
@@ -325,6 +326,8 @@ def depthwise_forward(x, weight, g: Geometry, out):
             ]
             _sum_rows(acc, parts, first)
             first = False
+        if bias is not None:  # while the block is in the cache
+            np.add(acc, bias[block.c0 : block.c1, None], out=acc)
         out_planes[block.n0 : block.n1, block.c0 : block.c1, block.h0 : block.h1] = block.outputs(
             acc
         )

@@ -69,7 +69,8 @@ _FORWARD = {
     "depthwise": depthwise.depthwise_forward,
     "interleaved": depthwise.interleaved_forward,
 }
-_ADDS_BIAS = ("im2col", "rows")  # forwards that take the bias and add it block by block
+# forwards that take the bias and add it block by block
+_ADDS_BIAS = ("im2col", "rows", "depthwise")
 _BACKWARD = {
     "im2col": gemm.im2col_backward,
     "rows": gemm.rows_backward,
