@@ -287,7 +287,9 @@ class _Pixels:
         if self.gray:
             index = (*index, slice(None)) if isinstance(index, tuple) else (index, slice(None))
         block = np.asarray(self.stored[index])
-        block = block.astype(np.float32) / self.scale if self.scale else block.astype(np.float32)
+        block = block.astype(np.float32)
+        if self.scale:
+            block /= self.scale  # in place: one block-sized array, not two
         if self.gray:
             from cnnkit.images import rgb_to_gray
 
