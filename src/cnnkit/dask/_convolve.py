@@ -581,8 +581,8 @@ def _from_store(stored, x, geometry, dtype, function, label):
             source,
             reader,
             tuple(own),
-            [key for key, _ in pieces],
-            [d for _, d in pieces],
+            [donor_key for donor_key, _ in pieces],
+            [direction for _, direction in pieces],
             tuple(axes),
             function,
         )
