@@ -148,27 +148,20 @@ def _fill_input(x: np.ndarray, g: Geometry, block: _Block, buffer: np.ndarray) -
     h, w = g.height, g.width
     source = x[block.n0 : block.n1, block.c0 : block.c1]  # (nb, cb, H, W)
     components = block.components(buffer)
+    buffer.fill(0)  # the padding and the tail (as fast as zeroing around the copies)
     if g.padding_mode == "zeros":
-        buffer[:, block.components_size :] = 0  # the tail
         rows = _spans(block.r0, block.band_rows, sh, top, h)
         cols = _spans(0, g.padded[1], sw, left, w)
         for a, row in enumerate(rows):
             for b, col in enumerate(cols):
-                component = components[:, a, b]  # (cb, nb, rows, cols)
                 if row is None or col is None:
-                    component[...] = 0
-                    continue
+                    continue  # a component of padding only
                 (k0, k1, r), (m0, m1, c) = row, col
                 part = source[
                     :, :, r : r + sh * (k1 - k0 - 1) + 1 : sh, c : c + sw * (m1 - m0 - 1) + 1 : sw
                 ]
-                component[:, :, k0:k1, m0:m1] = part.transpose(1, 0, 2, 3)
-                component[:, :, :k0] = 0
-                component[:, :, k1:] = 0
-                component[:, :, k0:k1, :m0] = 0
-                component[:, :, k0:k1, m1:] = 0
+                components[:, a, b, :, k0:k1, m0:m1] = part.transpose(1, 0, 2, 3)
         return
-    buffer.fill(0)
     rows = pad_index(h, top, bottom, g.padding_mode)[block.r0 : block.r0 + block.band_rows]
     cols = pad_index(w, left, right, g.padding_mode)
     for a in range(sh):
@@ -367,10 +360,7 @@ def depthwise_backward(x, weight, g: Geometry, workspace, grad):
             front = max(block.shifts)
             padded_grad = scratch("depthwise.grad", (cb, front + block.size), x.dtype)
             grad_block = padded_grad[:, front:]
-            padded_grad[:, :front] = 0
-            grid = grad_block.reshape(cb, block.n1 - block.n0, *block.grid)
-            grid[:, :, block.h1 - block.h0 :] = 0
-            grid[:, :, : block.h1 - block.h0, block.wo :] = 0
+            padded_grad.fill(0)
             block.outputs(grad_block)[...] = grad_planes[
                 block.n0 : block.n1, block.c0 : block.c1, block.h0 : block.h1
             ]
