@@ -705,3 +705,18 @@ def test_im2col_on_every_case_matches_torch(case, budget, rng, monkeypatch, thre
     for few channels), forced on every case, in chunks of one row or whole (cut in
     blocks of samples), on 1 or 2 threads: PyTorch's output and gradients."""
     assert_forced_strategy_matches_torch("im2col", case, budget, rng, monkeypatch)
+
+
+# planes of 16 KiB or less (every channel at once), 16-64 KiB (16 at a time), over
+# 64 KiB or a multiple of 4 KiB (8 at a time); channel counts that leave a partial step
+@pytest.mark.parametrize(
+    "shape", [(2, 5, 7, 9), (1, 21, 90, 100), (1, 11, 150, 130), (2, 13, 32, 32), (1, 3, 1, 1)]
+)
+def test_channels_last_copy_of_every_plane_size(shape, rng, threads):
+    """copy_channels_last is a plain transpose, however many channels each pass reads."""
+    from cnnkit.functional._conv_geometry import copy_channels_last
+
+    x = rng.standard_normal(shape).astype(np.float32)
+    target = np.empty((shape[0], shape[2], shape[3], shape[1]), np.float32)
+    assert copy_channels_last(target, x) is target
+    np.testing.assert_array_equal(target, x.transpose(0, 2, 3, 1))
