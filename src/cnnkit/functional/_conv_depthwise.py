@@ -142,6 +142,24 @@ def _spans(first: int, count: int, step: int, before: int, size: int):
     return spans
 
 
+def _zero_padded_parts(planes: np.ndarray, g: Geometry, block: _Block):
+    """Yield ``(a, b, in_rows, in_cols, part)`` for each polyphase component (a, b) holding
+    input values, with zero padding: its row and column slices in the component buffer,
+    and the strided view `part` of the block's `planes` (nb, cb, H, W) they stand for."""
+    (sh, sw), (top, _, left, _) = g.stride, g.pads
+    rows = _spans(block.r0, block.band_rows, sh, top, g.height)
+    cols = _spans(0, g.padded[1], sw, left, g.width)
+    for a, row in enumerate(rows):
+        for b, col in enumerate(cols):
+            if row is None or col is None:
+                continue  # a component of padding only
+            (k0, k1, r), (m0, m1, c) = row, col
+            part = planes[
+                :, :, r : r + sh * (k1 - k0 - 1) + 1 : sh, c : c + sw * (m1 - m0 - 1) + 1 : sw
+            ]
+            yield a, b, slice(k0, k1), slice(m0, m1), part
+
+
 def _fill_input(x: np.ndarray, g: Geometry, block: _Block, buffer: np.ndarray) -> None:
     """Copy the block's padded input into `buffer` (cb, length), component by component."""
     (sh, sw), (top, bottom, left, right) = g.stride, g.pads
@@ -150,17 +168,8 @@ def _fill_input(x: np.ndarray, g: Geometry, block: _Block, buffer: np.ndarray) -
     components = block.components(buffer)
     buffer.fill(0)  # the padding and the tail (as fast as zeroing around the copies)
     if g.padding_mode == "zeros":
-        rows = _spans(block.r0, block.band_rows, sh, top, h)
-        cols = _spans(0, g.padded[1], sw, left, w)
-        for a, row in enumerate(rows):
-            for b, col in enumerate(cols):
-                if row is None or col is None:
-                    continue  # a component of padding only
-                (k0, k1, r), (m0, m1, c) = row, col
-                part = source[
-                    :, :, r : r + sh * (k1 - k0 - 1) + 1 : sh, c : c + sw * (m1 - m0 - 1) + 1 : sw
-                ]
-                components[:, a, b, :, k0:k1, m0:m1] = part.transpose(1, 0, 2, 3)
+        for a, b, in_rows, in_cols, part in _zero_padded_parts(source, g, block):
+            components[:, a, b, :, in_rows, in_cols] = part.transpose(1, 0, 2, 3)
         return
     rows = pad_index(h, top, bottom, g.padding_mode)[block.r0 : block.r0 + block.band_rows]
     cols = pad_index(w, left, right, g.padding_mode)
@@ -176,26 +185,16 @@ def _fold_input_gradient(
     """Add the block's padded input gradient (cb, S*size) into dx (N, C, H, W), the
     adjoint of :func:`_fill_input`; or, with `assign` (whole planes, zero padding: every
     input position is one position of one component), write it there."""
-    (sh, sw), (top, _, left, _) = g.stride, g.pads
-    h, w = g.height, g.width
+    (sh, sw), top = g.stride, g.pads[0]
     target = dx[block.n0 : block.n1, block.c0 : block.c1]  # (nb, cb, H, W)
     components = block.components(dbuffer)
     if g.padding_mode == "zeros":
-        rows = _spans(block.r0, block.band_rows, sh, top, h)
-        cols = _spans(0, g.padded[1], sw, left, w)
-        for a, row in enumerate(rows):
-            for b, col in enumerate(cols):
-                if row is None or col is None:
-                    continue
-                (k0, k1, r), (m0, m1, c) = row, col
-                part = target[
-                    :, :, r : r + sh * (k1 - k0 - 1) + 1 : sh, c : c + sw * (m1 - m0 - 1) + 1 : sw
-                ]
-                values = components[:, a, b, :, k0:k1, m0:m1].transpose(1, 0, 2, 3)
-                if assign:
-                    part[...] = values
-                else:
-                    part += values
+        for a, b, in_rows, in_cols, part in _zero_padded_parts(target, g, block):
+            values = components[:, a, b, :, in_rows, in_cols].transpose(1, 0, 2, 3)
+            if assign:
+                part[...] = values
+            else:
+                part += values
         if assign:  # input rows below the last one read get no gradient
             target[:, :, max(0, block.band_rows - top) :] = 0
         return
