@@ -656,9 +656,12 @@ def test_pointwise_output_layouts(rng):
     assert channels_last.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
+@pytest.mark.parametrize("budget", [None, 2000])
 @pytest.mark.parametrize("strategy", ["im2col", "rows", "pointwise", "planar"])
-def test_results_identical_for_any_thread_count(strategy, rng, monkeypatch):
-    """Gathers and padding copies on the thread pool give bit-identical results, forward and backward."""
+def test_results_identical_for_any_thread_count(strategy, budget, rng, monkeypatch):
+    """Gathers, padding copies and whole blocks of GEMMs on the thread pool give
+    bit-identical results, forward and backward; with a small workspace the blocks are
+    rows of one image, whose gradients overlap at their edges."""
     import cnnkit as ck
     from cnnkit import _threads
 
@@ -669,6 +672,8 @@ def test_results_identical_for_any_thread_count(strategy, rng, monkeypatch):
     g = rng.standard_normal((2, 6, 9, 8)).astype(np.float32)
     monkeypatch.setattr(conv_module, "_strategy", lambda *args: strategy)
     monkeypatch.setattr(_threads, "BLOCK_BYTES", 512)  # several row blocks
+    if budget is not None:
+        monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
     before = ck.get_num_threads()
     results = []
     try:
@@ -720,3 +725,30 @@ def test_channels_last_copy_of_every_plane_size(shape, rng, threads):
     target = np.empty((shape[0], shape[2], shape[3], shape[1]), np.float32)
     assert copy_channels_last(target, x) is target
     np.testing.assert_array_equal(target, x.transpose(0, 2, 3, 1))
+
+
+def test_backward_rounds_keep_overlapping_blocks_apart(monkeypatch):
+    """Blocks whose gradient spans overlap never share a round on the pool; every block
+    runs once, and the results come back in block order."""
+    from cnnkit.functional import _conv_gemm as gemm
+
+    rounds = []
+
+    def recording(work, items, *, total_bytes):
+        rounds.append(list(items))
+        return [work(i) for i in items]
+
+    monkeypatch.setattr(gemm, "parallel_gemms", recording)
+    # rows of one image, each reaching 2 rows into the next; then images 10 rows apart
+    blocks = [(0, 4), (4, 8), (8, 12), (12, 14), (20, 30), (30, 40), (40, 41)]
+    spans = {b: (b[0], b[1] + 2) for b in blocks}
+    result = gemm._without_overlaps(lambda b: b[0] * 10, blocks, spans.get, total_bytes=1 << 30)
+    assert result == [b[0] * 10 for b in blocks]
+    assert sorted(i for members in rounds for i in members) == list(range(len(blocks)))
+    for members in rounds:
+        for a in members:
+            for b in members:
+                if a < b:
+                    (s0, e0), (s1, e1) = spans[blocks[a]], spans[blocks[b]]
+                    assert e0 <= s1 or e1 <= s0, (blocks[a], blocks[b])
+    assert len(rounds) == 2  # alternate blocks: no more rounds than the overlaps need

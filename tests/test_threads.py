@@ -244,3 +244,105 @@ def test_relu_in_blocks_matches_torch(rng, threads):
     expected.backward(torch.tensor(g))
     np.testing.assert_array_equal(out, expected.detach().numpy())
     np.testing.assert_array_equal(F.relu_backward(g, cache), xt.grad.numpy())
+
+
+def _blas_threads():
+    """Thread counts of NumPy's BLAS libraries, as threadpoolctl reads them afresh (a
+    BLAS another package loads later, such as SciPy's own, is not NumPy's matmul's)."""
+    from threadpoolctl import threadpool_info
+
+    blas = [info for info in threadpool_info() if info["user_api"] == "blas"]
+    numpy_dir = os.path.dirname(os.path.dirname(np.__file__))
+    own = [info for info in blas if info["filepath"].startswith(numpy_dir + os.sep + "numpy")]
+    return [info["num_threads"] for info in own or blas]
+
+
+@pytest.fixture
+def two_blas_threads():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        yield _blas_threads()
+
+
+def test_parallel_gemms_runs_blocks_on_the_pool_with_blas_on_one_thread(
+    restore_threads, two_blas_threads
+):
+    """Each block on one of cnnkit's threads while BLAS runs on one; BLAS restored after."""
+    assert two_blas_threads, "no BLAS library found by threadpoolctl"
+    ck.set_num_threads(2)
+    barrier = threading.Barrier(2)
+    seen = []
+
+    def work(k):
+        seen.append((threading.current_thread().name, _blas_threads()))
+        if k < 2:
+            barrier.wait(timeout=10)  # only passes when two threads take part
+        a = np.full((64, 64), float(k))
+        return float((a @ a)[0, 0])
+
+    result = _threads.parallel_gemms(work, range(4), total_bytes=_threads.BLOCK_BYTES)
+    assert result == [64.0 * k * k for k in range(4)]
+    assert len({name for name, _ in seen}) == 2
+    assert all(counts == [1] * len(two_blas_threads) for _, counts in seen)
+    assert _blas_threads() == two_blas_threads
+
+
+@pytest.mark.parametrize("threads, total", [(1, 2**30), (2, 100)])
+def test_parallel_gemms_leaves_blas_alone_for_one_thread_or_small_jobs(
+    restore_threads, two_blas_threads, threads, total
+):
+    ck.set_num_threads(threads)
+    names, counts = set(), []
+
+    def work(k):
+        names.add(threading.current_thread().name)
+        counts.append(_blas_threads())
+        return k
+
+    assert _threads.parallel_gemms(work, range(4), total_bytes=total) == [0, 1, 2, 3]
+    assert names == {threading.current_thread().name}
+    assert all(c == two_blas_threads for c in counts)
+
+
+def test_parallel_gemms_restores_blas_after_an_error(restore_threads, two_blas_threads):
+    ck.set_num_threads(2)
+
+    def work(k):
+        if k == 3:
+            raise ValueError("block 3 failed")
+        return k
+
+    with pytest.raises(ValueError, match="block 3 failed"):
+        _threads.parallel_gemms(work, range(6), total_bytes=2**30)
+    assert _blas_threads() == two_blas_threads
+
+
+def test_overlapping_parallel_gemms_restore_blas_when_the_last_ends(
+    restore_threads, two_blas_threads
+):
+    """Two callers at once: the first to finish leaves BLAS on one thread for the other."""
+    ck.set_num_threads(2)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(k):
+        inside.set()
+        assert release.wait(timeout=10)
+        return k
+
+    first = threading.Thread(
+        target=_threads.parallel_gemms, args=(slow, range(2)), kwargs={"total_bytes": 2**30}
+    )
+    first.start()
+    assert inside.wait(timeout=10)
+    assert _threads.parallel_gemms(lambda k: k, range(2), total_bytes=2**30) == [0, 1]
+    assert _blas_threads() == [1] * len(two_blas_threads)  # the first call is still running
+    release.set()
+    first.join(timeout=10)
+    assert _blas_threads() == two_blas_threads
+
+
+def test_import_does_not_load_threadpoolctl():
+    code = "import sys, cnnkit, cnnkit.functional, cnnkit.nn; print('threadpoolctl' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

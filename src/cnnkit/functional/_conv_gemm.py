@@ -14,25 +14,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit._threads import blocks, parallel
+from cnnkit import _threads
+from cnnkit._threads import blocks, parallel, parallel_gemms
 from cnnkit._workspace import scratch
 from cnnkit.functional import _conv_geometry as geo
+from cnnkit.functional import _shapes
 from cnnkit.functional._conv_geometry import Geometry
 
 # -- im2col: any stride and groups --------------------------------------------------------
 
 
-def _im2col(xp, g: Geometry, n0, n1, h0, h1, *, kept: bool = False) -> np.ndarray:
+def _im2col(xp, g: Geometry, n0, n1, h0, h1, *, into=None) -> np.ndarray:
     """Windows of rows h0..h1 as a (n*(h1-h0)*Wo, groups, kH*kW*C/groups) matrix.
 
-    In this thread's reused workspace unless `kept` (returned for the backward pass).
+    Written `into` a contiguous array of that size (kept for the backward pass), else
+    into this thread's reused workspace.
     """
     kh, kw = g.kernel
     _, wo = g.out_size
     cg = g.channels // g.groups
     n, rows = n1 - n0, h1 - h0
     shape = (n, rows, wo, g.groups, kh, kw, cg)
-    cols = np.empty(shape, xp.dtype) if kept else scratch("im2col.cols", shape, xp.dtype)
+    cols = scratch("im2col.cols", shape, xp.dtype) if into is None else into.reshape(shape)
     # a window row's kW taps lie side by side in the input when they are not dilated
     run = kw * cg if g.dilation[1] == 1 and g.groups == 1 else cg
     if run >= 4:  # one strided copy, its inner loops over runs of contiguous values
@@ -86,15 +89,36 @@ def _weight_matrix(weight: np.ndarray, g: Geometry) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 3, 4, 2, 1)).reshape(g.groups, kh * kw * cg, -1)
 
 
+def _gemm_blocks(g: Geometry, bytes_per_row: int):
+    """Blocks of output rows for the forward GEMMs, and the bytes their workspace touches.
+
+    At least two blocks once the job is worth two threads (:func:`parallel_gemms`); the
+    bounds depend on the shapes only.
+    """
+    ho, _ = g.out_size
+    total = g.batch * ho * bytes_per_row
+    budget = _shapes.WORKSPACE_BYTES
+    if total >= _threads.BLOCK_BYTES:
+        budget = min(budget, -(-total // 2))
+    return list(geo.chunks(g, bytes_per_row, budget)), total
+
+
 def im2col_forward(flat, weight, g: Geometry, out, bias=None):
-    """One GEMM per chunk of output rows over its gathered windows, plus `bias`; returns
-    the windows if one chunk."""
+    """One GEMM per block of output rows over its gathered windows, plus `bias`; returns
+    all the windows when they fit the backward's workspace (one backward chunk)."""
     xp = geo.grid(flat, g)
     wmat = _weight_matrix(weight, g)  # (G, K, O/G)
-    _, wo = g.out_size
-    blocks = list(geo.chunks(g, wo * g.groups * wmat.shape[1] * flat.itemsize))
-    for n0, n1, h0, h1 in blocks:
-        cols = _im2col(xp, g, n0, n1, h0, h1, kept=len(blocks) == 1)  # (M, G, K)
+    ho, wo = g.out_size
+    bytes_per_row = wo * g.groups * wmat.shape[1] * flat.itemsize
+    kept = None
+    if len(list(geo.chunks(g, bytes_per_row))) == 1:
+        kept = np.empty((g.batch, ho, wo, g.groups, wmat.shape[1]), flat.dtype)
+    blocks, total = _gemm_blocks(g, bytes_per_row)
+
+    def block(bounds):
+        n0, n1, h0, h1 = bounds
+        into = None if kept is None else kept[n0:n1, h0:h1]
+        cols = _im2col(xp, g, n0, n1, h0, h1, into=into)  # (M, G, K)
         out_block = out[n0:n1, h0:h1].reshape(-1, g.out_channels)  # (M, O) view
         if g.groups == 1:
             np.matmul(cols[:, 0], wmat[0], out=out_block)
@@ -104,7 +128,9 @@ def im2col_forward(flat, weight, g: Geometry, out, bias=None):
             out_block.reshape(-1, g.groups, product.shape[2])[...] = product.transpose(1, 0, 2)
         if bias is not None:
             out_block += bias
-    return cols if len(blocks) == 1 else None
+
+    parallel_gemms(block, blocks, total_bytes=total)
+    return None if kept is None else kept.reshape(-1, g.groups, wmat.shape[1])
 
 
 def im2col_backward(flat, weight, g: Geometry, workspace, grad):
@@ -114,33 +140,73 @@ def im2col_backward(flat, weight, g: Geometry, workspace, grad):
     dxp = geo.grid(dflat, g)
     wmat = _weight_matrix(weight, g)  # (G, K, O/G)
     k, og = wmat.shape[1], wmat.shape[2]
-    dwmat = np.zeros_like(wmat)
     o, cg, kh, kw = weight.shape
     if g.groups == 1:  # per kernel offset: (kH*kW, O, C)
         wtaps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw, o, cg)
-    _, wo = g.out_size
-    for n0, n1, h0, h1 in geo.chunks(g, wo * g.groups * k * xp.itemsize):
-        cols = workspace  # kept by the forward when it was one chunk, as here
-        if cols is None:
+    (hp, wp), (ho, wo) = g.padded, g.out_size
+    blocks, total = _gemm_blocks(g, wo * g.groups * k * xp.itemsize)
+
+    def block(bounds):
+        n0, n1, h0, h1 = bounds
+        if workspace is None:
             cols = _im2col(xp, g, n0, n1, h0, h1)
+        else:  # all the windows, kept by the forward: this block's rows
+            first = (n0 * ho + h0) * wo
+            cols = workspace[first : first + (n1 - n0) * (h1 - h0) * wo]
         grad_block = grad[n0:n1, h0:h1].reshape(-1, g.groups, og)  # (M, G, O/G)
         if g.groups == 1:
-            dwmat[0] += cols[:, 0].T @ grad_block[:, 0]
             # (M, O) @ (kH*kW, O, C) -> (kH*kW, M, C): one GEMM per kernel offset
             dtaps = scratch("im2col.dtaps", (kh * kw, len(grad_block), cg), grad.dtype)
             np.matmul(grad_block[:, 0], wtaps, out=dtaps)
             _col2im_taps(dtaps, dxp, g, n0, n1, h0, h1)
-        else:
-            # (G, K, M) @ (G, M, O/G) -> (G, K, O/G)
-            dwmat += np.matmul(cols.transpose(1, 2, 0), grad_block.transpose(1, 0, 2))
-            # (G, M, O/G) @ (G, O/G, K) -> (G, M, K) -> (M, G, K)
-            dcols = np.matmul(grad_block.transpose(1, 0, 2), wmat.transpose(0, 2, 1))
-            _col2im(dcols.transpose(1, 0, 2), dxp, g, n0, n1, h0, h1)
+            return (cols[:, 0].T @ grad_block[:, 0])[None]
+        # (G, M, O/G) @ (G, O/G, K) -> (G, M, K) -> (M, G, K)
+        dcols = np.matmul(grad_block.transpose(1, 0, 2), wmat.transpose(0, 2, 1))
+        _col2im(dcols.transpose(1, 0, 2), dxp, g, n0, n1, h0, h1)
+        # (G, K, M) @ (G, M, O/G) -> (G, K, O/G)
+        return np.matmul(cols.transpose(1, 2, 0), grad_block.transpose(1, 0, 2))
+
+    def span(bounds):  # the flat pixels of dxp a block adds into
+        n0, n1, h0, h1 = bounds
+        last_row = (h1 - 1) * g.stride[0] + (kh - 1) * g.dilation[0]
+        return (n0 * hp + h0 * g.stride[0]) * wp, ((n1 - 1) * hp + last_row + 1) * wp
+
+    dwmat = np.zeros_like(wmat)
+    for partial in _without_overlaps(block, blocks, span, total):
+        dwmat += partial
     # (G, kH*kW*C/G, O/G) -> (G, kH, kW, C/G, O/G) -> (O, C/G, kH, kW)
     dweight = (
         dwmat.reshape(g.groups, kh, kw, cg, og).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
     )
     return geo.unpad(dxp, g), dweight
+
+
+def _without_overlaps(work, blocks, span, total_bytes: int) -> list:
+    """``[work(b) for b in blocks]`` on :func:`parallel_gemms`, in rounds whose blocks add
+    into disjoint parts of the gradient (a block's halo rows are its neighbour's).
+
+    `span(block)` is the ``[start, stop)`` range of flat positions a block adds into.
+    The rounds depend on the shapes only, and run in the same order on any number of
+    threads, so every sum is taken in one order.
+    """
+    rounds: list[list[int]] = []
+    ends: list[int] = []  # the furthest stop in each round so far
+    for index, block in enumerate(blocks):
+        start, stop = span(block)
+        for r, end in enumerate(ends):
+            if end <= start:  # blocks come in increasing order of start
+                rounds[r].append(index)
+                ends[r] = stop
+                break
+        else:
+            rounds.append([index])
+            ends.append(stop)
+    results = [None] * len(blocks)
+    for members in rounds:
+        done = parallel_gemms(lambda i: work(blocks[i]), members, total_bytes=total_bytes)
+        for index, result in zip(members, done):
+            results[index] = result
+    return results
 
 
 # -- rows: stride 1, no groups --------------------------------------------------------------
@@ -158,15 +224,31 @@ def rows_tail(g: Geometry) -> int:
     return (kh - 1) * dh * g.padded[1] + (kw - 1) * dw
 
 
-def _rows_blocks(g: Geometry, itemsize: int):
+def _rows_blocks(g: Geometry, itemsize: int, budget: int | None = None):
     """Blocks ``(n0, n1, h0, h1)``: whole images (all Hp grid rows), or output rows of one.
 
-    The same for forward and backward, whose workspace per grid row is at most the
-    shifted input and its gradient (kW*C each) and the output and its gradient (O each).
+    By default the same for forward and backward, whose workspace per grid row is at
+    most the shifted input and its gradient (kW*C each) and the output and its gradient
+    (O each).
     """
     halo = (g.kernel[0] - 1) * g.dilation[0]
     bytes_per_grid_row = g.padded[1] * 2 * (g.kernel[1] * g.channels + g.out_channels) * itemsize
-    return geo.chunks(g, bytes_per_grid_row, span=g.padded[0], halo=halo)
+    return geo.chunks(g, bytes_per_grid_row, budget, span=g.padded[0], halo=halo)
+
+
+def _rows_bytes(g: Geometry, flat) -> int:
+    """The bytes a pass of the rows engine touches: shifted input, output, a product."""
+    kw, wp = g.kernel[1], g.padded[1]
+    return g.batch * g.padded[0] * wp * (kw * g.channels + 2 * g.out_channels) * flat.itemsize
+
+
+def _rows_split(g: Geometry, flat) -> list:
+    """The rows engine's blocks: one under ``BLOCK_BYTES``, else at least two (for
+    :func:`parallel_gemms`) of at most the workspace; the bounds depend on the shapes only."""
+    total = _rows_bytes(g, flat)
+    if total < _threads.BLOCK_BYTES:
+        return list(_rows_blocks(g, flat.itemsize))
+    return list(_rows_blocks(g, flat.itemsize, min(_shapes.WORKSPACE_BYTES, -(-total // 2))))
 
 
 def _block_span(g: Geometry, n0, n1, h0, h1) -> tuple[int, int]:
@@ -195,14 +277,17 @@ def _shifted_rows(flat, g: Geometry, n0, n1, h0, h1, *, kept: bool = False) -> n
 
 def rows_forward(flat, weight, g: Geometry, out, bias=None):
     """out (N, Ho, Wo, O): per block, one GEMM per kernel row, plus `bias`; returns the
-    shifted rows if one block."""
+    shifted rows when the backward takes them in one block."""
     (_, wp), (ho, wo), (kh, kw), (dh, _) = g.padded, g.out_size, g.kernel, g.dilation
     o, c = g.out_channels, g.channels
     # (O, C, kH, kW) -> (kH, kW*C, O)
     wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
-    blocks = list(_rows_blocks(g, flat.itemsize))
-    for n0, n1, h0, h1 in blocks:
-        shifted = _shifted_rows(flat, g, n0, n1, h0, h1, kept=len(blocks) == 1)
+    blocks = _rows_split(g, flat)
+    kept = blocks == [(0, g.batch, 0, g.padded[0])]  # one block: the backward's too
+
+    def block(bounds):
+        n0, n1, h0, h1 = bounds
+        shifted = _shifted_rows(flat, g, n0, n1, h0, h1, kept=kept)
         _, count = _block_span(g, n0, n1, h0, h1)
         acc = scratch("rows.acc", (count, o), flat.dtype)
         np.matmul(shifted[:count].reshape(count, kw * c), wrows[0], out=acc)
@@ -219,21 +304,24 @@ def rows_forward(flat, weight, g: Geometry, out, bias=None):
             out[n0:n1, h0 : h0 + valid] = outputs
         else:
             np.add(outputs, bias, out=out[n0:n1, h0 : h0 + valid])
-    return shifted if len(blocks) == 1 else None
+        return shifted
+
+    shifted = parallel_gemms(block, blocks, total_bytes=_rows_bytes(g, flat))
+    return shifted[0] if kept else None
 
 
 def rows_backward(flat, weight, g: Geometry, workspace, grad):
     """Gradients of the input (N, H, W, C) and weight from the output's (N, Ho, Wo, O)."""
     (_, wp), (ho, wo), (kh, kw), (dh, dw) = g.padded, g.out_size, g.kernel, g.dilation
     o, c = g.out_channels, g.channels
-    wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
     wtaps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kH, kW, O, C)
-    dwrows = np.zeros_like(wrows)
     dflat = np.zeros_like(flat)
-    blocks = list(_rows_blocks(g, flat.itemsize))
-    for n0, n1, h0, h1 in blocks:
+    blocks = [(0, g.batch, 0, g.padded[0])] if workspace is not None else _rows_split(g, flat)
+
+    def block(bounds):
+        n0, n1, h0, h1 = bounds
         start, count = _block_span(g, n0, n1, h0, h1)
-        shifted = workspace  # kept by the forward when it was one block, as here
+        shifted = workspace  # kept by the forward when it was one block
         if shifted is None:
             shifted = _shifted_rows(flat, g, n0, n1, h0, h1)
         valid = min(h1, ho) - h0
@@ -241,15 +329,27 @@ def rows_backward(flat, weight, g: Geometry, workspace, grad):
         grad_grid.fill(0)  # 0 off the outputs
         grad_grid[:, :valid, :wo] = grad[n0:n1, h0 : h0 + valid]
         grad_grid = grad_grid.reshape(count, o)
+        dwrows = np.empty((kh, kw * c, o), flat.dtype)
         for i in range(kh):
             offset = i * dh * wp
-            dwrows[i] += shifted[offset : offset + count].reshape(count, kw * c).T @ grad_grid
+            np.matmul(
+                shifted[offset : offset + count].reshape(count, kw * c).T, grad_grid, out=dwrows[i]
+            )
             # (count, O) @ (kW, O, C) -> (kW, count, C): contiguous per kernel column
             dshifted = scratch("rows.dshifted", (kw, count, c), flat.dtype)
             np.matmul(grad_grid, wtaps[i], out=dshifted)
             for j in range(kw):
                 begin = start + offset + j * dw
                 dflat[begin : begin + count] += dshifted[j]
+        return dwrows
+
+    def span(bounds):  # the flat pixels of dflat a block adds into
+        start, count = _block_span(g, *bounds)
+        return start, start + count + rows_tail(g)
+
+    dwrows = np.zeros((kh, kw * c, o), flat.dtype)
+    for partial in _without_overlaps(block, blocks, span, _rows_bytes(g, flat)):
+        dwrows += partial
     # (kH, kW*C, O) -> (kH, kW, C, O) -> (O, C, kH, kW)
     return geo.unpad(geo.grid(dflat, g), g), dwrows.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
 
