@@ -752,3 +752,25 @@ def test_backward_rounds_keep_overlapping_blocks_apart(monkeypatch):
                     (s0, e0), (s1, e1) = spans[blocks[a]], spans[blocks[b]]
                     assert e0 <= s1 or e1 <= s0, (blocks[a], blocks[b])
     assert len(rounds) == 2  # alternate blocks: no more rounds than the overlaps need
+
+
+@pytest.mark.parametrize("strategy", ["im2col", "rows", "pointwise", "planar"])
+@pytest.mark.parametrize("budget", [None, 3000])
+def test_backward_after_other_calls_uses_its_own_forward(strategy, budget, rng, monkeypatch):
+    """A cache keeps what its backward needs: forward A, forward and backward B (which
+    reuse the thread's workspace), then backward A still gives A's gradients."""
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: strategy)
+    if budget is not None:
+        monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
+    kernel, padding = (1, 0) if strategy == "pointwise" else (3, 1)
+    x_a, x_b = (rng.standard_normal((2, 3, 10, 9)).astype(np.float32) for _ in range(2))
+    w = rng.standard_normal((4, 3, kernel, kernel)).astype(np.float32)
+    out_a, cache_a = F.conv2d_forward(x_a, w, padding=padding)
+    g = rng.standard_normal(out_a.shape).astype(np.float32)
+    out_b, cache_b = F.conv2d_forward(x_b, w, padding=padding)
+    F.conv2d_backward(g, cache_b)
+    grads = F.conv2d_backward(g, cache_a)[:2]
+    expected, torch_grads = torch_conv(x_a, w, None, (1, 1), (padding,) * 4, (1, 1), 1, "zeros", g)
+    np.testing.assert_allclose(out_a, expected, rtol=1e-4, atol=1e-4)
+    for mine, theirs in zip(grads, torch_grads[:2]):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)

@@ -24,6 +24,7 @@ from cnnkit._validation import (
     check_positive_int,
     output_size,
 )
+from cnnkit._workspace import scratch
 from cnnkit.functional import _shapes
 from cnnkit.functional._shapes import as_batch, pad_index
 
@@ -235,11 +236,13 @@ def grid(storage: np.ndarray, g: Geometry) -> np.ndarray:
 
 
 def padded_band(x: np.ndarray, g: Geometry, n0, n1, r0, r1) -> np.ndarray:
-    """Padded rows r0..r1 of samples n0..n1, channels-first in memory: an (n, R, Wp, C) view."""
+    """Padded rows r0..r1 of samples n0..n1, channels-first in memory: an (n, R, Wp, C) view
+    (of this thread's workspace with zero padding: valid within the current call)."""
     top, bottom, left, right = g.pads
     h, w = g.height, g.width
-    if g.padding_mode == "zeros":
-        band = np.zeros((n1 - n0, g.channels, r1 - r0, g.padded[1]), dtype=x.dtype)
+    if g.padding_mode == "zeros":  # in this thread's workspace: a view valid in this call
+        band = scratch("padded_band", (n1 - n0, g.channels, r1 - r0, g.padded[1]), x.dtype)
+        band.fill(0)
         s0, s1 = max(r0, top), min(r1, top + h)  # the band's rows that hold input rows
         if s1 > s0:
             band[:, :, s0 - r0 : s1 - r0, left : left + w] = x[n0:n1, :, s0 - top : s1 - top]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnkit._workspace import scratch
 from cnnkit.functional import _conv_geometry as geo
 from cnnkit.functional._conv_geometry import Geometry
 
@@ -29,13 +30,16 @@ def planar_forward(x, weight, g: Geometry, out):
 
     With few values per window, an im2col matrix with the window as its long side is
     written in strided bits; gathered planar instead, every row of the windows matrix
-    is whole image rows, and the GEMM writes the planar output directly.
+    is whole image rows, and the GEMM writes the planar output directly. The bands run
+    in order, each GEMM on BLAS's threads (for this short, wide GEMM, bands on cnnkit's
+    pool with BLAS on one thread measured twice as slow). Returns the windows when the
+    call was one band.
     """
     wmat = weight.reshape(g.out_channels, -1)  # (O, C*kH*kW), the windows' row order
     planar = out.transpose(3, 0, 1, 2)  # (O, N, Ho, Wo), contiguous
     blocks = _planar_blocks(g, x.itemsize)
     for n0, n1, h0, h1, r0, r1 in blocks:
-        _, windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1)
+        windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1, kept=len(blocks) == 1)
         # whole images, or rows of one: each output channel's block is contiguous
         target = planar[:, n0:n1, h0:h1].reshape(g.out_channels, -1)
         assert np.may_share_memory(target, out), "the output block must be a view"
@@ -54,12 +58,16 @@ def planar_backward(x, weight, g: Geometry, workspace, grad):
         n, rows = n1 - n0, h1 - h0
         windows = workspace  # kept by the forward when it was one band, as here
         if windows is None:
-            _, windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1)
+            windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1)
         grad_block = planar_grad[:, n0:n1, h0:h1].reshape(g.out_channels, -1)  # (O, M)
         dwmat += grad_block @ windows.T
         # (K, O) @ (O, M) -> (C, kH*kW, n, rows, Wo): each window's gradient
-        dwindows = (wmat.T @ grad_block).reshape(g.channels, kh * kw, n, rows, wo)
-        dband = np.zeros((n, g.channels, r1 - r0, g.padded[1]), dtype=x.dtype).transpose(0, 2, 3, 1)
+        dwindows = scratch("planar.dwindows", windows.shape, x.dtype)
+        np.matmul(wmat.T, grad_block, out=dwindows)
+        dwindows = dwindows.reshape(g.channels, kh * kw, n, rows, wo)
+        dband = scratch("planar.dband", (n, g.channels, r1 - r0, g.padded[1]), x.dtype)
+        dband.fill(0)
+        dband = dband.transpose(0, 2, 3, 1)
         for tap in range(kh * kw):
             window = geo.window(dband, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
             window += dwindows[:, tap].transpose(1, 2, 3, 0)
@@ -67,14 +75,15 @@ def planar_backward(x, weight, g: Geometry, workspace, grad):
     return dx, dwmat.reshape(weight.shape)
 
 
-def _band_windows(x, g: Geometry, n0, n1, h0, h1, r0, r1):
-    """A band's padded input, (n, R, Wp, C), and its kH*kW windows gathered planar as
-    (C*kH*kW, n*rows*Wo), the planar GEMM's right-hand side."""
+def _band_windows(x, g: Geometry, n0, n1, h0, h1, r0, r1, *, kept: bool = False):
+    """A band's kH*kW windows gathered planar as (C*kH*kW, n*rows*Wo), the planar GEMM's
+    right-hand side; in this thread's reused workspace unless `kept` (for the backward)."""
     (kh, kw), (_, wo) = g.kernel, g.out_size
     band = geo.padded_band(x, g, n0, n1, r0, r1)  # view of planar memory
     n, rows = n1 - n0, h1 - h0
-    windows = np.empty((g.channels, kh * kw, n, rows, wo), dtype=x.dtype)
+    shape = (g.channels, kh * kw, n, rows, wo)
+    windows = np.empty(shape, x.dtype) if kept else scratch("planar.windows", shape, x.dtype)
     for tap in range(kh * kw):
         window = geo.window(band, g, *divmod(tap, kw), 0, n, 0, rows)  # (n, rows, Wo, C)
         windows[:, tap] = window.transpose(3, 0, 1, 2)
-    return band, windows.reshape(g.channels * kh * kw, n * rows * wo)
+    return windows.reshape(g.channels * kh * kw, n * rows * wo)
