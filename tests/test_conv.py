@@ -648,12 +648,13 @@ def test_pointwise_strategy_matches_im2col_and_torch(
 
 
 def test_pointwise_output_layouts(rng):
-    """A channels-last input gives a channels-last output (the next layer's copy is free)."""
+    """The output comes in the input's layout (the next layer's copy is free)."""
     w = rng.standard_normal((6, 4, 1, 1))
     one = F.conv2d(rng.standard_normal((1, 4, 5, 5)), w)
     channels_last = F.conv2d(rng.standard_normal((2, 5, 5, 4)).transpose(0, 3, 1, 2), w)
     assert one.flags.c_contiguous  # one planar sample: (O, 1, Ho, Wo) is (1, O, Ho, Wo)
     assert channels_last.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert F.conv2d(rng.standard_normal((3, 4, 5, 5)), w).flags.c_contiguous  # per sample
 
 
 @pytest.mark.parametrize("budget", [None, 2000])

@@ -356,13 +356,12 @@ def rows_backward(flat, weight, g: Geometry, workspace, grad):
 
 # -- pointwise: 1x1 kernels, stride 1, no padding, no groups --------------------------------
 #
-# Every pixel's window is the pixel itself, so the input is the windows matrix, and one
-# GEMM computes the whole layer with no gather and no padding pass:
-# - channels-last memory (N*H*W, C): out (N*H*W, O) = x @ W.T, channels-last;
-# - channel-major memory (C, N*H*W): out (O, N*H*W) = W @ x, written (O, N, Ho, Wo) as
-#   the planar strategy does. A planar (N, C, H, W) input is channel-major when N is 1;
-#   otherwise one copy of contiguous planes makes it so. One GEMM rather than one per
-#   sample: small GEMMs lose to BLAS's threading overhead.
+# Every pixel's window is the pixel itself, so the input is the windows matrix and the
+# layer is GEMMs with no gather and no padding pass, in the input's own memory layout:
+# - channels-last (N*H*W, C): out (N*H*W, O) = x @ W.T, channels-last, one GEMM;
+# - channel-major (C, N*H*W) (one planar sample): out (O, N*H*W) = W @ x, one GEMM;
+# - planar samples (N, C, H*W): out[n] (O, H*W) = W @ x[n], planar, one GEMM per sample
+#   on the thread pool (parallel_gemms). Any other strides are copied planar first.
 
 
 def pointwise_applies(g: Geometry) -> bool:
@@ -375,19 +374,51 @@ def channel_major(x: np.ndarray) -> bool:
     return x.transpose(1, 0, 2, 3).flags.c_contiguous
 
 
+def pointwise_layout(x: np.ndarray) -> str:
+    """How :func:`pointwise_forward` reads an (N, C, H, W) input from
+    :func:`pointwise_source`: "channel_major", "channels_last" or "planar"."""
+    if channel_major(x):
+        return "channel_major"
+    if x.transpose(0, 2, 3, 1).flags.c_contiguous:
+        return "channels_last"
+    return "planar"
+
+
 def pointwise_source(x: np.ndarray) -> np.ndarray:
-    """`x` (N, C, H, W) in a memory layout one GEMM can read: channel-major or channels-last."""
+    """`x` (N, C, H, W) in a memory layout the GEMMs read as it lies (a copy otherwise)."""
     if channel_major(x) or x.transpose(0, 2, 3, 1).flags.c_contiguous:
         return x
-    # (N, C, H, W) -> (C, N, H, W) copy of whole planes, seen again as (N, C, H, W)
-    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(x)
 
 
-def pointwise_forward(x, weight, g: Geometry, out):
-    """out (N, Ho, Wo, O) view, (O, N, Ho, Wo) memory for channel-major `x`, else channels-last."""
+def pointwise_output(x: np.ndarray, g: Geometry, dtype) -> np.ndarray:
+    """The (N, Ho, Wo, O) output view, in the memory layout that goes with `x`'s."""
+    shape = (g.batch, g.out_size[0], g.out_size[1], g.out_channels)
+    layout = pointwise_layout(x)
+    if layout == "channel_major":  # the GEMM writes (O, N, Ho, Wo), as planar's does
+        return np.empty((shape[3], *shape[:3]), dtype).transpose(1, 2, 3, 0)
+    if layout == "planar":
+        return np.empty((shape[0], shape[3], *shape[1:3]), dtype).transpose(0, 2, 3, 1)
+    return np.empty(shape, dtype)
+
+
+def pointwise_forward(x, weight, g: Geometry, out, bias=None):
+    """out (N, Ho, Wo, O) view, in the memory layout :func:`pointwise_output` gave it."""
     n, c, o, pixels = g.batch, g.channels, g.out_channels, g.height * g.width
     wmat = weight.reshape(o, c)  # (O, C, 1, 1) -> (O, C)
-    if channel_major(x):
+    layout = pointwise_layout(x)
+    if layout == "planar":
+        planes = out.transpose(0, 3, 1, 2)  # (N, O, Ho, Wo), contiguous
+
+        def sample(k):
+            target = planes[k].reshape(o, pixels)
+            np.matmul(wmat, x[k].reshape(c, pixels), out=target)
+            if bias is not None:  # while the sample's output is in the cache
+                target += bias[:, None]
+
+        parallel_gemms(sample, range(n), total_bytes=n * (c + o) * pixels * x.itemsize)
+        return None
+    if layout == "channel_major":
         cols = x.transpose(1, 0, 2, 3).reshape(c, n * pixels)  # (C, N*H*W) view
         target = out.transpose(3, 0, 1, 2).reshape(o, n * pixels)  # (O, N*H*W) view
         np.matmul(wmat, cols, out=target)
@@ -396,14 +427,31 @@ def pointwise_forward(x, weight, g: Geometry, out):
         target = out.reshape(n * pixels, o)  # (N*H*W, O) view
         np.matmul(rows, wmat.T, out=target)
     assert np.may_share_memory(target, out), "the GEMM must write the output in place"
+    if bias is not None:
+        out += bias
     return None
 
 
 def pointwise_backward(x, weight, g: Geometry, workspace, grad):
-    """dx = grad @ W and dW = grad.T @ x, each one GEMM, in the forward's layout."""
+    """dx = grad @ W and dW = grad.T @ x, in the forward's layout (`grad` converted to it)."""
     n, c, o, pixels = g.batch, g.channels, g.out_channels, g.height * g.width
     wmat = weight.reshape(o, c)  # (O, C)
-    if channel_major(x):
+    layout = pointwise_layout(x)
+    if layout == "planar":
+        grad_planes = grad.transpose(0, 3, 1, 2)  # (N, O, Ho, Wo): as converted
+        dx = np.empty((n, c, g.height, g.width), x.dtype)
+
+        def sample(k):
+            grad_k = grad_planes[k].reshape(o, pixels)
+            np.matmul(wmat.T, grad_k, out=dx[k].reshape(c, pixels))
+            return grad_k @ x[k].reshape(c, pixels).T  # this sample's (O, C) share
+
+        shares = parallel_gemms(sample, range(n), total_bytes=n * (c + o) * pixels * x.itemsize)
+        dwmat = np.zeros_like(wmat)
+        for share in shares:  # in sample order, whatever the threads
+            dwmat += share
+        return dx.transpose(0, 2, 3, 1), dwmat.reshape(weight.shape)
+    if layout == "channel_major":
         cols = x.transpose(1, 0, 2, 3).reshape(c, n * pixels)  # (C, N*H*W) view
         grad_cols = grad.transpose(3, 0, 1, 2).reshape(o, n * pixels)  # (O, N*H*W): as converted
         dx = (wmat.T @ grad_cols).reshape(c, n, g.height, g.width)  # (C, N, H, W)

@@ -13,9 +13,9 @@ padding rules (``_conv_geometry``) and the output's (N, O, Ho, Wo) shape:
   the kW column shifts of the input; the positions off the output are dropped (chosen
   where they are under a tenth of the grid).
 - "pointwise" (1x1 kernels, stride 1, no padding, no groups; ``_conv_gemm``): the input
-  is the windows matrix; one GEMM reads it channels-last as it lies, or channel-major
-  (C, N*H*W) (a view for one sample, else one copy of whole planes), and writes the
-  output channels-last or (O, N, Ho, Wo).
+  is the windows matrix, read as it lies: one GEMM for channels-last or channel-major
+  (C, N*H*W) memory (one planar sample), one per sample of a planar batch (on the
+  thread pool); the output comes in the same layout.
 - "planar" (no groups, few values per window: first layers, image-like inputs;
   ``_conv_planar``): the input stays channels-first; each band of output rows gathers
   its windows as a (C*kH*kW, rows*Wo) matrix of whole image rows, and one GEMM writes
@@ -70,7 +70,7 @@ _FORWARD = {
     "interleaved": depthwise.interleaved_forward,
 }
 # forwards that take the bias and add it block by block
-_ADDS_BIAS = ("im2col", "rows", "depthwise")
+_ADDS_BIAS = ("im2col", "rows", "pointwise", "depthwise")
 _BACKWARD = {
     "im2col": gemm.im2col_backward,
     "rows": gemm.rows_backward,
@@ -180,12 +180,9 @@ def conv2d_forward(
             out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
         else:
             out = np.empty((g.batch, g.out_channels, ho, wo), dtype=dtype).transpose(0, 2, 3, 1)
-    elif strategy == "pointwise":  # the input (channel-major or channels-last) is the windows
+    elif strategy == "pointwise":  # the input, as it lies in memory, is the windows
         source = gemm.pointwise_source(xb.astype(dtype, copy=False))
-        if gemm.channel_major(source):  # the GEMM writes (O, N, Ho, Wo), as planar's does
-            out = np.empty((g.out_channels, g.batch, ho, wo), dtype=dtype).transpose(1, 2, 3, 0)
-        else:
-            out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
+        out = gemm.pointwise_output(source, g, dtype)
     elif strategy == "planar":  # padded band by band; the GEMM writes (O, N, Ho, Wo)
         source = xb.astype(dtype, copy=False)
         out = np.empty((g.out_channels, g.batch, ho, wo), dtype=dtype).transpose(1, 2, 3, 0)
@@ -243,13 +240,13 @@ def conv2d_backward(grad_output, cache):
     dtype = cache.source.dtype
     grad = add_batch_axes(grad_output, cache.rank)  # (N, O, Ho, Wo)
     grad = grad.transpose(0, 2, 3, 1)  # (N, Ho, Wo, O) view
-    channel_major = cache.strategy == "planar" or (
-        cache.strategy == "pointwise" and gemm.channel_major(cache.source)
-    )
+    layout = gemm.pointwise_layout(cache.source) if cache.strategy == "pointwise" else None
     if cache.strategy in ("depthwise", "interleaved"):  # the depthwise engine's layout
         grad = depthwise.gradient_layout(grad, g, dtype)
-    elif channel_major:  # (O, N, Ho, Wo) memory, as the forward wrote it
+    elif cache.strategy == "planar" or layout == "channel_major":  # (O, N, Ho, Wo) memory
         grad = np.ascontiguousarray(grad.transpose(3, 0, 1, 2), dtype=dtype).transpose(1, 2, 3, 0)
+    elif layout == "planar":  # (N, O, Ho, Wo) memory, as the forward wrote it
+        grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2), dtype=dtype).transpose(0, 2, 3, 1)
     else:
         converted = scratch("conv.grad", grad.shape, dtype)  # used within this call only
         grad = copy_channels_last(converted, grad.transpose(0, 3, 1, 2))
