@@ -768,7 +768,7 @@ def test_backward_after_other_calls_uses_its_own_forward(strategy, budget, rng, 
     w = rng.standard_normal((4, 3, kernel, kernel)).astype(np.float32)
     out_a, cache_a = F.conv2d_forward(x_a, w, padding=padding)
     g = rng.standard_normal(out_a.shape).astype(np.float32)
-    out_b, cache_b = F.conv2d_forward(x_b, w, padding=padding)
+    _, cache_b = F.conv2d_forward(x_b, w, padding=padding)
     F.conv2d_backward(g, cache_b)
     grads = F.conv2d_backward(g, cache_a)[:2]
     expected, torch_grads = torch_conv(x_a, w, None, (1, 1), (padding,) * 4, (1, 1), 1, "zeros", g)

@@ -76,10 +76,14 @@ def _from_environment() -> int:
 
 
 def set_num_threads(n) -> None:
-    """Set how many threads cnnkit's memory-bound ops use (pooling, batch norm, depthwise).
+    """Set how many threads cnnkit's memory-bound ops and convolution blocks use.
 
-    Results do not depend on the number of threads. BLAS (matrix products) keeps its own
-    threads, set by OpenBLAS's or MKL's environment variables.
+    The pool runs pooling, batch norm, depthwise convolution, filtering and the blocks of
+    the GEMM convolutions. Results do not depend on the number of threads. BLAS (matrix products) keeps its own
+    threads, set by OpenBLAS's or MKL's environment variables; while a convolution runs
+    its blocks on two or more cnnkit threads, NumPy's BLAS is held to one thread (and
+    given back its count when the last such call ends). With ``n = 1`` cnnkit leaves
+    BLAS's threads alone.
 
     Parameters
     ----------
