@@ -775,3 +775,26 @@ def test_backward_after_other_calls_uses_its_own_forward(strategy, budget, rng, 
     np.testing.assert_allclose(out_a, expected, rtol=1e-4, atol=1e-4)
     for mine, theirs in zip(grads, torch_grads[:2]):
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("strategy", ["im2col", "rows", "pointwise", "planar"])
+def test_inf_and_nan_spread_as_in_torch_without_warnings(strategy, rng, monkeypatch, threads):
+    """0 * inf and inf - inf give NaN where PyTorch's do, forward and backward, and no
+    RuntimeWarning (pytest makes it an error) whichever thread did the product."""
+    kernel = 1 if strategy == "pointwise" else 3
+    padding = 0 if strategy == "pointwise" else 1
+    x = rng.standard_normal((2, 5, 9, 8)).astype(np.float32)
+    x[0, 1, 4, 4] = np.inf
+    x[1, 3, 2, 6] = np.nan
+    w = rng.standard_normal((6, 5, kernel, kernel)).astype(np.float32)
+    w[0, 1] = 0.0  # output channel 0 reads the inf with zero weights: NaN
+    g = rng.standard_normal((2, 6, 9, 8)).astype(np.float32)
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: strategy)
+    out, cache = F.conv2d_forward(x, w, padding=padding)
+    dx, dw = F.conv2d_backward(g, cache)[:2]
+    expected, grads = torch_conv(x, w, None, (1, 1), (padding,) * 4, (1, 1), 1, "zeros", g)
+    assert np.isnan(out[0, 0, 4, 4]) and np.isnan(dw).any()
+    for mine, theirs in [(out, expected), (dx, grads[0]), (dw, grads[1])]:
+        np.testing.assert_array_equal(np.isnan(mine), np.isnan(theirs))
+        np.testing.assert_array_equal(np.isinf(mine), np.isinf(theirs))
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)

@@ -38,6 +38,28 @@ def test_linear_promotes_float32_with_float64_weight(rng):
     assert F.linear(np.ones((2, 3), np.float32), np.ones((1, 3))).dtype == np.float64
 
 
+def test_linear_spreads_inf_and_nan_as_torch_without_warnings(rng):
+    """0 * inf and inf - inf give NaN where PyTorch's do, forward and backward, and no
+    RuntimeWarning (pytest makes it an error)."""
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    x[0, 2] = np.inf
+    x[1, 3] = -np.inf
+    x[2, 0] = np.nan
+    w = rng.standard_normal((3, 5)).astype(np.float32)
+    w[1, 2] = 0.0  # output 1 of row 0: 0 * inf
+    out, cache = F.linear_forward(x, w)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    expected = TF.linear(xt, wt)
+    expected.backward(torch.tensor(g))
+    dx, dw, _ = F.linear_backward(g, cache)
+    assert np.isnan(out[0, 1])
+    for mine, theirs in [(out, expected.detach()), (dx, xt.grad), (dw, wt.grad)]:
+        theirs = theirs.numpy()
+        np.testing.assert_array_equal(np.isnan(mine), np.isnan(theirs))
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "x, w, b, message",
     [

@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit import _threads
+from cnnkit._matmul import matmul
 from cnnkit._workspace import scratch
 from cnnkit.functional._conv_geometry import Geometry, fold_band
 from cnnkit.functional._shapes import pad_index
@@ -259,7 +260,7 @@ def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     m, k, length = a.shape[1], a.shape[2], b.shape[2]
     chunk = max(1, (4096 if m == 1 else 131072) // (m * k))
     for u0 in range(0, length, chunk):
-        np.matmul(a, b[:, :, u0 : u0 + chunk], out=out[:, :, u0 : u0 + chunk])
+        matmul(a, b[:, :, u0 : u0 + chunk], out=out[:, :, u0 : u0 + chunk])
 
 
 def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit import _threads
+from cnnkit._matmul import matmul
 from cnnkit._threads import blocks, parallel, parallel_gemms
 from cnnkit._workspace import scratch
 from cnnkit.functional import _conv_geometry as geo
@@ -121,10 +122,10 @@ def im2col_forward(flat, weight, g: Geometry, out, bias=None):
         cols = _im2col(xp, g, n0, n1, h0, h1, into=into)  # (M, G, K)
         out_block = out[n0:n1, h0:h1].reshape(-1, g.out_channels)  # (M, O) view
         if g.groups == 1:
-            np.matmul(cols[:, 0], wmat[0], out=out_block)
+            matmul(cols[:, 0], wmat[0], out=out_block)
         else:
             # (G, M, K) @ (G, K, O/G) -> (G, M, O/G) -> (M, G, O/G)
-            product = np.matmul(cols.transpose(1, 0, 2), wmat)
+            product = matmul(cols.transpose(1, 0, 2), wmat)
             out_block.reshape(-1, g.groups, product.shape[2])[...] = product.transpose(1, 0, 2)
         if bias is not None:
             out_block += bias
@@ -157,14 +158,14 @@ def im2col_backward(flat, weight, g: Geometry, workspace, grad):
         if g.groups == 1:
             # (M, O) @ (kH*kW, O, C) -> (kH*kW, M, C): one GEMM per kernel offset
             dtaps = scratch("im2col.dtaps", (kh * kw, len(grad_block), cg), grad.dtype)
-            np.matmul(grad_block[:, 0], wtaps, out=dtaps)
+            matmul(grad_block[:, 0], wtaps, out=dtaps)
             _col2im_taps(dtaps, dxp, g, n0, n1, h0, h1)
-            return (cols[:, 0].T @ grad_block[:, 0])[None]
+            return matmul(cols[:, 0].T, grad_block[:, 0])[None]
         # (G, M, O/G) @ (G, O/G, K) -> (G, M, K) -> (M, G, K)
-        dcols = np.matmul(grad_block.transpose(1, 0, 2), wmat.transpose(0, 2, 1))
+        dcols = matmul(grad_block.transpose(1, 0, 2), wmat.transpose(0, 2, 1))
         _col2im(dcols.transpose(1, 0, 2), dxp, g, n0, n1, h0, h1)
         # (G, K, M) @ (G, M, O/G) -> (G, K, O/G)
-        return np.matmul(cols.transpose(1, 2, 0), grad_block.transpose(1, 0, 2))
+        return matmul(cols.transpose(1, 2, 0), grad_block.transpose(1, 0, 2))
 
     def span(bounds):  # the flat pixels of dxp a block adds into
         n0, n1, h0, h1 = bounds
@@ -290,13 +291,11 @@ def rows_forward(flat, weight, g: Geometry, out, bias=None):
         shifted = _shifted_rows(flat, g, n0, n1, h0, h1, kept=kept)
         _, count = _block_span(g, n0, n1, h0, h1)
         acc = scratch("rows.acc", (count, o), flat.dtype)
-        np.matmul(shifted[:count].reshape(count, kw * c), wrows[0], out=acc)
+        matmul(shifted[:count].reshape(count, kw * c), wrows[0], out=acc)
         product = scratch("rows.product", (count, o), flat.dtype)
         for i in range(1, kh):
             offset = i * dh * wp
-            np.matmul(
-                shifted[offset : offset + count].reshape(count, kw * c), wrows[i], out=product
-            )
+            matmul(shifted[offset : offset + count].reshape(count, kw * c), wrows[i], out=product)
             acc += product
         valid = min(h1, ho) - h0
         outputs = acc.reshape(n1 - n0, h1 - h0, wp, o)[:, :valid, :wo]
@@ -332,12 +331,12 @@ def rows_backward(flat, weight, g: Geometry, workspace, grad):
         dwrows = np.empty((kh, kw * c, o), flat.dtype)
         for i in range(kh):
             offset = i * dh * wp
-            np.matmul(
+            matmul(
                 shifted[offset : offset + count].reshape(count, kw * c).T, grad_grid, out=dwrows[i]
             )
             # (count, O) @ (kW, O, C) -> (kW, count, C): contiguous per kernel column
             dshifted = scratch("rows.dshifted", (kw, count, c), flat.dtype)
-            np.matmul(grad_grid, wtaps[i], out=dshifted)
+            matmul(grad_grid, wtaps[i], out=dshifted)
             for j in range(kw):
                 begin = start + offset + j * dw
                 dflat[begin : begin + count] += dshifted[j]
@@ -412,7 +411,7 @@ def pointwise_forward(x, weight, g: Geometry, out, bias=None):
 
         def sample(k):
             target = planes[k].reshape(o, pixels)
-            np.matmul(wmat, x[k].reshape(c, pixels), out=target)
+            matmul(wmat, x[k].reshape(c, pixels), out=target)
             if bias is not None:  # while the sample's output is in the cache
                 target += bias[:, None]
 
@@ -421,11 +420,11 @@ def pointwise_forward(x, weight, g: Geometry, out, bias=None):
     if layout == "channel_major":
         cols = x.transpose(1, 0, 2, 3).reshape(c, n * pixels)  # (C, N*H*W) view
         target = out.transpose(3, 0, 1, 2).reshape(o, n * pixels)  # (O, N*H*W) view
-        np.matmul(wmat, cols, out=target)
+        matmul(wmat, cols, out=target)
     else:
         rows = x.transpose(0, 2, 3, 1).reshape(n * pixels, c)  # (N*H*W, C) view
         target = out.reshape(n * pixels, o)  # (N*H*W, O) view
-        np.matmul(rows, wmat.T, out=target)
+        matmul(rows, wmat.T, out=target)
     assert np.may_share_memory(target, out), "the GEMM must write the output in place"
     if bias is not None:
         out += bias
@@ -443,8 +442,8 @@ def pointwise_backward(x, weight, g: Geometry, workspace, grad):
 
         def sample(k):
             grad_k = grad_planes[k].reshape(o, pixels)
-            np.matmul(wmat.T, grad_k, out=dx[k].reshape(c, pixels))
-            return grad_k @ x[k].reshape(c, pixels).T  # this sample's (O, C) share
+            matmul(wmat.T, grad_k, out=dx[k].reshape(c, pixels))
+            return matmul(grad_k, x[k].reshape(c, pixels).T)  # this sample's (O, C) share
 
         shares = parallel_gemms(sample, range(n), total_bytes=n * (c + o) * pixels * x.itemsize)
         dwmat = np.zeros_like(wmat)
@@ -454,9 +453,9 @@ def pointwise_backward(x, weight, g: Geometry, workspace, grad):
     if layout == "channel_major":
         cols = x.transpose(1, 0, 2, 3).reshape(c, n * pixels)  # (C, N*H*W) view
         grad_cols = grad.transpose(3, 0, 1, 2).reshape(o, n * pixels)  # (O, N*H*W): as converted
-        dx = (wmat.T @ grad_cols).reshape(c, n, g.height, g.width)  # (C, N, H, W)
-        return dx.transpose(1, 2, 3, 0), (grad_cols @ cols.T).reshape(weight.shape)
+        dx = matmul(wmat.T, grad_cols).reshape(c, n, g.height, g.width)  # (C, N, H, W)
+        return dx.transpose(1, 2, 3, 0), matmul(grad_cols, cols.T).reshape(weight.shape)
     rows = x.transpose(0, 2, 3, 1).reshape(n * pixels, c)  # (N*H*W, C) view
     grad_rows = grad.reshape(n * pixels, o)  # (N*H*W, O): channels-last, as converted
-    dx = (grad_rows @ wmat).reshape(n, g.height, g.width, c)  # (N, H, W, C)
-    return dx, (grad_rows.T @ rows).reshape(weight.shape)
+    dx = matmul(grad_rows, wmat).reshape(n, g.height, g.width, c)  # (N, H, W, C)
+    return dx, matmul(grad_rows.T, rows).reshape(weight.shape)

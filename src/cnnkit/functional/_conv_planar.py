@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnkit._matmul import matmul
 from cnnkit._workspace import scratch
 from cnnkit.functional import _conv_geometry as geo
 from cnnkit.functional._conv_geometry import Geometry
@@ -43,7 +44,7 @@ def planar_forward(x, weight, g: Geometry, out):
         # whole images, or rows of one: each output channel's block is contiguous
         target = planar[:, n0:n1, h0:h1].reshape(g.out_channels, -1)
         assert np.may_share_memory(target, out), "the output block must be a view"
-        np.matmul(wmat, windows, out=target)
+        matmul(wmat, windows, out=target)
     return windows if len(blocks) == 1 else None
 
 
@@ -60,10 +61,10 @@ def planar_backward(x, weight, g: Geometry, workspace, grad):
         if windows is None:
             windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1)
         grad_block = planar_grad[:, n0:n1, h0:h1].reshape(g.out_channels, -1)  # (O, M)
-        dwmat += grad_block @ windows.T
+        dwmat += matmul(grad_block, windows.T)
         # (K, O) @ (O, M) -> (C, kH*kW, n, rows, Wo): each window's gradient
         dwindows = scratch("planar.dwindows", windows.shape, x.dtype)
-        np.matmul(wmat.T, grad_block, out=dwindows)
+        matmul(wmat.T, grad_block, out=dwindows)
         dwindows = dwindows.reshape(g.channels, kh * kw, n, rows, wo)
         dband = scratch("planar.dband", (n, g.channels, r1 - r0, g.padded[1]), x.dtype)
         dband.fill(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnkit._matmul import matmul
 from cnnkit._validation import as_float_array, check_grad
 
 __all__ = ["linear", "linear_forward", "linear_backward"]
@@ -50,7 +51,7 @@ def linear_forward(x, weight, bias=None):
         raise ValueError(f"bias must have shape ({weight.shape[0]},), got shape {bias.shape}")
     dtype = np.result_type(x, weight, *([] if bias is None else [bias]))
     weight = weight.astype(dtype, copy=False)
-    out = np.matmul(x.astype(dtype, copy=False), weight.T)
+    out = matmul(x.astype(dtype, copy=False), weight.T)
     if bias is not None:
         out += bias
     return out, (x, weight, bias is not None)
@@ -91,8 +92,8 @@ def linear_backward(grad_output, cache):
     grad = check_grad(grad_output, expected, weight.dtype)
     grad_2d = grad.reshape(-1, weight.shape[0])  # (rows, out)
     x_2d = x.reshape(-1, weight.shape[1]).astype(weight.dtype, copy=False)  # (rows, in)
-    grad_x = np.matmul(grad, weight)
-    grad_weight = grad_2d.T @ x_2d
+    grad_x = matmul(grad, weight)
+    grad_weight = matmul(grad_2d.T, x_2d)
     grad_bias = grad_2d.sum(axis=0) if has_bias else None
     return grad_x, grad_weight, grad_bias
 

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from cnnkit import functional as F
+from cnnkit._matmul import matmul
 from cnnkit._validation import as_float_array
 from cnnkit.functional._shapes import pad_index
 from cnnkit.nn.graph import _unbroadcast
@@ -85,7 +86,7 @@ class MatMul(Module):
     def forward(self, a, b):
         a, b = np.asarray(a), np.asarray(b)
         self._cache = (a, b)
-        return np.matmul(a, b)
+        return matmul(a, b)
 
     def backward(self, grad_output):
         a, b = self._last_cache()
@@ -98,8 +99,8 @@ class MatMul(Module):
             b2.shape[-1],
         )
         g2 = grad.reshape(matrix_shape)  # the output with the 1-D operands' axes put back
-        grad_a = np.matmul(g2, np.swapaxes(b2, -1, -2))
-        grad_b = np.matmul(np.swapaxes(a2, -1, -2), g2)
+        grad_a = matmul(g2, np.swapaxes(b2, -1, -2))
+        grad_b = matmul(np.swapaxes(a2, -1, -2), g2)
         grad_a = _unbroadcast(grad_a, a2.shape).reshape(a.shape)
         grad_b = _unbroadcast(grad_b, b2.shape).reshape(b.shape)
         return grad_a, grad_b
@@ -134,7 +135,7 @@ class Gemm(Module):
             raise ValueError(f"Gemm needs a 2-D input, got shape {a.shape}")
         a_ = a.T if self.trans_a else a
         b_ = self.weight.data.T if self.trans_b else self.weight.data
-        out = self.alpha * (a_ @ b_)
+        out = self.alpha * matmul(a_, b_)
         if self.bias is not None:
             out = out + self.beta * self.bias.data
         self._cache = a
@@ -145,11 +146,11 @@ class Gemm(Module):
         grad = np.asarray(grad_output)
         a_ = a.T if self.trans_a else a
         b_ = self.weight.data.T if self.trans_b else self.weight.data
-        grad_b = self.alpha * (a_.T @ grad)  # gradient of B'
+        grad_b = self.alpha * matmul(a_.T, grad)  # gradient of B'
         self.weight.accumulate(grad_b.T if self.trans_b else grad_b)
         if self.bias is not None:
             self.bias.accumulate(self.beta * _unbroadcast(grad, self.bias.shape))
-        grad_a = self.alpha * (grad @ b_.T)
+        grad_a = self.alpha * matmul(grad, b_.T)
         return grad_a.T if self.trans_a else grad_a
 
     def extra_repr(self) -> str:
