@@ -162,6 +162,19 @@ def test_predict_bag_equals_the_in_memory_pipeline(client, picture_folder):
     assert [r["index"] for r in results[:-1]] == expected.argmax(axis=1).tolist()
 
 
+def test_predict_partitions_travel_as_one_pickle(client, picture_folder):
+    """A task's results go to the client in one pickle call, not one per image (which
+    costs more than classifying the image), and arrive as the rows, in order."""
+    from distributed.protocol.serialize import Serialize, serialize
+
+    model_path, _, good = picture_folder
+    sources = [str(p) for p in good]
+    parts = client.gather(client.compute(ckd.predict(model_path, sources).to_delayed()))
+    header, frames = serialize(Serialize(parts[0]))
+    assert header.get("serializer") == "pickle" and len(frames) == 1
+    assert [row["source"] for part in parts for row in part] == sources
+
+
 def test_predict_csv_is_not_written_when_the_run_fails(cluster, picture_folder, tmp_path, capsys):
     """A model that cannot be loaded fails the run (exit 1) and leaves no CSV behind."""
     _, folder, _ = picture_folder
