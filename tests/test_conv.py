@@ -798,3 +798,26 @@ def test_inf_and_nan_spread_as_in_torch_without_warnings(strategy, rng, monkeypa
         np.testing.assert_array_equal(np.isnan(mine), np.isnan(theirs))
         np.testing.assert_array_equal(np.isinf(mine), np.isinf(theirs))
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("strategy", ["im2col", "rows", "pointwise", "planar"])
+def test_conv2d_keeps_nothing_for_a_backward(strategy, rng, monkeypatch):
+    """conv2d (no backward follows) equals conv2d_forward's output bit for bit, and after
+    a first call allocates little beyond its output: no kept windows, no new padded copy."""
+    import tracemalloc
+
+    kernel = 1 if strategy == "pointwise" else 3
+    padding = 0 if strategy == "pointwise" else 1
+    x = rng.standard_normal((8, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((32, 16, kernel, kernel)).astype(np.float32)
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: strategy)
+    expected = F.conv2d_forward(x, w, padding=padding)[0]
+    F.conv2d(x, w, padding=padding)  # the workspace grows on a first call
+    tracemalloc.start()
+    try:
+        out = F.conv2d(x, w, padding=padding)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(out, expected)
+    assert peak <= out.nbytes + w.nbytes + 64 * 1024, (peak, out.nbytes)

@@ -225,6 +225,42 @@ def test_backward_before_forward_is_an_error():
         nn.CrossEntropyLoss().backward()
 
 
+def test_forward_only_keeps_no_convolution_cache(rng):
+    """Inside forward_only a Conv2d gives the same output, keeps no cache (its backward
+    is an error that says why) and, after the block, keeps one again."""
+    from cnnkit.nn.module import forward_only
+
+    layer = nn.Conv2d(3, 4, 3, padding=1, rng=0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    expected = layer(x)
+    with forward_only():
+        out = layer(x)
+        assert layer._cache is None
+        with pytest.raises(RuntimeError, match="prediction only"):
+            layer.backward(np.ones_like(out))
+    np.testing.assert_array_equal(out, expected)
+    layer(x)
+    assert layer.backward(np.ones_like(out)).shape == x.shape
+    with pytest.raises(KeyError), forward_only():
+        raise KeyError("the block ends with an error")
+    layer(x)
+    assert layer._cache is not None
+
+
+def test_predict_proba_runs_forward_only(rng):
+    """predict_proba leaves no convolution cache behind, and its result is unchanged."""
+    from cnnkit.models import digits_cnn
+    from cnnkit.train import predict_proba
+
+    model = digits_cnn(rng=0).eval()
+    x = rng.random((5, 1, 8, 8)).astype(np.float32)
+    expected = ck.functional.softmax(model(x), axis=1)
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    assert all(conv._cache is not None for conv in convs)
+    np.testing.assert_array_equal(predict_proba(model, x), expected)
+    assert all(conv._cache is None for conv in convs)
+
+
 def test_load_state_dict_refuses_mismatches():
     model = nn.Sequential(nn.Linear(3, 2))
     with pytest.raises(ValueError, match="missing keys"):

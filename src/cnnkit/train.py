@@ -21,6 +21,7 @@ import numpy as np
 
 from cnnkit._validation import check_choice, check_positive_int, check_real, to_int
 from cnnkit.data import Dataset, batches
+from cnnkit.nn.module import forward_only
 
 __all__ = [
     "TrainConfig",
@@ -419,13 +420,15 @@ def _progress_bar(total: int, description: str, show: bool):
 
 
 def _logits(model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Logits of `model` in evaluation mode, in batches; the mode is restored after."""
+    """Logits of `model` in evaluation mode, in batches; the mode is restored after. No
+    backward follows these forwards: layers keep no caches for one."""
     was_training = bool(getattr(model, "training", False))
     model.eval()
     try:
-        return np.concatenate(
-            [np.asarray(model(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
-        )  # (N, K)
+        with forward_only():
+            return np.concatenate(
+                [np.asarray(model(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+            )  # (N, K)
     finally:
         model.train(was_training)
 

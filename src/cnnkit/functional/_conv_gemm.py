@@ -104,15 +104,16 @@ def _gemm_blocks(g: Geometry, bytes_per_row: int):
     return list(geo.chunks(g, bytes_per_row, budget)), total
 
 
-def im2col_forward(flat, weight, g: Geometry, out, bias=None):
+def im2col_forward(flat, weight, g: Geometry, out, bias=None, *, keep=True):
     """One GEMM per block of output rows over its gathered windows, plus `bias`; returns
-    all the windows when they fit the backward's workspace (one backward chunk)."""
+    all the windows when `keep` (a backward will follow) and they fit the backward's
+    workspace (one backward chunk)."""
     xp = geo.grid(flat, g)
     wmat = _weight_matrix(weight, g)  # (G, K, O/G)
     ho, wo = g.out_size
     bytes_per_row = wo * g.groups * wmat.shape[1] * flat.itemsize
     kept = None
-    if len(list(geo.chunks(g, bytes_per_row))) == 1:
+    if keep and len(list(geo.chunks(g, bytes_per_row))) == 1:
         kept = np.empty((g.batch, ho, wo, g.groups, wmat.shape[1]), flat.dtype)
     blocks, total = _gemm_blocks(g, bytes_per_row)
 
@@ -276,15 +277,15 @@ def _shifted_rows(flat, g: Geometry, n0, n1, h0, h1, *, kept: bool = False) -> n
     return shifted
 
 
-def rows_forward(flat, weight, g: Geometry, out, bias=None):
+def rows_forward(flat, weight, g: Geometry, out, bias=None, *, keep=True):
     """out (N, Ho, Wo, O): per block, one GEMM per kernel row, plus `bias`; returns the
-    shifted rows when the backward takes them in one block."""
+    shifted rows when `keep` (a backward will follow) and it takes them in one block."""
     (_, wp), (ho, wo), (kh, kw), (dh, _) = g.padded, g.out_size, g.kernel, g.dilation
     o, c = g.out_channels, g.channels
     # (O, C, kH, kW) -> (kH, kW*C, O)
     wrows = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
     blocks = _rows_split(g, flat)
-    kept = blocks == [(0, g.batch, 0, g.padded[0])]  # one block: the backward's too
+    kept = keep and blocks == [(0, g.batch, 0, g.padded[0])]  # one block: the backward's too
 
     def block(bounds):
         n0, n1, h0, h1 = bounds

@@ -167,16 +167,18 @@ def _too_small(g: Geometry, padding) -> str:
     return f"{message}; {kernel} needs at least {span_h}×{span_w} pixels, or {more}"
 
 
-def pad(x: np.ndarray, g: Geometry, dtype, tail: int = 0) -> np.ndarray:
+def pad(x: np.ndarray, g: Geometry, dtype, tail: int = 0, *, keep: bool = True) -> np.ndarray:
     """Copy `x` (N, C, H, W) into a padded channels-last buffer, flat: (N*Hp*Wp + tail, C).
 
     The `tail` zero pixels past the last image let the "rows" strategy read a little
-    beyond it; :func:`grid` gives the (N, Hp, Wp, C) view.
+    beyond it; :func:`grid` gives the (N, Hp, Wp, C) view. The buffer is new when `keep`
+    (the backward reads it), else this thread's reused workspace.
     """
     top, bottom, left, right = g.pads
     hp, wp = g.padded
     h, w = g.height, g.width
-    storage = np.empty((g.batch * hp * wp + tail, g.channels), dtype=dtype)
+    shape = (g.batch * hp * wp + tail, g.channels)
+    storage = np.empty(shape, dtype=dtype) if keep else scratch("conv.padded", shape, dtype)
     storage[g.batch * hp * wp :] = 0
     xp = grid(storage, g)
     copy_channels_last(xp[:, top : top + h, left : left + w], x)

@@ -26,7 +26,7 @@ def _planar_blocks(g: Geometry, itemsize: int) -> list:
     return list(geo.bands(g, bytes_per_row))
 
 
-def planar_forward(x, weight, g: Geometry, out):
+def planar_forward(x, weight, g: Geometry, out, *, keep=True):
     """out (O, N*Ho*Wo) = W (O, C*kH*kW) @ windows (C*kH*kW, N*Ho*Wo), band by band.
 
     With few values per window, an im2col matrix with the window as its long side is
@@ -34,18 +34,19 @@ def planar_forward(x, weight, g: Geometry, out):
     is whole image rows, and the GEMM writes the planar output directly. The bands run
     in order, each GEMM on BLAS's threads (for this short, wide GEMM, bands on cnnkit's
     pool with BLAS on one thread measured twice as slow). Returns the windows when the
-    call was one band.
+    call was one band and `keep` (a backward will follow).
     """
     wmat = weight.reshape(g.out_channels, -1)  # (O, C*kH*kW), the windows' row order
     planar = out.transpose(3, 0, 1, 2)  # (O, N, Ho, Wo), contiguous
     blocks = _planar_blocks(g, x.itemsize)
+    kept = keep and len(blocks) == 1
     for n0, n1, h0, h1, r0, r1 in blocks:
-        windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1, kept=len(blocks) == 1)
+        windows = _band_windows(x, g, n0, n1, h0, h1, r0, r1, kept=kept)
         # whole images, or rows of one: each output channel's block is contiguous
         target = planar[:, n0:n1, h0:h1].reshape(g.out_channels, -1)
         assert np.may_share_memory(target, out), "the output block must be a view"
         matmul(wmat, windows, out=target)
-    return windows if len(blocks) == 1 else None
+    return windows if kept else None
 
 
 def planar_backward(x, weight, g: Geometry, workspace, grad):

@@ -38,6 +38,7 @@ next layer's channels-last copy is free. Workspaces are chunked to
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,8 @@ _FORWARD = {
 }
 # forwards that take the bias and add it block by block
 _ADDS_BIAS = ("im2col", "rows", "pointwise", "depthwise")
+# forwards that keep their windows for the backward unless told none will follow
+_KEEPS_WINDOWS = ("im2col", "rows", "planar")
 _BACKWARD = {
     "im2col": gemm.im2col_backward,
     "rows": gemm.rows_backward,
@@ -130,7 +133,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     >>> conv2d(np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3)), padding="same", stride=2).shape
     (2, 4, 4, 4)
     """
-    return conv2d_forward(x, weight, bias, stride, padding, dilation, groups, padding_mode)[0]
+    return _forward(x, weight, bias, stride, padding, dilation, groups, padding_mode, keep=False)[0]
 
 
 def conv2d_forward(
@@ -164,6 +167,12 @@ def conv2d_forward(
     >>> dx.shape, dw.shape, db
     ((1, 1, 4, 4), (2, 1, 3, 3), None)
     """
+    return _forward(x, weight, bias, stride, padding, dilation, groups, padding_mode, keep=True)
+
+
+def _forward(x, weight, bias, stride, padding, dilation, groups, padding_mode, *, keep):
+    """(out, cache); with `keep` false no backward follows: the engines keep no windows
+    and pad into the workspace, and the cache is None."""
     xb, weight, bias, g, rank = validate(
         x, weight, bias, stride, padding, dilation, groups, padding_mode
     )
@@ -187,17 +196,22 @@ def conv2d_forward(
         source = xb.astype(dtype, copy=False)
         out = np.empty((g.out_channels, g.batch, ho, wo), dtype=dtype).transpose(1, 2, 3, 0)
     else:
-        source = pad(xb, g, dtype, gemm.rows_tail(g) if strategy == "rows" else 0)
+        source = pad(xb, g, dtype, gemm.rows_tail(g) if strategy == "rows" else 0, keep=keep)
         out = np.empty((g.batch, ho, wo, g.out_channels), dtype=dtype)
     bias = None if bias is None else bias.astype(dtype, copy=False)
+    engine = _FORWARD[strategy]
+    if strategy in _KEEPS_WINDOWS:
+        engine = functools.partial(engine, keep=keep)
     if strategy in _ADDS_BIAS:  # while each block of the output is in the cache
-        workspace = _FORWARD[strategy](source, weight, g, out, bias)
+        workspace = engine(source, weight, g, out, bias)
     else:
-        workspace = _FORWARD[strategy](source, weight, g, out)
+        workspace = engine(source, weight, g, out)
         if bias is not None:
             out += bias
-    cache = _ConvCache(g, rank, strategy, source, weight, bias is not None, workspace)
-    return from_batch(out.transpose(0, 3, 1, 2), rank), cache  # (N, O, Ho, Wo)
+    out = from_batch(out.transpose(0, 3, 1, 2), rank)  # (N, O, Ho, Wo)
+    if not keep:
+        return out, None
+    return out, _ConvCache(g, rank, strategy, source, weight, bias is not None, workspace)
 
 
 def conv2d_backward(grad_output, cache):

@@ -6,7 +6,7 @@ from cnnkit import functional as F
 from cnnkit._validation import check_choice, check_positive, check_positive_int
 from cnnkit.functional._conv_geometry import PADDING_MODES, check_padding
 from cnnkit.nn.init import uniform_fan_in
-from cnnkit.nn.module import Module, Parameter
+from cnnkit.nn.module import Module, Parameter, backward_follows
 
 __all__ = ["Conv2d"]
 
@@ -89,8 +89,7 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x):
-        out, self._cache = F.conv2d_forward(
-            x,
+        arguments = (
             self.weight.data,
             None if self.bias is None else self.bias.data,
             self.stride,
@@ -99,6 +98,10 @@ class Conv2d(Module):
             self.groups,
             self.padding_mode,
         )
+        if not backward_follows():  # keep no windows for a backward
+            self._cache = None
+            return F.conv2d(x, *arguments)
+        out, self._cache = F.conv2d_forward(x, *arguments)
         return out
 
     def backward(self, grad_output):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections import OrderedDict
 
 import numpy as np
@@ -9,6 +11,28 @@ import numpy as np
 from cnnkit._validation import check_bool
 
 __all__ = ["Parameter", "Module", "Sequential"]
+
+_backward_follows = contextvars.ContextVar("cnnkit_backward_follows", default=True)
+
+
+@contextlib.contextmanager
+def forward_only():
+    """Forwards in the block are for prediction: no backward pass will follow them.
+
+    Layers whose cache costs memory (the windows and padded copy a convolution keeps)
+    skip it; calling their backward after such a forward is an error. Results are the
+    same bit for bit. Used by :func:`cnnkit.train.predict_proba` and ``evaluate``.
+    """
+    token = _backward_follows.set(False)
+    try:
+        yield
+    finally:
+        _backward_follows.reset(token)
+
+
+def backward_follows() -> bool:
+    """False inside :func:`forward_only` (on this thread)."""
+    return _backward_follows.get()
 
 
 def refuse_shared_modules(container) -> None:
@@ -172,7 +196,10 @@ class Module:
     def _last_cache(self):
         """The cache of the last forward; backward before any forward is an error."""
         if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward called before forward (or after a forward "
+                f"for prediction only)"
+            )
         return self._cache
 
     # -- parameters and state ---------------------------------------------------------
