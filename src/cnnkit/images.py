@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from cnnkit._matmul import matmul
 from cnnkit._validation import _describe, as_float_array
 
 __all__ = [
@@ -233,7 +234,7 @@ def rgb_to_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"image must have shape (H, W, 3), got shape {image.shape}")
     weights = np.asarray(GRAY_WEIGHTS, dtype=image.dtype)
-    return image @ weights  # (H, W, 3) @ (3,) -> (H, W)
+    return matmul(image, weights)  # (H, W, 3) @ (3,) -> (H, W)
 
 
 # -- sources -----------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import threading
 
 import numpy as np
 
+from cnnkit._matmul import matmul
+
 __all__ = ["Session", "ExploreError", "NotFound"]
 
 #: Input sizes tried, in order, for a model given without an input shape.
@@ -337,7 +339,7 @@ class Session:
             if gradient is None:  # the layer does not reach the logits
                 return np.zeros(activations.shape[1:], activations.dtype)
             alpha = gradient[0].mean(axis=(1, 2))  # (C,)
-            cam = np.tensordot(alpha, activations, axes=(0, 0))  # (h, w)
+            cam = matmul(alpha, activations.reshape(len(alpha), -1)).reshape(activations.shape[1:])
             return np.maximum(cam, 0).astype(activations.dtype)
 
     def overlay(self, kind: str, class_index, layer=None) -> np.ndarray:
