@@ -15,11 +15,18 @@ per image), the CPU seconds of this process (scheduler and client) and of the wo
 and how many cores they had between them (CPU seconds / wall seconds). A machine with
 fewer free cores than workers + 1 cannot reach the ideal whatever the code does. The
 machine may be shared: compare ratios from one run, not times across runs.
+
+``--malloc both`` runs each worker count twice: with distributed's worker environment
+(it sets ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's mmap threshold at
+128 KiB, so every array over 128 KiB is mapped afresh and page-faulted), and with that
+variable unset (``distributed.nanny.pre-spawn-environ``), glibc's defaults as in the
+in-memory loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import shutil
@@ -87,8 +94,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--malloc",
+        choices=["distributed", "glibc", "both"],
+        default="distributed",
+        help="the workers' allocator settings: distributed's default environment, "
+        "glibc's defaults (MALLOC_TRIM_THRESHOLD_ unset), or both",
+    )
     args = parser.parse_args(argv)
 
+    import dask
     from distributed import Client, LocalCluster
 
     import cnnkit as ck
@@ -112,8 +127,13 @@ def main(argv=None):
             f"in-memory loop (1 process): {single:.0f} images/s, "
             f"{single_cpu * 1e3:.3f} CPU ms per image"
         )
-        for workers in args.workers:
+        mallocs = ["distributed", "glibc"] if args.malloc == "both" else [args.malloc]
+        for workers, malloc in itertools.product(args.workers, mallocs):
+            # distributed sets the variable in this process too before spawning workers
+            os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+            environ = {} if malloc == "distributed" else {"MALLOC_TRIM_THRESHOLD_": None}
             with (
+                dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
                 LocalCluster(
                     n_workers=workers,
                     threads_per_worker=1,
@@ -134,7 +154,8 @@ def main(argv=None):
             rate = len(files) / wall
             assert [r["index"] for r in results] == expected
             print(
-                f"cnnkit.dask.predict, {workers} worker(s): {rate:.0f} images/s, "
+                f"cnnkit.dask.predict, {workers} worker(s), {malloc} malloc: "
+                f"{rate:.0f} images/s, "
                 f"efficiency {rate / (single * workers):.2f} of ideal "
                 f"({single * workers:.0f} images/s); workers "
                 f"{workers_cpu / len(files) * 1e3:.3f} CPU ms per image "
