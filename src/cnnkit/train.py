@@ -436,6 +436,9 @@ def _logits(model, x: np.ndarray, batch_size: int) -> np.ndarray:
 def evaluate(model, data: Dataset, *, batch_size: int = EVAL_BATCH_SIZE):
     """Mean cross-entropy loss and accuracy of `model` on `data`, in evaluation mode.
 
+    No backward pass follows these forwards, so the model's convolutions keep nothing for
+    one (see :func:`cnnkit.nn.module.forward_only`).
+
     Parameters
     ----------
     model : cnnkit.nn.Module
@@ -491,6 +494,9 @@ def _images(x) -> np.ndarray:
 
 def predict_proba(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """Class probabilities (softmax of the logits) in evaluation mode.
+
+    No backward pass follows these forwards, so the model's convolutions keep nothing for
+    one (see :func:`cnnkit.nn.module.forward_only`).
 
     Parameters
     ----------
