@@ -821,3 +821,23 @@ def test_conv2d_keeps_nothing_for_a_backward(strategy, rng, monkeypatch):
         tracemalloc.stop()
     np.testing.assert_array_equal(out, expected)
     assert peak <= out.nbytes + w.nbytes + 64 * 1024, (peak, out.nbytes)
+
+
+@pytest.mark.parametrize("budget", [None, 2000])
+@pytest.mark.parametrize("strategy", ["im2col", "rows", "pointwise", "planar"])
+def test_conv2d_without_backward_equals_forward_on_any_threads(
+    strategy, budget, rng, monkeypatch, threads
+):
+    """conv2d's path that keeps nothing, in one block or many, on 1 or 2 threads: bit for
+    bit conv2d_forward's output, which the other tests hold against PyTorch."""
+    kernel = 1 if strategy == "pointwise" else 3
+    padding = 0 if strategy == "pointwise" else (1, 2)
+    x = rng.standard_normal((3, 5, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 5, kernel, kernel)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    monkeypatch.setattr(conv_module, "_strategy", lambda *args: strategy)
+    if budget is not None:
+        monkeypatch.setattr(shapes_module, "WORKSPACE_BYTES", budget)
+    expected = F.conv2d_forward(x, w, b, padding=padding, padding_mode="reflect")[0]
+    got = F.conv2d(x, w, b, padding=padding, padding_mode="reflect")
+    np.testing.assert_array_equal(got, expected)
