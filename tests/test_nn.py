@@ -261,6 +261,57 @@ def test_predict_proba_runs_forward_only(rng):
     assert all(conv._cache is None for conv in convs)
 
 
+def _branchy_model():
+    """Residual and Concat blocks whose first layers would write over a shared input."""
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, rng=0),
+        nn.BatchNorm2d(4),
+        nn.Residual(nn.Sequential(nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1, rng=1), nn.ReLU())),
+        nn.Concat(nn.Sequential(nn.ReLU()), nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())),
+        nn.ReLU(),
+        nn.Flatten(),
+    ).eval()
+
+
+@pytest.mark.parametrize("make", [_branchy_model, lambda: nn.Sequential(nn.ReLU(), nn.ReLU())])
+def test_forward_only_writes_in_place_only_over_its_own_arrays(make, rng):
+    """Inside forward_only, batch norm and ReLU write over the array the layer before
+    them made: same values bit for bit, the caller's input untouched, and shared inputs
+    of Residual and Concat branches untouched (the branches start from the caller's)."""
+    from cnnkit.nn.module import forward_only
+
+    model = make()
+    for bn in [m for _, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]:
+        bn.running_mean[:] = rng.standard_normal(4)
+        bn.running_var[:] = rng.random(4) + 0.5
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    before = x.copy()
+    expected = model(x)
+    with forward_only():
+        out = model(x)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_forward_only_runs_batch_norm_and_relu_in_place(rng):
+    """The in-place path does run (no cache kept, after a layer whose output is new) and
+    not in training mode, where batch norm must update its statistics."""
+    from cnnkit.nn.module import forward_only
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, rng=0), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    expected = model(x)
+    assert model[1]._cache is not None and model[2]._cache is not None
+    with forward_only():
+        out = model(x)
+    assert model[1]._cache is None and model[2]._cache is None
+    np.testing.assert_array_equal(out, expected)
+    model.train()
+    with forward_only():
+        model(x)
+    assert model[1]._cache is not None and int(model[1].num_batches_tracked) == 1
+
+
 def test_load_state_dict_refuses_mismatches():
     model = nn.Sequential(nn.Linear(3, 2))
     with pytest.raises(ValueError, match="missing keys"):

@@ -217,6 +217,16 @@ def batch_norm_forward(
     >>> np.allclose(dx, 0), dw, db
     (True, None, None)
     """
+    return _batch_norm_forward(
+        x, running_mean, running_var, weight, bias, training, momentum, eps, in_place=False
+    )
+
+
+def _batch_norm_forward(
+    x, running_mean, running_var, weight, bias, training, momentum, eps, *, in_place
+):
+    """:func:`batch_norm_forward`; with `in_place` (no backward follows) the output is
+    written over `x` where its dtype allows, and the cache is None."""
     x = as_float_array("x", x)
     check_ndim("x", x, (2, 4), "((N, C) or (N, C, H, W))")
     training = check_bool("training", training)
@@ -263,7 +273,8 @@ def batch_norm_forward(
     # out = x * scale + shift: two passes per block (PyTorch's form too)
     shift = -mean * scale if bias is None else bias - mean * scale
     shift = shift.astype(dtype, copy=False)
-    out4 = np.empty(x4.shape, dtype)
+    in_place = in_place and dtype == x.dtype and x.flags.writeable
+    out4 = x4 if in_place else np.empty(x4.shape, dtype)
     scale, shift = (_per_channel_operand(v, x4.shape, blocks) for v in (scale, shift))
 
     def normalise(block):
@@ -272,6 +283,8 @@ def batch_norm_forward(
         target += _column(shift, block)
 
     _threads.parallel(normalise, blocks)
+    if in_place:
+        return x, None
     cache = _BatchNormCache(x4, x.shape, mean, inv_std, weight, bias is not None, bool(training))
     return _as_input_shape(out4, x.shape), cache
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from cnnkit import _threads
 from cnnkit import functional as F
 from cnnkit._random import get_rng
 from cnnkit._validation import check_probability, check_real
@@ -20,9 +23,18 @@ class ReLU(Module):
     array([0., 2.])
     """
 
+    _output_is_new = True
+
     def forward(self, x):
         out, self._cache = F.relu_forward(x)
         return out
+
+    def _forward_in_place(self, x):
+        if not (isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.flags.writeable):
+            return self(x)
+        self._cache = None
+        _threads.elementwise(lambda block, target: np.maximum(block, 0, out=target), x, x)
+        return x
 
     def backward(self, grad_output):
         return F.relu_backward(grad_output, self._last_cache())

@@ -88,6 +88,8 @@ class Conv2d(Module):
         else:
             self.register_parameter("bias", None)
 
+    _output_is_new = True
+
     def forward(self, x):
         arguments = (
             self.weight.data,

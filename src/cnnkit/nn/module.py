@@ -136,6 +136,11 @@ class Module:
     ['factor']
     """
 
+    # Inside forward_only, Sequential lets a layer that can (`_forward_in_place`) write
+    # its output over its input when the previous layer's output is a new array nobody
+    # else holds: layers whose forward always returns one set `_output_is_new`.
+    _output_is_new = False
+
     # Set in __init__ through object.__setattr__ (this class's own __setattr__ files
     # attributes into them).
     _parameters: dict[str, Parameter | None]
@@ -188,10 +193,23 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, *inputs):
+        self._note_input(inputs)
+        return self.forward(*inputs)
+
+    def _call_in_place(self, x):
+        """:meth:`__call__` through :meth:`_forward_in_place`."""
+        self._note_input((x,))
+        return self._forward_in_place(x)
+
+    def _note_input(self, inputs) -> None:
         x = inputs[0] if len(inputs) == 1 else None
         if isinstance(x, np.ndarray) and x.ndim in (3, 4):
             object.__setattr__(self, "last_input_shape", tuple(int(s) for s in x.shape[-3:]))
-        return self.forward(*inputs)
+
+    def _forward_in_place(self, x):
+        """The forward, written over `x` where the layer can (else a new array), keeping
+        no cache; only called inside :func:`forward_only` on an array nobody else holds."""
+        return self(x)
 
     def _last_cache(self):
         """The cache of the last forward; backward before any forward is an error."""
@@ -384,11 +402,22 @@ class Sequential(Module):
 
     def forward(self, x):
         shape = getattr(x, "shape", None)
+        reuse = not backward_follows()
+        owned = False  # whether x is an array only this loop holds (never the caller's)
         for name, layer in self._modules.items():
             try:
-                x = layer(x)
+                out = layer._call_in_place(x) if owned else layer(x)
             except (ValueError, TypeError, RuntimeError) as error:
                 raise _in_layer(error, name, layer, shape) from error
+            owned = reuse and (
+                (owned and out is x)
+                or (
+                    layer._output_is_new
+                    and isinstance(out, np.ndarray)
+                    and not np.may_share_memory(out, x)
+                )
+            )
+            x = out
         return x
 
     def backward(self, grad_output):

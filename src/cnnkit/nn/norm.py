@@ -6,6 +6,7 @@ import numpy as np
 
 from cnnkit import functional as F
 from cnnkit._validation import as_float_array, check_ndim, check_positive_int, check_real
+from cnnkit.functional.norm import _batch_norm_forward
 from cnnkit.nn.module import Module, Parameter
 
 __all__ = ["BatchNorm2d"]
@@ -55,6 +56,8 @@ class BatchNorm2d(Module):
         self.register_buffer("running_var", np.ones(self.num_features, dtype=np.float32))
         self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
 
+    _output_is_new = True
+
     def forward(self, x):
         x = as_float_array("x", x)
         check_ndim("x", x, (4,), "(N, C, H, W)")
@@ -71,6 +74,13 @@ class BatchNorm2d(Module):
         if self.training:
             self.num_batches_tracked += 1
         return out
+
+    def _forward_in_place(self, x):
+        if self.training or not isinstance(x, np.ndarray) or x.ndim != 4:
+            return self(x)
+        self._cache = None
+        statistics = (self.running_mean, self.running_var, self.weight.data, self.bias.data)
+        return _batch_norm_forward(x, *statistics, False, self.momentum, self.eps, in_place=True)[0]
 
     def backward(self, grad_output):
         grad_x, grad_weight, grad_bias = F.batch_norm_backward(grad_output, self._last_cache())
