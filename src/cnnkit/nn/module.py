@@ -20,8 +20,10 @@ def forward_only():
     """Forwards in the block are for prediction: no backward pass will follow them.
 
     Layers whose cache costs memory (the windows and padded copy a convolution keeps)
-    skip it; calling their backward after such a forward is an error. Results are the
-    same bit for bit. Used by :func:`cnnkit.train.predict_proba` and ``evaluate``.
+    skip it; calling their backward after such a forward is an error. In a
+    :class:`Sequential`, batch norm (evaluating) and ReLU write their output over the
+    array the layer before them made, never over the caller's. Results are the same bit
+    for bit. Used by :func:`cnnkit.train.predict_proba` and ``evaluate``.
     """
     token = _backward_follows.set(False)
     try:
